@@ -1,0 +1,184 @@
+/**
+ * Low-level scanners shared by the URI and header parsers (RFC 3261 §25). They work on
+ * strings, respect quoted strings (with backslash escapes) and angle brackets, and never
+ * allocate more than the pieces they return.
+ */
+
+import { SipParseError } from '../errors.js';
+
+const TOKEN_CHARS = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+
+/** RFC 3261 §25.1 token. */
+export function isToken(value: string): boolean {
+  return TOKEN_CHARS.test(value);
+}
+
+/**
+ * Split a header value on commas that are not inside a quoted string or `<...>`
+ * (RFC 3261 §7.3.1: a header with a comma-separated list is equivalent to several headers).
+ */
+export function splitTopLevel(value: string, separator = ','): string[] {
+  const parts: string[] = [];
+  let depthAngle = 0;
+  let inQuotes = false;
+  let start = 0;
+  const sep = separator.charCodeAt(0);
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (inQuotes) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inQuotes = false;
+    } else if (c === 34) inQuotes = true;
+    else if (c === 60 /* < */) depthAngle++;
+    else if (c === 62 /* > */) depthAngle = Math.max(0, depthAngle - 1);
+    else if (c === sep && depthAngle === 0) {
+      parts.push(value.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  if (inQuotes) throw new SipParseError('Unterminated quoted string', value.slice(0, 60));
+  parts.push(value.slice(start).trim());
+  return parts.filter((p) => p.length > 0);
+}
+
+/** Remove surrounding quotes and backslash escapes (RFC 3261 §25.1 quoted-pair). */
+export function unquote(value: string): string {
+  if (value.length < 2 || value.charCodeAt(0) !== 34 || value.charCodeAt(value.length - 1) !== 34) return value;
+  const inner = value.slice(1, -1);
+  if (!inner.includes('\\')) return inner;
+  return inner.replace(/\\(.)/g, '$1');
+}
+
+export function quote(value: string): string {
+  return `"${value.replace(/(["\\])/g, '\\$1')}"`;
+}
+
+/**
+ * An ordered, case-insensitive parameter list (`;name=value` or `;name`). Values are kept
+ * exactly as written (including quotes and %-escapes) so a forwarded message is byte-exact;
+ * use `get` for the raw value and `unquoted` when the value may be a quoted-string.
+ */
+export class Params {
+  private readonly entries: Array<[string, string | null]>;
+
+  constructor(entries: Array<[string, string | null]> = []) {
+    this.entries = entries;
+  }
+
+  static parse(text: string, separator = ';'): Params {
+    const entries: Array<[string, string | null]> = [];
+    if (text.length === 0) return new Params(entries);
+    for (const part of splitTopLevel(text, separator)) {
+      const eq = part.indexOf('=');
+      if (eq === -1) entries.push([part.trim(), null]);
+      else {
+        const name = part.slice(0, eq).trim();
+        if (name.length === 0) throw new SipParseError('Malformed parameter', part);
+        entries.push([name, part.slice(eq + 1).trim()]);
+      }
+    }
+    return new Params(entries);
+  }
+
+  private index(name: string): number {
+    const lname = name.toLowerCase();
+    for (let i = 0; i < this.entries.length; i++) {
+      if (this.entries[i][0].toLowerCase() === lname) return i;
+    }
+    return -1;
+  }
+
+  has(name: string): boolean {
+    return this.index(name) !== -1;
+  }
+
+  /** Raw value; `null` for a flag parameter (`;lr`), `undefined` when absent. */
+  get(name: string): string | null | undefined {
+    const i = this.index(name);
+    return i === -1 ? undefined : this.entries[i][1];
+  }
+
+  unquoted(name: string): string | undefined {
+    const value = this.get(name);
+    return value == null ? undefined : unquote(value);
+  }
+
+  /** Number of times `name` occurs (duplicate params are an error in some headers). */
+  count(name: string): number {
+    const lname = name.toLowerCase();
+    let n = 0;
+    for (const [k] of this.entries) if (k.toLowerCase() === lname) n++;
+    return n;
+  }
+
+  set(name: string, value: string | null): this {
+    const i = this.index(name);
+    if (i === -1) this.entries.push([name, value]);
+    else this.entries[i] = [this.entries[i][0], value];
+    return this;
+  }
+
+  delete(name: string): boolean {
+    const i = this.index(name);
+    if (i === -1) return false;
+    this.entries.splice(i, 1);
+    return true;
+  }
+
+  /** Remove every parameter whose lower-cased name satisfies `predicate`. */
+  deleteWhere(predicate: (lowerName: string) => boolean): number {
+    let removed = 0;
+    for (let i = this.entries.length - 1; i >= 0; i--) {
+      if (predicate(this.entries[i][0].toLowerCase())) {
+        this.entries.splice(i, 1);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  names(): string[] {
+    return this.entries.map(([k]) => k);
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  clone(): Params {
+    return new Params(this.entries.map(([k, v]) => [k, v]));
+  }
+
+  /** `;a=1;b` (leading separator included when non-empty). */
+  toString(separator = ';'): string {
+    let out = '';
+    for (const [k, v] of this.entries) out += v === null ? `${separator}${k}` : `${separator}${k}=${v}`;
+    return out;
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string | null]> {
+    return this.entries[Symbol.iterator]();
+  }
+}
+
+/** Decode RFC 3261 %HH escapes; malformed escapes are a parse error. */
+export function unescapePercent(value: string): string {
+  if (!value.includes('%')) return value;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    // decodeURIComponent rejects escapes that are not UTF-8; fall back to byte-wise latin1.
+    if (/%(?![0-9A-Fa-f]{2})/.test(value)) throw new SipParseError('Malformed %-escape', value.slice(0, 60));
+    return value.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  }
+}
+
+/** Escape everything outside RFC 3261 `unreserved` plus the given extra allowed characters. */
+export function escapePercent(value: string, allowed: string): string {
+  let out = '';
+  for (const ch of value) {
+    if (/[A-Za-z0-9\-_.!~*'()]/.test(ch) || allowed.includes(ch)) out += ch;
+    else for (const b of Buffer.from(ch, 'utf8')) out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
