@@ -111,7 +111,7 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
   }
 
   if (message instanceof SipRequest) checkRequest(message);
-  else checkResponse(message);
+  else checkResponse(message as SipResponse);
   return message;
 }
 
