@@ -1,0 +1,330 @@
+/**
+ * The transaction layer (RFC 3261 §17) sitting on the transports (§18): parses inbound
+ * bytes, stamps received/rport on requests (§18.2.1, RFC 3581), matches requests and
+ * responses to transactions (§17.1.3, §17.2.3, with the RFC 2543 fallback), absorbs
+ * retransmissions, and hands new requests, CANCELs, 2xx-ACKs and stray responses to the
+ * core above it. It also sends: through client transactions or statelessly.
+ */
+
+import { type SipParseError, TransportError, isSipError } from '../errors.js';
+import { createResponse } from '../message/factory.js';
+import { Via } from '../message/headers.js';
+import { type SipMessage, SipRequest, type SipResponse, header } from '../message/message.js';
+import { type AnswerableParseError, type ParseLimits, parseMessage } from '../message/parser.js';
+import type { Flow, InboundMessage, Transport, TransportEvents, TransportProtocol } from '../transport/types.js';
+import { VIA_TRANSPORT } from '../transport/types.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import { newBranch } from '../util/random.js';
+import {
+  type ClientTransaction,
+  type ClientTransactionUser,
+  InviteClientTransaction,
+  NonInviteClientTransaction,
+  clientKey,
+} from './client-transactions.js';
+import {
+  InviteServerTransaction,
+  NonInviteServerTransaction,
+  type ServerTransaction,
+  type ServerTransactionUser,
+} from './server-transactions.js';
+import { DEFAULT_TIMERS, type TimerConfig } from './timers.js';
+import type { Destination, Transaction, TransactionContext, TransactionSender } from './transaction.js';
+
+/** What the core (registrar, proxy, UA) implements. */
+export interface TransactionLayerUser {
+  /** A new request (not ACK, not CANCEL) with its server transaction. */
+  onRequest(request: SipRequest, transaction: ServerTransaction, flow: Flow): void;
+  /** A CANCEL (§9.2): `invite` is the INVITE server transaction it targets, if any. */
+  onCancel(cancel: SipRequest, transaction: ServerTransaction, invite: InviteServerTransaction | undefined, flow: Flow): void;
+  /** An ACK that matched no transaction: the ACK for a 2xx (end to end). */
+  onAck(ack: SipRequest, flow: Flow): void;
+  /** A response that matched no client transaction (§17.1.3; a proxy forwards it, §16.11). */
+  onStrayResponse?(response: SipResponse, flow: Flow): void;
+  onFlowClosed?(flow: Flow): void;
+  /** Malformed input (after a 400 was sent when possible). */
+  onParseError?(error: unknown, flow: Flow, answered: boolean): void;
+  onWarning?(warning: { code: string; message: string; flow?: Flow }): void;
+}
+
+export interface TransactionLayerOptions {
+  clock?: Clock;
+  timers?: Partial<TimerConfig>;
+  limits?: Partial<ParseLimits>;
+  /** Host written in Via/Record-Route when a transport is bound to a wildcard address. */
+  advertisedHost?: string;
+}
+
+export type TransportFactory = (events: TransportEvents) => Transport;
+
+export class TransactionLayer implements TransactionSender {
+  readonly clock: Clock;
+  readonly timers: TimerConfig;
+  private readonly limits: Partial<ParseLimits> | undefined;
+  private readonly advertisedHost: string | undefined;
+  private readonly transports: Transport[] = [];
+  private readonly serverTransactions = new Map<string, ServerTransaction>();
+  private readonly clientTransactions = new Map<string, ClientTransaction>();
+  private readonly ctx: TransactionContext;
+  user: TransactionLayerUser;
+
+  constructor(user: TransactionLayerUser, options: TransactionLayerOptions = {}) {
+    this.user = user;
+    this.clock = options.clock ?? systemClock;
+    this.timers = { ...DEFAULT_TIMERS, ...options.timers };
+    this.limits = options.limits;
+    this.advertisedHost = options.advertisedHost;
+    this.ctx = { clock: this.clock, timers: this.timers, sender: this };
+  }
+
+  /** Attach a transport; the factory receives the layer's event handlers. */
+  addTransport(factory: TransportFactory): Transport {
+    const transport = factory({
+      onMessage: (message) => this.receive(message),
+      onFlowClosed: (flow) => this.user.onFlowClosed?.(flow),
+      onWarning: (warning) => this.user.onWarning?.(warning),
+    });
+    this.transports.push(transport);
+    return transport;
+  }
+
+  get listeners(): readonly Transport[] {
+    return this.transports;
+  }
+
+  transportFor(protocol: TransportProtocol, family?: 4 | 6): Transport | undefined {
+    let fallback: Transport | undefined;
+    for (const t of this.transports) {
+      if (t.protocol !== protocol) continue;
+      const isV6 = t.localAddress.includes(':');
+      if (family === undefined || (family === 6) === isV6) return t;
+      fallback ??= t;
+    }
+    return fallback;
+  }
+
+  /** The host:port this node writes into Via / Record-Route for a transport. */
+  sentBy(transport: Transport): { host: string; port: number } {
+    let host = transport.localAddress;
+    if (host === '0.0.0.0' || host === '::') host = this.advertisedHost ?? '127.0.0.1';
+    if (host.includes(':') && !host.startsWith('[')) host = `[${host}]`;
+    return { host, port: transport.localPort };
+  }
+
+  get serverTransactionCount(): number {
+    return this.serverTransactions.size;
+  }
+
+  get clientTransactionCount(): number {
+    return this.clientTransactions.size;
+  }
+
+  // ----- inbound -------------------------------------------------------------------------
+
+  receive({ data, flow }: InboundMessage): void {
+    let message: SipMessage;
+    try {
+      message = parseMessage(data, { stream: flow.protocol === 'tcp' || flow.protocol === 'tls', limits: this.limits });
+    } catch (error) {
+      this.rejectMalformed(error, flow);
+      return;
+    }
+    if (message instanceof SipRequest) this.receiveRequest(message, flow);
+    else this.receiveResponse(message as SipResponse, flow);
+  }
+
+  private rejectMalformed(error: unknown, flow: Flow): void {
+    let answered = false;
+    const partial = (error as AnswerableParseError).request;
+    if (isSipError(error) && partial && partial.method !== 'ACK') {
+      try {
+        const reason = (error as SipParseError).reason ?? 'Bad Request';
+        const response = createResponse(partial, error.code === 'SIP_ERR_LIMIT' ? 513 : 400, { reason: sanitizeReason(reason) });
+        this.stampVia(partial, flow);
+        void this.send(response.toBuffer(), this.responseDestination(partial, flow)).catch(() => undefined);
+        answered = true;
+      } catch {
+        // Not enough of the request was readable to answer: drop it (§16.3, §18.3).
+      }
+    }
+    this.user.onParseError?.(error, flow, answered);
+  }
+
+  private receiveRequest(request: SipRequest, flow: Flow): void {
+    const top = request.via;
+    const key = serverKey(request, top);
+    this.stampVia(request, flow);
+
+    const existing = this.serverTransactions.get(key);
+    if (existing) {
+      existing.receiveRequest(request);
+      return;
+    }
+    if (request.method === 'ACK') {
+      // Either absorbed above (non-2xx ACK) or end to end (2xx ACK, §17.1.1.3 / RFC 6026).
+      this.user.onAck(request, flow);
+      return;
+    }
+    const destination = this.responseDestination(request, flow);
+    const noUser: ServerTransactionUser = {};
+    if (request.method === 'INVITE') {
+      const tx = new InviteServerTransaction(key, request, destination, this.ctx, noUser);
+      this.serverTransactions.set(key, tx);
+      this.user.onRequest(request, tx, flow);
+      return;
+    }
+    const tx = new NonInviteServerTransaction(key, request, destination, this.ctx, noUser);
+    this.serverTransactions.set(key, tx);
+    if (request.method === 'CANCEL') {
+      // §9.2: the CANCEL matches the INVITE transaction with the same key but method INVITE.
+      const invite = this.serverTransactions.get(serverKey(request, top, 'INVITE'));
+      this.user.onCancel(request, tx, invite instanceof InviteServerTransaction ? invite : undefined, flow);
+      return;
+    }
+    this.user.onRequest(request, tx, flow);
+  }
+
+  private receiveResponse(response: SipResponse, flow: Flow): void {
+    const branch = response.via.branch;
+    const tx = branch ? this.clientTransactions.get(clientKey(branch, response.cseq.method)) : undefined;
+    if (tx) tx.receiveResponse(response);
+    else this.user.onStrayResponse?.(response, flow);
+  }
+
+  /**
+   * §18.2.1: add `received` when the sent-by host differs from the source address;
+   * RFC 3581 §4: fill an empty `rport` with the source port (and then always add received).
+   */
+  private stampVia(request: SipRequest, flow: Flow): void {
+    const top = request.via;
+    const wantsRport = top.params.has('rport');
+    const sentByHost = top.host.startsWith('[') ? top.host.slice(1, -1) : top.host;
+    if (!wantsRport && sentByHost === flow.remoteAddress) return;
+    const via = top.clone();
+    via.params.set('received', flow.remoteAddress);
+    if (wantsRport) via.params.set('rport', String(flow.remotePort));
+    replaceTopVia(request, via);
+  }
+
+  /** §18.2.2 with RFC 3581: where responses to this request go. */
+  responseDestination(request: SipRequest, flow: Flow): Destination {
+    if (flow.protocol !== 'udp') {
+      return { protocol: flow.protocol, address: flow.remoteAddress, port: flow.remotePort, connectionId: flow.connectionId };
+    }
+    const via = request.via;
+    const rport = via.rport;
+    const port = typeof rport === 'number' ? rport : (via.port ?? 5060);
+    const address = via.received ?? flow.remoteAddress;
+    return { protocol: 'udp', address, port };
+  }
+
+  // ----- outbound ------------------------------------------------------------------------
+
+  /**
+   * Send a request through a new client transaction. A top Via with a fresh branch is
+   * added (RFC 3261 §8.1.1.7, §16.6 step 8) for the transport that will carry it.
+   */
+  request(request: SipRequest, destination: Destination, user: ClientTransactionUser, branch = newBranch()): ClientTransaction {
+    const transport = this.requireTransport(destination);
+    this.addVia(request, transport, branch);
+    const tx =
+      request.method === 'INVITE'
+        ? new InviteClientTransaction(request, branch, destination, this.ctx, user)
+        : new NonInviteClientTransaction(request, branch, destination, this.ctx, user);
+    this.clientTransactions.set(tx.key, tx);
+    tx.start();
+    return tx;
+  }
+
+  /**
+   * §9.1: CANCEL a pending INVITE client transaction. Sent once a provisional response has
+   * arrived (deferred until then); `extraHeaders` carries e.g. an RFC 3326 Reason.
+   */
+  cancel(invite: InviteClientTransaction, extraHeaders: Array<[string, string]> = [], user: ClientTransactionUser = { onResponse() {} }): boolean {
+    return invite.whenCancellable((tx) => {
+      const inv = tx.request;
+      const headers = [
+        header('Via', inv.values('via')[0]),
+        header('Max-Forwards', '70'),
+        header('From', inv.get('from') ?? ''),
+        header('To', inv.get('to') ?? ''),
+        header('Call-ID', inv.callId),
+        header('CSeq', `${inv.cseq.seq} CANCEL`),
+      ];
+      for (const route of inv.getAll('route')) headers.push(header('Route', route));
+      for (const [name, value] of extraHeaders) headers.push(header(name, value));
+      const cancel = new SipRequest('CANCEL', inv.uriText, headers);
+      const ctx = new NonInviteClientTransaction(cancel, tx.branch, tx.destination, this.ctx, user);
+      this.clientTransactions.set(ctx.key, ctx);
+      ctx.start();
+    });
+  }
+
+  /** Send without a transaction (ACK for 2xx, forwarded responses, §16.7 step 10). */
+  sendStateless(message: SipMessage, destination: Destination): Promise<string | undefined> {
+    return this.send(message.toBuffer(), destination);
+  }
+
+  /** Add a Via for the given destination's transport (stateless forwarding). */
+  addVia(request: SipRequest, transport: Transport, branch: string): void {
+    const { host, port } = this.sentBy(transport);
+    const value = `SIP/2.0/${VIA_TRANSPORT[transport.protocol]} ${host}:${port};branch=${branch};rport`;
+    request.prepend('Via', value);
+  }
+
+  requireTransport(destination: Destination): Transport {
+    const family = destination.address.includes(':') ? 6 : 4;
+    const transport = this.transportFor(destination.protocol, family);
+    if (!transport) throw new TransportError(`No ${destination.protocol} transport configured`);
+    return transport;
+  }
+
+  async send(data: Buffer, destination: Destination): Promise<string | undefined> {
+    const transport = this.requireTransport(destination);
+    const flow = await transport.send(
+      { address: destination.address, port: destination.port, connectionId: destination.connectionId, serverName: destination.serverName },
+      data,
+    );
+    return flow.connectionId;
+  }
+
+  release(transaction: Transaction): void {
+    if (this.serverTransactions.get(transaction.key) === transaction) this.serverTransactions.delete(transaction.key);
+    else if (this.clientTransactions.get(transaction.key) === transaction) this.clientTransactions.delete(transaction.key);
+  }
+
+  async listen(): Promise<void> {
+    for (const t of this.transports) await t.listen();
+  }
+
+  async close(): Promise<void> {
+    for (const tx of [...this.serverTransactions.values(), ...this.clientTransactions.values()]) tx.terminate();
+    await Promise.all(this.transports.map((t) => t.close()));
+  }
+}
+
+/**
+ * §17.2.3: with the magic cookie, match on branch + sent-by + method (ACK matches INVITE).
+ * Without it (RFC 2543 peers), fall back to Request-URI, From tag, Call-ID, CSeq number and
+ * top Via.
+ */
+export function serverKey(request: SipRequest, top: Via, methodOverride?: string): string {
+  const method = methodOverride ?? (request.method === 'ACK' ? 'INVITE' : request.method);
+  const branch = top.branch;
+  if (branch && branch.startsWith('z9hG4bK')) {
+    return `${branch}|${top.host.toLowerCase()}:${top.port ?? ''}|${method}`;
+  }
+  const viaText = `${top.transport} ${top.host}:${top.port ?? ''};${branch ?? ''}`;
+  return `2543|${request.uriText}|${request.from.tag ?? ''}|${request.callId}|${request.cseq.seq}|${viaText}|${method}`;
+}
+
+/** Replace the first Via element, keeping any other Via values on that line. */
+export function replaceTopVia(message: SipMessage, via: Via): void {
+  message.removeFirstValue('via');
+  message.prepend('Via', via.toString());
+}
+
+/** Reason phrases must be TEXT-UTF8 without CR/LF (§25.1). */
+function sanitizeReason(reason: string): string {
+  return reason.replace(/[\r\n]+/g, ' ').slice(0, 120);
+}
