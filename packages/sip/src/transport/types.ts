@@ -47,6 +47,12 @@ export interface SendTarget {
   readonly connectionId?: string;
   /** For tls/wss when a new connection must be opened: server name to verify. */
   readonly serverName?: string;
+  /**
+   * Only use the connection named by `connectionId`; reject with TransportError instead of
+   * opening a new connection when it is gone (a request to a device behind NAT, RFC 5626
+   * §5.3). Ignored by udp.
+   */
+  readonly connectionOnly?: boolean;
 }
 
 export interface InboundMessage {

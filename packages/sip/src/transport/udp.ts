@@ -1,0 +1,202 @@
+/**
+ * SIP over UDP (RFC 3261 §18): one datagram is one message. The socket family follows the
+ * bind address (udp6 for IPv6 addresses, udp4 otherwise). Datagrams that are only CRLFs are
+ * keep-alives and dropped; STUN Binding requests on the SIP port (RFC 5626 §4.4.2 / §8.4
+ * keep-alive for UDP flows) are answered with the reflexive address.
+ */
+
+import { createSocket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { isIPv4, isIPv6 } from 'node:net';
+import { TransportError, TransportListenError } from '../errors.js';
+import { normalizeAddress } from './connection-table.js';
+import { errorText, hostPort } from './connection-transport.js';
+import { isCrlfOnly } from './stream-framer.js';
+import { stunBindingResponse } from './stun.js';
+import type { Flow, SendTarget, Transport, TransportEvents } from './types.js';
+
+export const DEFAULT_UDP_MAX_MESSAGE_BYTES = 65_535;
+export const DEFAULT_UDP_BUFFER_BYTES = 4 * 1024 * 1024;
+
+export interface UdpTransportOptions {
+  /** "0.0.0.0", "::", "127.0.0.1", "::1", ... */
+  address: string;
+  /** 0 picks a free port (see `localPort` after `listen`). */
+  port: number;
+  /** Larger datagrams are dropped with a warning. Default 65535. */
+  maxMessageBytes?: number;
+  /** SO_RCVBUF. Default 4 MiB (the kernel may cap it: net.core.rmem_max). */
+  recvBufferSize?: number;
+  /** SO_SNDBUF. Default 4 MiB (the kernel may cap it: net.core.wmem_max). */
+  sendBufferSize?: number;
+  /** Answer STUN Binding requests (RFC 5626 keep-alive). Default true. */
+  answerStun?: boolean;
+}
+
+export class UdpTransport implements Transport {
+  readonly protocol = 'udp' as const;
+  readonly reliable = false;
+  private socket: Socket | undefined;
+  private boundAddress: string;
+  private boundPort: number;
+  private closed = false;
+  private closePromise: Promise<void> | undefined;
+  private readonly maxMessageBytes: number;
+  private readonly ipv6: boolean;
+
+  constructor(
+    private readonly options: UdpTransportOptions,
+    private readonly events: TransportEvents,
+  ) {
+    this.boundAddress = options.address;
+    this.boundPort = options.port;
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_UDP_MAX_MESSAGE_BYTES;
+    this.ipv6 = isIPv6(normalizeBracketed(options.address));
+  }
+
+  get localAddress(): string {
+    return this.boundAddress;
+  }
+
+  get localPort(): number {
+    return this.boundPort;
+  }
+
+  /** The SO_RCVBUF / SO_SNDBUF the kernel actually granted (after listen). */
+  get bufferSizes(): { recv: number; send: number } | undefined {
+    if (!this.socket) return undefined;
+    try {
+      return { recv: this.socket.getRecvBufferSize(), send: this.socket.getSendBufferSize() };
+    } catch {
+      return undefined;
+    }
+  }
+
+  hasConnection(): boolean {
+    return false;
+  }
+
+  async listen(): Promise<void> {
+    if (this.closed) throw new TransportError('udp transport is closed');
+    if (this.socket) return;
+    const address = normalizeBracketed(this.options.address);
+    const socket = createSocket({ type: this.ipv6 ? 'udp6' : 'udp4' });
+    let listening = false;
+    await new Promise<void>((resolve, reject) => {
+      socket.on('error', (err) => {
+        if (!listening) {
+          reject(new TransportListenError(`udp: cannot listen on ${hostPort(address, this.options.port)}: ${errorText(err)}`, { cause: err }));
+          socket.close();
+        } else {
+          this.warn('TRANSPORT_SOCKET_ERROR', `udp: ${errorText(err)}`);
+        }
+      });
+      try {
+        socket.bind({ address, port: this.options.port, exclusive: true }, () => {
+          listening = true;
+          resolve();
+        });
+      } catch (err) {
+        reject(new TransportListenError(`udp: cannot listen on ${hostPort(address, this.options.port)}: ${errorText(err)}`, { cause: err }));
+      }
+    });
+    this.setBuffers(socket);
+    socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
+    const bound = socket.address();
+    this.boundAddress = bound.address;
+    this.boundPort = bound.port;
+    this.socket = socket;
+  }
+
+  send(target: SendTarget, data: Buffer): Promise<Flow> {
+    const socket = this.socket;
+    if (this.closed || !socket) return Promise.reject(new TransportError(`udp transport is ${this.closed ? 'closed' : 'not listening'}`));
+    let address = normalizeAddress(target.address);
+    if (isIPv6(address) && !this.ipv6) {
+      return Promise.reject(new TransportError(`udp: cannot send to IPv6 ${address} from an IPv4 socket`));
+    }
+    if (isIPv4(address) && this.ipv6) address = `::ffff:${address}`; // dual-stack socket
+    const flow: Flow = {
+      protocol: 'udp',
+      localAddress: normalizeAddress(this.boundAddress),
+      localPort: this.boundPort,
+      remoteAddress: normalizeAddress(target.address),
+      remotePort: target.port,
+    };
+    return new Promise<Flow>((resolve, reject) => {
+      try {
+        socket.send(data, target.port, address, (err) => {
+          if (err) reject(new TransportError(`udp send to ${hostPort(target.address, target.port)} failed: ${errorText(err)}`, { cause: err }));
+          else resolve(flow);
+        });
+      } catch (err) {
+        reject(new TransportError(`udp send to ${hostPort(target.address, target.port)} failed: ${errorText(err)}`, { cause: err }));
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    this.closePromise ??= new Promise<void>((resolve) => {
+      this.closed = true;
+      const socket = this.socket;
+      this.socket = undefined;
+      if (!socket) return resolve();
+      try {
+        socket.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    });
+    return this.closePromise;
+  }
+
+  private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.closed) return;
+    const flow: Flow = {
+      protocol: 'udp',
+      localAddress: normalizeAddress(this.boundAddress),
+      localPort: this.boundPort,
+      remoteAddress: normalizeAddress(rinfo.address),
+      remotePort: rinfo.port,
+    };
+    if (msg.length > this.maxMessageBytes) {
+      this.warn('TRANSPORT_OVERSIZED', `udp: dropped ${msg.length}-byte datagram (limit ${this.maxMessageBytes})`, flow);
+      return;
+    }
+    if (isCrlfOnly(msg)) return; // keep-alive
+    if (msg.length > 0 && msg[0] < 2) {
+      // Not SIP (a start line is text): a STUN message or junk.
+      const response = this.options.answerStun === false ? undefined : stunBindingResponse(msg, rinfo.address, rinfo.port);
+      if (response) this.socket?.send(response, rinfo.port, rinfo.address, () => {});
+      return;
+    }
+    try {
+      this.events.onMessage({ data: msg, flow });
+    } catch (err) {
+      this.warn('TRANSPORT_HANDLER_ERROR', `onMessage threw: ${errorText(err)}`, flow);
+    }
+  }
+
+  private setBuffers(socket: Socket): void {
+    const recv = this.options.recvBufferSize ?? DEFAULT_UDP_BUFFER_BYTES;
+    const send = this.options.sendBufferSize ?? DEFAULT_UDP_BUFFER_BYTES;
+    try {
+      if (recv > 0) socket.setRecvBufferSize(recv);
+      if (send > 0) socket.setSendBufferSize(send);
+    } catch (err) {
+      this.warn('TRANSPORT_BUFFER_SIZE', `udp: cannot set socket buffer sizes: ${errorText(err)}`);
+    }
+  }
+
+  private warn(code: string, message: string, flow?: Flow): void {
+    try {
+      this.events.onWarning?.(flow ? { code, message, flow } : { code, message });
+    } catch {
+      /* a throwing logger must not take the socket down */
+    }
+  }
+}
+
+function normalizeBracketed(address: string): string {
+  return address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+}
