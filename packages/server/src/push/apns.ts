@@ -1,0 +1,746 @@
+/**
+ * APNs provider on node:http2 (token auth with jose ES256, or TLS client certificates).
+ *
+ * Design (shared/reference/push-protocols.md §1, §4):
+ *  - A small pool of HTTP/2 sessions per environment. Each session has its own semaphore:
+ *    one stream until the first response that proves the provider token valid (token auth),
+ *    then min(peer SETTINGS_MAX_CONCURRENT_STREAMS, maxStreamsPerSession).
+ *  - One provider token per process, refreshed after `tokenRefreshMs` (default 40 min).
+ *    Every session is pinned to one token; a session adopts a newer token only when it has
+ *    used its current one for ≥ 21 min, otherwise it drains and a fresh session takes the new
+ *    token. No connection ever sees two tokens within 20 minutes.
+ *  - GOAWAY: the session drains; streams above lastStreamId (and REFUSED_STREAM) were not
+ *    processed and are resent on another session. A stream that may have been processed is
+ *    never resent blindly: a connection failure before response headers gets at most one
+ *    quick retry inside the deadline (as does a 5xx), nothing else.
+ *  - Own PING with a deadline; a failed ping destroys the session.
+ *  - Every request has a deadline (the call's budget).
+ */
+
+import http2 from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import { createPrivateKey, randomUUID } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { PushClosedError, PushConfigError, PushKeyError, PushParamError } from './errors.js';
+import { makeEmitter } from './events.js';
+import type { Emit, PushHooks, PushLogger } from './events.js';
+import { encodeApns } from './payload.js';
+import type { PushPayload } from './payload.js';
+import { redactToken, systemClock } from './types.js';
+import type { ApnsEnvironment, Clock, PushBinding, PushFailure, PushOutcome, PushProvider, SendOptions, TimerHandle } from './types.js';
+
+export const APNS_ENDPOINTS: Record<ApnsEnvironment, string> = {
+  production: 'https://api.push.apple.com',
+  sandbox: 'https://api.sandbox.push.apple.com',
+};
+
+const TWENTY_ONE_MIN = 21 * 60_000;
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
+
+export interface ApnsTokenAuth {
+  kind: 'token';
+  /** The .p8 key (PKCS#8 PEM) or a KeyObject. */
+  key: string | KeyObject;
+  keyId: string;
+  teamId: string;
+}
+
+export interface ApnsCertificateAuth {
+  kind: 'certificate';
+  cert: string | Buffer;
+  key: string | Buffer;
+  passphrase?: string;
+}
+
+export interface ApnsProviderOptions {
+  auth: ApnsTokenAuth | ApnsCertificateAuth;
+  /** Override per environment (emulators, relays), e.g. https://127.0.0.1:4443. */
+  endpoints?: Partial<Record<ApnsEnvironment, string>>;
+  /** Extra CA(s) to trust (emulator / relay). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Sessions per environment (default 2). */
+  poolSize?: number;
+  /** Local cap on streams per session (default 1000). */
+  maxStreamsPerSession?: number;
+  /** VoIP apns-expiration = now + this (default 30; 0 = deliver once, don't store). */
+  voipExpirationSeconds?: number;
+  /** Alert pushes (missed call etc.) expiration = now + this (default 3600). */
+  alertExpirationSeconds?: number;
+  /** Re-mint the provider token after this age (default 40 min; must be 20–55 min). */
+  tokenRefreshMs?: number;
+  /** Default per-push deadline (default 5000 ms). */
+  requestTimeoutMs?: number;
+  /** PING interval (default 60 s; 0 disables) and its deadline (default 5 s). */
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  /** Fail-fast window after 429 TooManyRequests for that token (default 30 s, doubles on repeats, ≤ 5 min). */
+  tooManyRequestsBackoffMs?: number;
+  /** On BadDeviceToken, try the other environment once (default true). */
+  detectEnvironmentMismatch?: boolean;
+  clock?: Clock;
+  hooks?: PushHooks;
+  logger?: PushLogger;
+}
+
+/** A raw APNs request (the CLI and tests can use it directly). */
+export interface ApnsRequest {
+  token: string;
+  environment: ApnsEnvironment;
+  topic: string;
+  pushType: string;
+  priority: 1 | 5 | 10;
+  /** UNIX seconds; undefined = header omitted. */
+  expiration?: number;
+  body: string;
+  apnsId?: string;
+  collapseId?: string;
+}
+
+export type ApnsRawResult =
+  | { kind: 'response'; status: number; apnsId?: string; uniqueId?: string; reason?: string; timestamp?: number; sessionId: number; generation: number }
+  | { kind: 'timeout' }
+  | { kind: 'error'; error: string }
+  | { kind: 'closed' };
+
+/** Parse pn-param `TEAMID.bundle.voip` (or `bundle.voip` / `bundle`) into team, bundle and topics. */
+export function parseApnsParam(param: string | undefined): { teamId?: string; bundleId: string; voipTopic: string; alertTopic: string } {
+  if (!param) throw new PushParamError('APNs binding needs pn-param (TEAMID.bundle.voip)');
+  let rest = param.trim();
+  let teamId: string | undefined;
+  const dot = rest.indexOf('.');
+  if (dot > 0 && /^[A-Z0-9]{10}$/.test(rest.slice(0, dot))) {
+    teamId = rest.slice(0, dot);
+    rest = rest.slice(dot + 1);
+  }
+  const bundleId = rest.endsWith('.voip') ? rest.slice(0, -'.voip'.length) : rest;
+  if (!bundleId || !/^[A-Za-z0-9.-]+$/.test(bundleId)) throw new PushParamError(`bad APNs pn-param: ${param}`);
+  return { teamId, bundleId, voipTopic: `${bundleId}.voip`, alertTopic: bundleId };
+}
+
+interface ProviderToken {
+  jwt: string;
+  generation: number;
+  issuedAt: number;
+}
+
+/** Mints and caches the ES256 provider token (one per process, generation-guarded). */
+export class ApnsTokenMinter {
+  private cur?: ProviderToken;
+  private stale = false;
+  private minting?: Promise<ProviderToken>;
+  private generation = 0;
+  private readonly key: KeyObject;
+
+  constructor(
+    private readonly auth: ApnsTokenAuth,
+    private readonly clock: Clock,
+    private readonly refreshMs: number,
+    private readonly emit: Emit,
+  ) {
+    try {
+      this.key = typeof auth.key === 'string' ? createPrivateKey(auth.key) : auth.key;
+    } catch (e) {
+      throw new PushKeyError('cannot read the APNs .p8 key', { cause: e });
+    }
+    if (this.key.asymmetricKeyType !== 'ec') throw new PushKeyError('the APNs key must be an EC P-256 (.p8) key');
+  }
+
+  /** The current token if fresh (sync; undefined when a mint is needed). */
+  peek(): ProviderToken | undefined {
+    if (this.cur && !this.stale && this.clock.now() - this.cur.issuedAt < this.refreshMs) return this.cur;
+    return undefined;
+  }
+
+  async get(): Promise<ProviderToken> {
+    return this.peek() ?? this.mint();
+  }
+
+  /** ExpiredProviderToken seen with `generation`: re-mint unless already done. */
+  invalidate(generation: number): void {
+    if (this.cur && this.cur.generation === generation) this.stale = true;
+  }
+
+  private mint(): Promise<ProviderToken> {
+    this.minting ??= (async () => {
+      try {
+        const issuedAt = this.clock.now();
+        const jwt = await new SignJWT({ iss: this.auth.teamId, iat: Math.floor(issuedAt / 1000) })
+          .setProtectedHeader({ alg: 'ES256', kid: this.auth.keyId })
+          .sign(this.key);
+        const t = { jwt, generation: ++this.generation, issuedAt };
+        this.cur = t;
+        this.stale = false;
+        this.emit({ type: 'token_minted', provider: 'apns', generation: t.generation, issuedAt, token: redactToken(jwt) });
+        return t;
+      } finally {
+        this.minting = undefined;
+      }
+    })();
+    return this.minting;
+  }
+}
+
+interface Waiter {
+  resolve: (s: ApnsSession | null) => void;
+  timer?: TimerHandle;
+  done: boolean;
+}
+
+let sessionSeq = 0;
+
+class ApnsSession {
+  readonly id = ++sessionSeq;
+  readonly h2: ClientHttp2Session;
+  inFlight = 0;
+  authConfirmed: boolean;
+  draining = false;
+  closed = false;
+  goawayLastStreamId?: number;
+  tok?: ProviderToken;
+  tokFirstUsedAt?: number;
+  gotRemoteSettings = false;
+  private pingTimer?: TimerHandle;
+
+  constructor(
+    readonly pool: EnvPool,
+    private readonly provider: ApnsProvider,
+  ) {
+    const o = provider.opts;
+    this.authConfirmed = o.auth.kind === 'certificate';
+    const tls: http2.SecureClientSessionOptions = { settings: { enablePush: false } };
+    if (o.ca) tls.ca = o.ca;
+    if (o.auth.kind === 'certificate') {
+      tls.cert = o.auth.cert;
+      tls.key = o.auth.key;
+      if (o.auth.passphrase) tls.passphrase = o.auth.passphrase;
+    }
+    this.h2 = http2.connect(pool.url, tls);
+    this.h2.on('error', () => {});
+    this.h2.on('remoteSettings', () => {
+      this.gotRemoteSettings = true;
+      provider.pump(pool);
+    });
+    this.h2.on('goaway', (errorCode: number, lastStreamId: number, opaque?: Buffer) => {
+      this.goawayLastStreamId = lastStreamId;
+      let reason: string | undefined;
+      try {
+        if (opaque && opaque.length) reason = (JSON.parse(opaque.toString('utf8')) as { reason?: string }).reason;
+      } catch {
+        reason = opaque?.toString('utf8');
+      }
+      provider.emit({ type: 'goaway', provider: 'apns', environment: pool.env, sessionId: this.id, errorCode, lastStreamId, reason });
+      this.drain('goaway');
+    });
+    provider.live.add(this);
+    this.h2.on('close', () => {
+      this.closed = true;
+      provider.live.delete(this);
+      this.pingTimer?.cancel();
+      pool.remove(this);
+      provider.emit({ type: 'session_close', provider: 'apns', environment: pool.env, sessionId: this.id, reason: this.draining ? 'drained' : 'closed' });
+      provider.pump(pool);
+    });
+    this.h2.on('connect', () => provider.pump(pool));
+    provider.emit({ type: 'session_open', provider: 'apns', environment: pool.env, sessionId: this.id, authority: pool.url });
+    this.schedulePing();
+  }
+
+  capacity(): number {
+    if (this.draining || this.closed || this.h2.destroyed || this.h2.closed) return 0;
+    if (!this.authConfirmed || !this.gotRemoteSettings) return 1 - this.inFlight;
+    const remote = this.h2.remoteSettings?.maxConcurrentStreams ?? 100;
+    return Math.min(remote, this.provider.maxStreams) - this.inFlight;
+  }
+
+  drain(why: string): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.pool.remove(this);
+    void why;
+    if (this.inFlight === 0) this.h2.close();
+    this.provider.pump(this.pool);
+  }
+
+  release(): void {
+    this.inFlight--;
+    if (this.draining && this.inFlight === 0 && !this.h2.closed) this.h2.close();
+  }
+
+  destroy(): void {
+    this.draining = true;
+    this.pool.remove(this);
+    this.h2.destroy();
+  }
+
+  private schedulePing(): void {
+    const every = this.provider.opts.pingIntervalMs ?? 60_000;
+    if (every <= 0) return;
+    const clock = this.provider.clock;
+    this.pingTimer = clock.setTimeout(() => {
+      if (this.closed || this.h2.destroyed) return;
+      let answered = false;
+      const deadline = clock.setTimeout(() => {
+        if (answered) return;
+        this.provider.emit({ type: 'ping_failed', provider: 'apns', environment: this.pool.env, sessionId: this.id, error: 'timeout' });
+        this.destroy();
+      }, this.provider.opts.pingTimeoutMs ?? 5000);
+      try {
+        this.h2.ping((err) => {
+          answered = true;
+          deadline.cancel();
+          if (err) {
+            if (this.closed) return;
+            this.provider.emit({ type: 'ping_failed', provider: 'apns', environment: this.pool.env, sessionId: this.id, error: err.message });
+            this.destroy();
+            return;
+          }
+          this.schedulePing();
+        });
+      } catch (e) {
+        deadline.cancel();
+        if (!this.closed) this.destroy();
+        void e;
+      }
+    }, every);
+  }
+}
+
+class EnvPool {
+  readonly sessions: ApnsSession[] = [];
+  readonly waiters: Waiter[] = [];
+  constructor(
+    readonly env: ApnsEnvironment,
+    readonly url: string,
+  ) {}
+  remove(s: ApnsSession): void {
+    const i = this.sessions.indexOf(s);
+    if (i >= 0) this.sessions.splice(i, 1);
+  }
+}
+
+interface Attempt {
+  result: ApnsRawResult;
+  /** The request was certainly not processed by the server (safe to resend). */
+  unprocessed?: boolean;
+}
+
+export class ApnsProvider implements PushProvider {
+  readonly name = 'apns';
+  readonly opts: ApnsProviderOptions;
+  readonly clock: Clock;
+  readonly emit: Emit;
+  readonly maxStreams: number;
+  private readonly minter?: ApnsTokenMinter;
+  private readonly pools: Record<ApnsEnvironment, EnvPool>;
+  private readonly backoff = new Map<string, { until: number; ms: number }>();
+  private readonly learnedEnv = new Map<string, ApnsEnvironment>();
+  private isClosed = false;
+  /** Every session not yet closed (including draining ones). */
+  readonly live = new Set<ApnsSession>();
+
+  constructor(opts: ApnsProviderOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.emit = makeEmitter(opts.hooks, opts.logger);
+    this.maxStreams = opts.maxStreamsPerSession ?? 1000;
+    const refresh = opts.tokenRefreshMs ?? 40 * 60_000;
+    if (opts.auth.kind === 'token') {
+      if (refresh < 20 * 60_000 || refresh > 55 * 60_000) throw new PushConfigError('tokenRefreshMs must be between 20 and 55 minutes');
+      if (!opts.auth.keyId || !opts.auth.teamId) throw new PushConfigError('APNs token auth needs keyId and teamId');
+      this.minter = new ApnsTokenMinter(opts.auth, this.clock, refresh, this.emit);
+    }
+    this.pools = {
+      production: new EnvPool('production', opts.endpoints?.production ?? APNS_ENDPOINTS.production),
+      sandbox: new EnvPool('sandbox', opts.endpoints?.sandbox ?? APNS_ENDPOINTS.sandbox),
+    };
+  }
+
+  /** Sessions currently open (not draining) per environment. */
+  sessionCount(env: ApnsEnvironment): number {
+    return this.pools[env].sessions.length;
+  }
+
+  sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
+    return this.sendPayload(binding, payload, true, opts);
+  }
+
+  sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
+    return this.sendPayload(binding, payload, false, opts);
+  }
+
+  private async sendPayload(binding: PushBinding, payload: PushPayload, voip: boolean, opts?: SendOptions): Promise<PushOutcome> {
+    const t0 = this.clock.monotonic();
+    const fail = (error: PushFailure['error'], reason: string, extra: Partial<PushFailure> = {}): PushFailure => ({
+      ok: false, provider: 'apns', error, reason, removeBinding: false, latencyMs: this.clock.monotonic() - t0, ...extra,
+    });
+    if (this.isClosed) return fail('PUSH_CLOSED', 'provider closed');
+    let topics;
+    try {
+      topics = parseApnsParam(binding.param);
+    } catch (e) {
+      return fail('PUSH_BAD_REQUEST', (e as Error).message);
+    }
+    const encoded = encodeApns(payload, { voip });
+    if (!encoded.ok) return fail('PUSH_PAYLOAD_TOO_LARGE', `payload ${encoded.bytes} bytes > ${encoded.limit}`);
+    const token = binding.prid.toLowerCase();
+    const b = this.backoff.get(token);
+    const now = this.clock.now();
+    if (b && b.until > now) return fail('PUSH_BACKOFF', 'TooManyRequests', { retryAfterMs: b.until - now });
+    const nowSec = Math.floor(now / 1000);
+    const exp = voip ? this.opts.voipExpirationSeconds ?? 30 : this.opts.alertExpirationSeconds ?? 3600;
+    const bindingEnv = binding.environment ?? 'production';
+    const env = this.learnedEnv.get(token) ?? bindingEnv;
+    const req: ApnsRequest = {
+      token,
+      environment: env,
+      topic: voip ? topics.voipTopic : topics.alertTopic,
+      pushType: voip ? 'voip' : 'alert',
+      priority: 10,
+      expiration: exp === 0 ? 0 : nowSec + exp,
+      body: encoded.value,
+      apnsId: randomUUID(),
+    };
+    const deadlineMs = opts?.deadlineMs ?? this.opts.requestTimeoutMs ?? 5000;
+    const deadlineAt = t0 + deadlineMs;
+    const r = await this.send(req, { deadlineAt });
+    const latencyMs = () => this.clock.monotonic() - t0;
+
+    if (r.kind === 'timeout') return fail('PUSH_TIMEOUT', 'deadline exceeded');
+    if (r.kind === 'closed') return fail('PUSH_CLOSED', 'provider closed');
+    if (r.kind === 'error') return fail('PUSH_UNAVAILABLE', r.error);
+    const status = r.status;
+    const reason = r.reason ?? '';
+    if (status === 200) {
+      return { ok: true, provider: 'apns', id: r.apnsId, uniqueId: r.uniqueId, status, latencyMs: latencyMs(), environment: env };
+    }
+    switch (status) {
+      case 410: {
+        const remove = r.timestamp === undefined || binding.registeredAt < r.timestamp;
+        if (this.learnedEnv.get(token)) this.learnedEnv.delete(token);
+        return fail('PUSH_UNREGISTERED', reason || 'Unregistered', { status, removeBinding: remove });
+      }
+      case 400:
+        if (reason === 'BadDeviceToken') return this.onBadDeviceToken(binding, req, env, deadlineAt, t0);
+        if (reason === 'DeviceTokenNotForTopic') return fail('PUSH_TOKEN_NOT_FOR_TOPIC', reason, { status, removeBinding: true });
+        return fail('PUSH_BAD_REQUEST', reason, { status });
+      case 413:
+        return fail('PUSH_PAYLOAD_TOO_LARGE', reason, { status });
+      case 429:
+        if (reason === 'TooManyRequests') {
+          const prev = this.backoff.get(token);
+          const base = this.opts.tooManyRequestsBackoffMs ?? 30_000;
+          const ms = prev && prev.until + prev.ms > this.clock.now() ? Math.min(prev.ms * 2, 5 * 60_000) : base;
+          const until = this.clock.now() + ms;
+          this.backoff.set(token, { until, ms });
+          if (this.backoff.size > 10_000) this.pruneBackoff();
+          this.emit({ type: 'backoff', provider: 'apns', token: redactToken(token), untilMs: until, reason });
+          return fail('PUSH_RATE_LIMITED', reason, { status, retryAfterMs: ms });
+        }
+        return fail('PUSH_PROVIDER_AUTH', reason, { status });
+      case 403:
+        return fail('PUSH_PROVIDER_AUTH', reason, { status });
+      default:
+        if (status >= 500) return fail('PUSH_UNAVAILABLE', reason || `HTTP ${status}`, { status });
+        return fail('PUSH_BAD_REQUEST', reason || `HTTP ${status}`, { status });
+    }
+  }
+
+  private async onBadDeviceToken(binding: PushBinding, req: ApnsRequest, env: ApnsEnvironment, deadlineAt: number, t0: number): Promise<PushOutcome> {
+    const base = { ok: false as const, provider: 'apns', status: 400, reason: 'BadDeviceToken' };
+    const latency = () => this.clock.monotonic() - t0;
+    if (this.opts.detectEnvironmentMismatch === false) {
+      return { ...base, error: 'PUSH_BAD_TOKEN', removeBinding: true, latencyMs: latency() };
+    }
+    const other: ApnsEnvironment = env === 'production' ? 'sandbox' : 'production';
+    const r = await this.send({ ...req, environment: other, apnsId: randomUUID() }, { deadlineAt });
+    if (r.kind === 'response' && r.status === 200) {
+      this.learnedEnv.set(req.token, other);
+      if (this.learnedEnv.size > 10_000) this.learnedEnv.delete(this.learnedEnv.keys().next().value!);
+      this.emit({ type: 'environment_mismatch', provider: 'apns', token: redactToken(req.token), bindingEnvironment: binding.environment ?? 'production', actualEnvironment: other });
+      return { ...base, error: 'PUSH_ENVIRONMENT_MISMATCH', removeBinding: false, actualEnvironment: other, id: r.apnsId, latencyMs: latency() };
+    }
+    if (this.learnedEnv.get(req.token) === env) this.learnedEnv.delete(req.token);
+    // Remove only when the other environment also rejects the token as such.
+    const definitive = r.kind === 'response' && r.status === 400 && r.reason === 'BadDeviceToken';
+    return { ...base, error: 'PUSH_BAD_TOKEN', removeBinding: definitive, latencyMs: latency() };
+  }
+
+  private pruneBackoff(): void {
+    const now = this.clock.now();
+    for (const [k, v] of this.backoff) if (v.until + v.ms < now) this.backoff.delete(k);
+  }
+
+  /**
+   * Send one request with the resend/retry policy: unprocessed streams (GOAWAY, REFUSED_STREAM)
+   * are resent freely within the deadline; a possibly-processed connection failure or a 5xx
+   * gets one quick retry; 403 ExpiredProviderToken re-mints once.
+   */
+  async send(req: ApnsRequest, o: { deadlineAt?: number } = {}): Promise<ApnsRawResult> {
+    if (this.isClosed) return { kind: 'closed' };
+    const deadlineAt = o.deadlineAt ?? this.clock.monotonic() + (this.opts.requestTimeoutMs ?? 5000);
+    let quickRetry = true;
+    let reminted = false;
+    let resends = 0;
+    for (let attempt = 1; ; attempt++) {
+      const a = await this.attempt(req, deadlineAt, attempt);
+      const r = a.result;
+      if (r.kind === 'timeout' || r.kind === 'closed') return r;
+      if (r.kind === 'error') {
+        if (a.unprocessed && resends++ < 8) {
+          this.emit({ type: 'retry', provider: 'apns', token: redactToken(req.token), id: req.apnsId, cause: 'unprocessed' });
+          continue;
+        }
+        if (quickRetry) {
+          quickRetry = false;
+          this.emit({ type: 'retry', provider: 'apns', token: redactToken(req.token), id: req.apnsId, cause: 'connection' });
+          continue;
+        }
+        return r;
+      }
+      if (r.status === 403 && r.reason === 'ExpiredProviderToken' && this.minter && !reminted) {
+        reminted = true;
+        this.minter.invalidate(r.generation);
+        this.emit({ type: 'retry', provider: 'apns', token: redactToken(req.token), id: req.apnsId, cause: 'provider_token' });
+        continue;
+      }
+      if (r.status >= 500 && quickRetry) {
+        quickRetry = false;
+        this.emit({ type: 'retry', provider: 'apns', token: redactToken(req.token), id: req.apnsId, cause: 'server_error' });
+        continue;
+      }
+      return r;
+    }
+  }
+
+  private async attempt(req: ApnsRequest, deadlineAt: number, attempt: number): Promise<Attempt> {
+    const pool = this.pools[req.environment];
+    if (this.minter) await this.minter.get();
+    const remaining = deadlineAt - this.clock.monotonic();
+    if (remaining <= 0) return { result: { kind: 'timeout' } };
+    const session = await this.acquire(pool, deadlineAt);
+    if (this.isClosed) {
+      session?.release();
+      return { result: { kind: 'closed' } };
+    }
+    if (!session) return { result: { kind: 'timeout' } };
+    return this.stream(session, req, deadlineAt, attempt);
+  }
+
+  private stream(session: ApnsSession, req: ApnsRequest, deadlineAt: number, attempt: number): Promise<Attempt> {
+    const t0 = this.clock.monotonic();
+    const headers: OutgoingHttpHeaders = {
+      ':method': 'POST',
+      ':path': `/3/device/${req.token}`,
+      'apns-push-type': req.pushType,
+      'apns-topic': req.topic,
+      'apns-priority': String(req.priority),
+      'content-type': 'application/json',
+    };
+    if (req.expiration !== undefined) headers['apns-expiration'] = String(req.expiration);
+    if (req.apnsId) headers['apns-id'] = req.apnsId;
+    if (req.collapseId) headers['apns-collapse-id'] = req.collapseId;
+    const generation = session.tok?.generation ?? 0;
+    if (session.tok) {
+      headers.authorization = `bearer ${session.tok.jwt}`;
+      session.tokFirstUsedAt ??= this.clock.now();
+    }
+    (headers as Record<symbol, unknown>)[http2.sensitiveHeaders] = ['authorization', ':path'];
+    const redacted = redactToken(req.token);
+    this.emit({ type: 'request', provider: 'apns', token: redacted, id: req.apnsId, attempt, environment: req.environment, sessionId: session.id });
+
+    return new Promise<Attempt>((resolve) => {
+      let settled = false;
+      let stream: ClientHttp2Stream | undefined;
+      let timer: TimerHandle | undefined;
+      const finish = (a: Attempt) => {
+        if (settled) return;
+        settled = true;
+        timer?.cancel();
+        session.release();
+        if (a.result.kind === 'response') {
+          const r = a.result;
+          if (!session.authConfirmed && !(r.status === 403 || (r.status === 429 && r.reason === 'TooManyProviderTokenUpdates'))) {
+            session.authConfirmed = true;
+          }
+          if (r.reason === 'TooManyProviderTokenUpdates' || r.reason === 'UnrelatedKeyIdInToken' || r.reason === 'ExpiredProviderToken') {
+            session.drain(r.reason);
+          }
+          this.emit({
+            type: 'response', provider: 'apns', token: redacted, id: r.apnsId ?? req.apnsId, status: r.status, reason: r.reason,
+            latencyMs: this.clock.monotonic() - t0, attempt, environment: req.environment, sessionId: session.id,
+          });
+        }
+        this.pump(session.pool);
+        resolve(a);
+      };
+      timer = this.clock.setTimeout(() => {
+        if (stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
+        finish({ result: { kind: 'timeout' } });
+      }, Math.max(0, deadlineAt - this.clock.monotonic()));
+      try {
+        stream = session.h2.request(headers, { endStream: false });
+      } catch (e) {
+        finish({ result: { kind: 'error', error: (e as Error).message }, unprocessed: true });
+        return;
+      }
+      let status = 0;
+      let resHeaders: IncomingHttpHeaders | undefined;
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('response', (h) => {
+        resHeaders = h;
+        status = Number(h[':status']);
+      });
+      stream.on('data', (d: string) => {
+        body += d;
+      });
+      stream.on('end', () => {
+        if (!resHeaders) return;
+        let reason: string | undefined;
+        let timestamp: number | undefined;
+        if (body) {
+          try {
+            const j = JSON.parse(body) as { reason?: string; timestamp?: number };
+            reason = j.reason;
+            timestamp = typeof j.timestamp === 'number' ? j.timestamp : undefined;
+          } catch {
+            reason = body.slice(0, 100);
+          }
+        }
+        finish({
+          result: {
+            kind: 'response', status, reason, timestamp, sessionId: session.id, generation,
+            apnsId: (resHeaders['apns-id'] as string | undefined) ?? req.apnsId,
+            uniqueId: resHeaders['apns-unique-id'] as string | undefined,
+          },
+        });
+      });
+      stream.on('error', () => {});
+      stream.on('close', () => {
+        if (settled) return;
+        const rst = stream!.rstCode;
+        const id = stream!.id;
+        const unprocessed =
+          !resHeaders &&
+          (rst === NGHTTP2_REFUSED_STREAM ||
+            id === undefined ||
+            (session.goawayLastStreamId !== undefined && id > session.goawayLastStreamId));
+        if (resHeaders && status) {
+          // Headers arrived but the body was cut: the push was processed; report the status.
+          finish({ result: { kind: 'response', status, sessionId: session.id, generation, apnsId: req.apnsId } });
+          return;
+        }
+        finish({ result: { kind: 'error', error: `stream closed before response (rst ${rst})` }, unprocessed });
+      });
+      stream.end(req.body);
+    });
+  }
+
+  // ---- pool -------------------------------------------------------------------------------
+
+  private acquire(pool: EnvPool, deadlineAt: number): Promise<ApnsSession | null> {
+    return new Promise((resolve) => {
+      const w: Waiter = { resolve, done: false };
+      pool.waiters.push(w);
+      this.pump(pool);
+      if (!w.done) {
+        w.timer = this.clock.setTimeout(() => {
+          if (w.done) return;
+          w.done = true;
+          const i = pool.waiters.indexOf(w);
+          if (i >= 0) pool.waiters.splice(i, 1);
+          resolve(null);
+        }, Math.max(0, deadlineAt - this.clock.monotonic()));
+      }
+    });
+  }
+
+  /** Hand free stream slots to waiters, rotating tokens and opening sessions as needed. */
+  pump(pool: EnvPool): void {
+    if (pool.waiters.length === 0) return;
+    if (this.isClosed) {
+      for (const w of pool.waiters.splice(0)) {
+        w.done = true;
+        w.timer?.cancel();
+        w.resolve(null);
+      }
+      return;
+    }
+    const tok = this.minter?.peek();
+    if (this.minter && !tok) {
+      // The token aged out while requests waited: mint, then continue.
+      void this.minter.get().then(() => this.pump(pool), () => {});
+      return;
+    }
+    if (tok) this.rotateTokens(pool, tok);
+    const poolSize = Math.max(1, this.opts.poolSize ?? 2);
+    while (pool.waiters.length > 0) {
+      let best: ApnsSession | undefined;
+      let bestCap = 0;
+      for (const s of pool.sessions) {
+        const cap = s.capacity();
+        if (cap > bestCap) {
+          best = s;
+          bestCap = cap;
+        }
+      }
+      if (!best) {
+        if (pool.sessions.length < poolSize) {
+          const s = new ApnsSession(pool, this);
+          if (tok) {
+            s.tok = tok;
+            this.emit({ type: 'token_pinned', provider: 'apns', sessionId: s.id, generation: tok.generation });
+          }
+          pool.sessions.push(s);
+          continue;
+        }
+        return;
+      }
+      const w = pool.waiters.shift()!;
+      if (w.done) continue;
+      w.done = true;
+      w.timer?.cancel();
+      best.inFlight++;
+      w.resolve(best);
+    }
+  }
+
+  private rotateTokens(pool: EnvPool, tok: ProviderToken): void {
+    for (const s of [...pool.sessions]) {
+      if (s.tok?.generation === tok.generation) continue;
+      if (!s.tok || s.tokFirstUsedAt === undefined) {
+        // The server has not seen this session's current token: swapping is invisible to it.
+        s.tok = tok;
+      } else if (this.clock.now() - s.tokFirstUsedAt >= TWENTY_ONE_MIN) {
+        s.tok = tok;
+        s.tokFirstUsedAt = undefined;
+      } else {
+        // Would be a second token within 20 minutes on this connection: rotate the session.
+        s.drain('token rotation');
+        continue;
+      }
+      this.emit({ type: 'token_pinned', provider: 'apns', sessionId: s.id, generation: tok.generation });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    const closes: Promise<void>[] = [];
+    for (const pool of Object.values(this.pools)) this.pump(pool);
+    {
+      for (const s of [...this.live]) {
+        closes.push(new Promise((r) => {
+          if (s.h2.closed || s.h2.destroyed) return r();
+          s.h2.once('close', () => r());
+          s.h2.close();
+          const t = setTimeout(() => s.h2.destroy(), 2000);
+          t.unref?.();
+        }));
+        s.pool.remove(s);
+      }
+    }
+    await Promise.all(closes);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Push gateway types: bindings (RFC 8599 pn-* parameters as stored by the registrar),
+ * outcomes (values, never exceptions), and a minimal injectable Clock compatible with
+ * `packages/sip/src/util/clock.ts`.
+ */
+
+import type { PushPayload } from './payload.js';
+
+export type ApnsEnvironment = 'production' | 'sandbox';
+
+/** A push binding as stored by the registrar (RFC 8599 pn-provider / pn-prid / pn-param). */
+export interface PushBinding {
+  bindingId: string;
+  aor: string;
+  /** 'apns' | 'fcm' | 'webpush' | the name of a configured webhook provider. */
+  provider: string;
+  /** pn-prid: APNs device token (hex), FCM registration token, or Web Push subscription URI. */
+  prid: string;
+  /** pn-param: APNs `TEAMID.bundle.voip`; FCM project id; webpush `p256dh.auth` (base64url). */
+  param?: string;
+  /** APNs only: the environment the token belongs to (default production). */
+  environment?: ApnsEnvironment;
+  /** When the binding was (last) registered, ms since the epoch. */
+  registeredAt: number;
+}
+
+/** Stable outcome codes. */
+export type PushErrorCode =
+  | 'PUSH_UNREGISTERED'
+  | 'PUSH_BAD_TOKEN'
+  | 'PUSH_TOKEN_NOT_FOR_TOPIC'
+  | 'PUSH_ENVIRONMENT_MISMATCH'
+  | 'PUSH_SENDER_ID_MISMATCH'
+  | 'PUSH_RATE_LIMITED'
+  | 'PUSH_BACKOFF'
+  | 'PUSH_PROVIDER_AUTH'
+  | 'PUSH_UNAVAILABLE'
+  | 'PUSH_TIMEOUT'
+  | 'PUSH_PAYLOAD_TOO_LARGE'
+  | 'PUSH_BAD_REQUEST'
+  | 'PUSH_UNSUPPORTED_PROVIDER'
+  | 'PUSH_CLOSED';
+
+export interface PushSuccess {
+  ok: true;
+  provider: string;
+  /** APNs apns-id, FCM message name, webhook-supplied id. */
+  id?: string;
+  /** APNs sandbox only: apns-unique-id (Push Notifications Console key). */
+  uniqueId?: string;
+  latencyMs: number;
+  status: number;
+  /** APNs: the environment that accepted the push (differs from the binding's after a learned mix-up). */
+  environment?: ApnsEnvironment;
+}
+
+export interface PushFailure {
+  ok: false;
+  provider: string;
+  error: PushErrorCode;
+  /** The provider's reason, e.g. 'Unregistered', 'UNREGISTERED', or a local reason. */
+  reason: string;
+  status?: number;
+  /** The caller should delete the binding (token is dead). */
+  removeBinding: boolean;
+  /** When the provider asked to wait (Retry-After / local backoff window). */
+  retryAfterMs?: number;
+  latencyMs: number;
+  /**
+   * PUSH_ENVIRONMENT_MISMATCH only: the environment that accepted the token. The push WAS
+   * delivered through it (`id` is its apns-id); the binding's environment should be corrected.
+   */
+  actualEnvironment?: ApnsEnvironment;
+  id?: string;
+}
+
+export type PushOutcome = PushSuccess | PushFailure;
+
+export interface SendOptions {
+  /** Time budget for this push, ms (default: the provider's request timeout, 5 s). */
+  deadlineMs?: number;
+}
+
+export interface TimerHandle {
+  cancel(): void;
+}
+
+/** Minimal clock, structurally compatible with @pushcall/sip's Clock (and FakeClock). */
+export interface Clock {
+  now(): number;
+  monotonic(): number;
+  setTimeout(callback: () => void, delayMs: number): TimerHandle;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  monotonic: () => performance.now(),
+  setTimeout(callback, delayMs) {
+    const handle = setTimeout(callback, delayMs);
+    handle.unref?.();
+    return { cancel: () => clearTimeout(handle) };
+  },
+};
+
+/** A provider the gateway dispatches to. */
+export interface PushProvider {
+  readonly name: string;
+  sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
+  sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
+  close(): Promise<void>;
+}
+
+/** Redact a token / secret for logs: first 6 + '…' + last 4 (short values fully masked). */
+export function redactToken(token: string | undefined | null): string {
+  if (!token) return '';
+  if (token.length <= 12) return '…';
+  return `${token.slice(0, 6)}…${token.slice(-4)}`;
+}

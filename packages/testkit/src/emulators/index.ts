@@ -1,0 +1,2 @@
+export * from './apns-emulator.js';
+export * from './util.js';
