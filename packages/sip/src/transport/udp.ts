@@ -72,7 +72,7 @@ export class UdpTransport implements Transport {
     }
   }
 
-  hasConnection(): boolean {
+  hasConnection(_connectionId: string): boolean {
     return false;
   }
 
