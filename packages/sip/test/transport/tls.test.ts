@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { createServer } from 'node:net';
+import type { Socket } from 'node:net';
 import { connect } from 'node:tls';
 import { TransportError, TransportListenError } from '../../src/errors.js';
 import { TlsTransport } from '../../src/transport/tls.js';
 import type { TlsTransportOptions } from '../../src/transport/tls.js';
+import { FakeClock } from '../../src/util/clock.js';
 import { makeCertificate } from './helpers.js';
 import type { TestCertificate } from './helpers.js';
 import { Recorder, sipRequest, sipResponse } from './helpers.js';
@@ -102,5 +105,35 @@ describe('TlsTransport', () => {
     const out = await client.send({ address: '::1', port: server.localPort }, sipRequest());
     assert.equal(out.remoteAddress, '::1');
     assert.equal((await serverRec.nextMessage()).flow.remoteAddress, '::1');
+  });
+
+  it('a handshake that never completes: connect timeout on the clock, and close() aborts it', async () => {
+    // A TCP server that accepts and then says nothing (no TLS handshake).
+    const sockets: Socket[] = [];
+    const silent = createServer((s) => sockets.push(s.on('error', () => {})));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    after(() => {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    });
+    const port = (silent.address() as { port: number }).port;
+    const accepted = (n: number): Promise<void> =>
+      new Promise((resolve) => {
+        const check = (): void => (sockets.length >= n ? resolve() : void setImmediate(check));
+        check();
+      });
+
+    const clock = new FakeClock();
+    const client = await tls(new Recorder(), { clock, connectTimeoutMs: 3000, tls: { caFile: cert.certFile } }, false);
+    const pending = client.send({ address: '127.0.0.1', port }, sipRequest());
+    await accepted(1);
+    clock.advance(3000);
+    await assert.rejects(pending, (e: unknown) => e instanceof TransportError && /timed out/.test(e.message));
+
+    const pending2 = client.send({ address: '127.0.0.1', port }, sipRequest());
+    await accepted(2);
+    await client.close();
+    await assert.rejects(pending2, TransportError);
+    assert.equal(client.connectionCount, 0);
   });
 });
