@@ -4,4 +4,4 @@ export * from './util/clock.js';
 export * from './util/random.js';
 export * from './message/index.js';
 export * from './transaction/index.js';
-export * from './transport/types.js';
+export * from './transport/index.js';

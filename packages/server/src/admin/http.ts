@@ -1,0 +1,98 @@
+/**
+ * Admin HTTP API: `/healthz`, Prometheus `/metrics`, and read-only JSON views of bindings
+ * (tokens redacted) and call timelines. Loopback by default; it has no authentication, so
+ * expose it only on a management network.
+ */
+
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { StartupError } from '../errors.js';
+import type { Binding } from '../location/types.js';
+import { redactToken, redactUriText } from '../observability/redact.js';
+
+export interface AdminServer {
+  address: string;
+  close(): Promise<void>;
+}
+
+/** What the admin API reads from the running server (kept narrow on purpose). */
+export interface AdminSource {
+  store: { all(): Promise<Binding[]>; stats(): Promise<unknown> };
+  metrics: { registry: { metrics(): Promise<string>; contentType: string } };
+  /** Call timelines, when the proxy is running. */
+  timelines?: { list(limit: number): unknown[]; get(callId: string): unknown | undefined };
+}
+
+export function publicBinding(b: Binding): Record<string, unknown> {
+  return {
+    id: b.id,
+    aor: b.aor,
+    contact: redactUriText(b.contact),
+    instanceId: b.instanceId,
+    expiresAt: new Date(b.expiresAt).toISOString(),
+    updatedAt: new Date(b.updatedAt).toISOString(),
+    transport: b.flow.protocol,
+    source: `${b.flow.remoteAddress}:${b.flow.remotePort}`,
+    push: b.push
+      ? { provider: b.push.provider, token: redactToken(b.push.prid), param: b.push.param, environment: b.push.environment, form: b.push.form }
+      : undefined,
+    userAgent: b.userAgent,
+  };
+}
+
+export async function startAdminServer(source: AdminSource, listen: string): Promise<AdminServer> {
+  const colon = listen.lastIndexOf(':');
+  let host = listen.slice(0, colon);
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  const port = Number(listen.slice(colon + 1));
+
+  const server = createServer((req, res) => {
+    handle(source, req, res).catch((error: unknown) => {
+      if (!res.headersSent) send(res, 500, { error: (error as Error).message });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new StartupError(`admin server cannot listen on ${listen}: ${e.message}`, { cause: e })));
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return {
+    address: `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function handle(source: AdminSource, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin');
+  if (req.method !== 'GET') return send(res, 405, { error: 'method not allowed' });
+  if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
+  if (url.pathname === '/metrics') {
+    const body = await source.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': source.metrics.registry.contentType });
+    res.end(body);
+    return;
+  }
+  if (url.pathname === '/api/bindings') {
+    const aor = url.searchParams.get('aor');
+    const all = await source.store.all();
+    return send(res, 200, { bindings: all.filter((b) => !aor || b.aor === aor).map(publicBinding), stats: await source.store.stats() });
+  }
+  if (url.pathname === '/api/calls' && source.timelines) {
+    return send(res, 200, { calls: source.timelines.list(Number(url.searchParams.get('limit') ?? 100)) });
+  }
+  const call = /^\/api\/calls\/(.+)$/.exec(url.pathname);
+  if (call && source.timelines) {
+    const timeline = source.timelines.get(decodeURIComponent(call[1]));
+    return timeline ? send(res, 200, timeline) : send(res, 404, { error: 'unknown call' });
+  }
+  send(res, 404, { error: 'not found' });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}

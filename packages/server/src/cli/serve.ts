@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { isPushcallError } from '../errors.js';
+import { createPushcall } from '../index.js';
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the SIP registrar/proxy with its push gateway')
+    .option('-c, --config <file>', 'YAML configuration file (see docs/configuration.md)')
+    .option('-l, --listen <spec>', 'listener <udp|tcp|tls|ws|wss>:<host>:<port> (repeatable)', collect)
+    .option('-d, --data-dir <dir>', 'directory for the SQLite binding store')
+    .option('--admin <host:port>', 'admin HTTP listener (healthz, metrics, API)')
+    .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
+    .action(async (options: { config?: string; listen?: string[]; dataDir?: string; admin?: string; logLevel?: string }) => {
+      let server;
+      try {
+        const config = loadConfig(options.config, {
+          listen: options.listen,
+          dataDir: options.dataDir,
+          adminListen: options.admin,
+          logLevel: options.logLevel,
+        });
+        server = await createPushcall({ config });
+        await server.start();
+      } catch (error) {
+        if (isPushcallError(error)) {
+          process.stderr.write(`pushcall: ${error.message}\n`);
+          process.exit(2);
+        }
+        throw error;
+      }
+      const stop = (signal: string) => {
+        server.logger.info({ signal }, 'stopping');
+        server.stop().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            process.stderr.write(`pushcall: stop failed: ${(error as Error).message}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,152 @@
+/**
+ * The configuration model (YAML file + flags), validated with zod. Every default is here,
+ * with the reason when it is not obvious; docs/configuration.md documents the same.
+ */
+
+import { z } from 'zod';
+
+const listenSpec = z
+  .string()
+  .regex(/^(udp|tcp|tls|ws|wss):(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected <udp|tcp|tls|ws|wss>:<host>:<port>');
+
+const user = z
+  .object({
+    username: z.string().min(1),
+    /** Plaintext password (development only; prefer the HA1 forms). */
+    password: z.string().min(1).optional(),
+    /** MD5(username:realm:password), hex. */
+    ha1: z.string().regex(/^[0-9a-f]{32}$/i).optional(),
+    /** SHA-256(username:realm:password), hex (RFC 7616 / RFC 8760). */
+    ha1Sha256: z.string().regex(/^[0-9a-f]{64}$/i).optional(),
+  })
+  .strict()
+  .refine((u) => u.password || u.ha1 || u.ha1Sha256, { message: 'a user needs password, ha1 or ha1Sha256' });
+
+export const configSchema = z
+  .object({
+    node: z.object({ id: z.string().min(1).default('node-1') }).strict().prefault({}),
+    /** Listeners; loopback by default so a fresh `pushcall serve` exposes nothing. */
+    listen: z.array(listenSpec).min(1).default(['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060', 'ws:127.0.0.1:5066']),
+    tls: z
+      .object({ certFile: z.string(), keyFile: z.string(), caFile: z.string().optional() })
+      .strict()
+      .optional(),
+    /** Host written in Via / Record-Route when listening on a wildcard address. */
+    advertisedHost: z.string().optional(),
+    /** Local domains. Empty: every domain is local (standalone registrar for anything). */
+    domains: z.array(z.string().min(1)).default([]),
+    dataDir: z.string().default('./data'),
+    store: z
+      .object({
+        type: z.enum(['sqlite', 'memory']).default('sqlite'),
+        /** SQLite file; default `<dataDir>/bindings.sqlite`. */
+        file: z.string().optional(),
+        /** Expired bindings are swept this often. */
+        sweepIntervalSeconds: z.number().int().positive().default(30),
+      })
+      .strict()
+      .prefault({}),
+    registrar: z
+      .object({
+        defaultExpires: z.number().int().positive().default(3600),
+        /** RFC 3261 §10.3 step 7: shorter requests get 423 with Min-Expires. */
+        minExpires: z.number().int().positive().default(60),
+        /**
+         * Push bindings need room for a refresh push 120 s before expiry (RFC 8599 §5.5), so
+         * their minimum is higher; shorter requests get 423 (RFC 8599 §5.6.1.1).
+         */
+        minPushExpires: z.number().int().positive().default(180),
+        maxExpires: z.number().int().positive().default(7 * 24 * 3600),
+        maxBindingsPerAor: z.number().int().positive().default(10),
+        /** Value of `+sip.pnsreg` for UAs that can refresh themselves (RFC 8599 §5.6.1.1: > 120). */
+        pnsregSeconds: z.number().int().min(121).default(130),
+        /**
+         * pushcall is the last hop that could handle push (the registrar): answer 555 to an
+         * unsupported provider instead of forwarding (RFC 8599 §5.6.1.1 MAY).
+         */
+        lastHop: z.boolean().default(true),
+        /** Team ID used for legacy `pn-type=apple;app-id=...` contacts that carry none. */
+        apnsLegacyTeamId: z.string().default('LEGACYTEAM'),
+        /** Environment of APNs bindings that do not say (`apns.dev`, `pn-apns-env`). */
+        apnsDefaultEnvironment: z.enum(['production', 'sandbox']).default('production'),
+        /** Read the push token from a header (Siprix-style `X-Token`) when the Contact has no pn-*. */
+        tokenHeader: z
+          .object({
+            name: z.string().min(1),
+            provider: z.string().min(1),
+            param: z.string().optional(),
+            environment: z.enum(['production', 'sandbox']).optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        /** `open` accepts REGISTER without credentials: only when explicitly configured. */
+        mode: z.enum(['digest', 'open']).default('digest'),
+        realm: z.string().optional(),
+        nonceTtlSeconds: z.number().int().positive().default(300),
+        algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['SHA-256', 'MD5']),
+        users: z.array(user).default([]),
+        /** Peers (IP or CIDR) whose INVITEs are not challenged: the PBX, a trunk. */
+        trustedPeers: z.array(z.string()).default([]),
+        /** Secret for stateless nonces; random per start when unset. */
+        nonceSecret: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    proxy: z
+      .object({
+        recordRoute: z.boolean().default(true),
+        /**
+         * How long a pushed branch waits for the device's REGISTER before it ends 480
+         * (RFC 8599 §5.6.2 bucket timer). Push-to-REGISTER is ~2 s in practice (RFC 8599
+         * §5.6.2); OpenSIPS waits 6 s. 20 s covers slow APNs deliveries inside a ring.
+         */
+        wakeTimeoutSeconds: z.number().positive().default(20),
+        /** Overall ring time (proxy Timer C cap); Flexisip uses 90 s, carriers ~60 s. */
+        ringTimeoutSeconds: z.number().positive().default(60),
+        /** A binding refreshed within this long over a still-open connection is live. */
+        liveFlowSeconds: z.number().positive().default(120),
+        /** Send 180 Ringing to the caller once a push is accepted. */
+        ringingOnPush: z.boolean().default(true),
+        /** Outbound proxy for requests to non-local domains (in front of a PBX). */
+        upstream: z.string().optional(),
+        missedCallAlert: z.boolean().default(true),
+        answeredElsewhereAlert: z.boolean().default(false),
+        /** How long finished call timelines are kept for the admin API. */
+        timelineRetentionSeconds: z.number().int().positive().default(3600),
+        timelineMaxCalls: z.number().int().positive().default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        /** Push-triggering calls per callee AOR per minute. */
+        perCalleePerMinute: z.number().int().positive().default(30),
+        perCallerPerMinute: z.number().int().positive().default(60),
+        maxHeldPerAor: z.number().int().positive().default(5),
+        maxHeldTotal: z.number().int().positive().default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    /** Push providers (see docs/push.md). */
+    push: z.record(z.string(), z.unknown()).default({}),
+    admin: z
+      .object({
+        listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected <host>:<port>').default('127.0.0.1:9060'),
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type PushcallConfig = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

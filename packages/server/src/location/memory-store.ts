@@ -1,0 +1,111 @@
+import type { Binding, BindingStore, StoreStats } from './types.js';
+
+/**
+ * In-memory bindings with the indexes the registrar and proxy need (by AOR, by id, by push
+ * token). Used alone for tests and benchmarks, and as the read side of the SQLite store.
+ */
+export class MemoryBindingStore implements BindingStore {
+  protected readonly byAor = new Map<string, Binding[]>();
+  protected readonly byId = new Map<string, Binding>();
+  protected readonly byToken = new Map<string, Set<string>>();
+
+  async lookup(aor: string, now: number): Promise<Binding[]> {
+    return this.lookupSync(aor, now);
+  }
+
+  lookupSync(aor: string, now: number): Binding[] {
+    const list = this.byAor.get(aor);
+    if (!list) return [];
+    return list.filter((b) => b.expiresAt > now);
+  }
+
+  async apply(aor: string, changes: { upsert: Binding[]; remove: string[] }): Promise<void> {
+    this.applySync(aor, changes);
+  }
+
+  protected applySync(aor: string, changes: { upsert: Binding[]; remove: string[] }): void {
+    for (const id of changes.remove) this.removeSync(id);
+    for (const binding of changes.upsert) {
+      if (binding.aor !== aor) throw new Error(`binding ${binding.id} does not belong to ${aor}`);
+      this.putSync(binding);
+    }
+  }
+
+  protected putSync(binding: Binding): void {
+    const previous = this.byId.get(binding.id);
+    if (previous) this.unindex(previous);
+    this.byId.set(binding.id, binding);
+    let list = this.byAor.get(binding.aor);
+    if (!list) this.byAor.set(binding.aor, (list = []));
+    list.push(binding);
+    if (binding.push) {
+      const key = tokenKey(binding.push.provider, binding.push.prid);
+      let ids = this.byToken.get(key);
+      if (!ids) this.byToken.set(key, (ids = new Set()));
+      ids.add(binding.id);
+    }
+  }
+
+  protected removeSync(id: string): Binding | undefined {
+    const binding = this.byId.get(id);
+    if (!binding) return undefined;
+    this.unindex(binding);
+    this.byId.delete(id);
+    return binding;
+  }
+
+  private unindex(binding: Binding): void {
+    const list = this.byAor.get(binding.aor);
+    if (list) {
+      const i = list.findIndex((b) => b.id === binding.id);
+      if (i !== -1) list.splice(i, 1);
+      if (list.length === 0) this.byAor.delete(binding.aor);
+    }
+    if (binding.push) {
+      const key = tokenKey(binding.push.provider, binding.push.prid);
+      const ids = this.byToken.get(key);
+      ids?.delete(binding.id);
+      if (ids && ids.size === 0) this.byToken.delete(key);
+    }
+  }
+
+  async findByPushToken(provider: string, prid: string): Promise<Binding[]> {
+    const ids = this.byToken.get(tokenKey(provider, prid));
+    if (!ids) return [];
+    return [...ids].map((id) => this.byId.get(id)).filter((b): b is Binding => b !== undefined);
+  }
+
+  async get(id: string): Promise<Binding | undefined> {
+    return this.byId.get(id);
+  }
+
+  async remove(id: string): Promise<boolean> {
+    return this.removeSync(id) !== undefined;
+  }
+
+  async sweep(now: number): Promise<Binding[]> {
+    const expired: Binding[] = [];
+    for (const binding of this.byId.values()) if (binding.expiresAt <= now) expired.push(binding);
+    for (const b of expired) this.removeSync(b.id);
+    return expired;
+  }
+
+  async stats(): Promise<StoreStats> {
+    const byProvider: Record<string, number> = {};
+    for (const b of this.byId.values()) {
+      const p = b.push?.provider ?? 'none';
+      byProvider[p] = (byProvider[p] ?? 0) + 1;
+    }
+    return { bindings: this.byId.size, aors: this.byAor.size, byProvider };
+  }
+
+  async all(): Promise<Binding[]> {
+    return [...this.byId.values()];
+  }
+
+  async close(): Promise<void> {}
+}
+
+function tokenKey(provider: string, prid: string): string {
+  return `${provider}\u0000${prid}`;
+}

@@ -1,0 +1,42 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The server's Prometheus metrics, in one registry (admin `/metrics`). */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly registers: Counter<'status'>;
+  readonly bindings: Gauge<'provider'>;
+  readonly sipMessages: Counter<'direction' | 'kind'>;
+  readonly calls: Counter<'outcome'>;
+  readonly wakeLatency: Histogram<'provider'>;
+  readonly heldCalls: Gauge;
+  /** Set by the server: current binding counts by provider, read at scrape time. */
+  bindingCounts: (() => Promise<Record<string, number>>) | undefined = undefined;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'pushcall_process_' });
+    this.registers = new Counter({ name: 'pushcall_register_total', help: 'REGISTER requests by response status', labelNames: ['status'], registers: [this.registry] });
+    const metrics = this;
+    this.bindings = new Gauge({
+      name: 'pushcall_bindings',
+      help: 'Current bindings by push provider (none = plain)',
+      labelNames: ['provider'],
+      registers: [this.registry],
+      async collect() {
+        if (!metrics.bindingCounts) return;
+        const counts = await metrics.bindingCounts();
+        this.reset();
+        for (const [provider, n] of Object.entries(counts)) this.set({ provider }, n);
+      },
+    });
+    this.sipMessages = new Counter({ name: 'pushcall_sip_messages_total', help: 'SIP messages', labelNames: ['direction', 'kind'], registers: [this.registry] });
+    this.calls = new Counter({ name: 'pushcall_calls_total', help: 'Calls by outcome', labelNames: ['outcome'], registers: [this.registry] });
+    this.wakeLatency = new Histogram({
+      name: 'pushcall_wake_seconds',
+      help: 'Caller INVITE to INVITE delivered to a woken device',
+      labelNames: ['provider'],
+      buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30],
+      registers: [this.registry],
+    });
+    this.heldCalls = new Gauge({ name: 'pushcall_held_branches', help: 'Branches waiting for a device to wake', registers: [this.registry] });
+  }
+}

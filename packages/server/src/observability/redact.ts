@@ -1,0 +1,22 @@
+/**
+ * Secrets never appear whole in logs: push tokens, keys, credentials. Tokens keep a short
+ * prefix and suffix so operators can still tell two of them apart.
+ */
+
+export function redactToken(token: string | undefined): string {
+  if (!token) return '';
+  if (token.length <= 12) return '…';
+  return `${token.slice(0, 6)}…${token.slice(-4)}`;
+}
+
+const TOKEN_PARAMS = /((?:pn-prid|pn-tok|pn-purr)=)([^;>&?\s,]+)/gi;
+
+/** Mask push tokens inside a URI or a whole SIP message text. */
+export function redactUriText(text: string): string {
+  return text.replace(TOKEN_PARAMS, (_, name: string, value: string) => `${name}${redactToken(value)}`);
+}
+
+/** Mask digest responses and other credentials in a SIP message text. */
+export function redactMessageText(text: string): string {
+  return redactUriText(text).replace(/(response=)("[^"]*"|[^,\s]+)/gi, '$1"…"');
+}

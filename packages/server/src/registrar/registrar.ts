@@ -1,0 +1,313 @@
+/**
+ * The registrar (RFC 3261 §10.3) with RFC 8599 push bindings, RFC 5626 instance identity
+ * and RFC 3327 Path. `handle()` turns a REGISTER into a response; the store is changed only
+ * when the whole request is valid, so a rejected REGISTER never alters bindings.
+ */
+
+import {
+  type Clock,
+  type ContactValue,
+  type Flow,
+  type SipRequest,
+  type SipResponse,
+  SipParseError,
+  SipUri,
+  createResponse,
+  quote,
+  randomToken,
+  sipUriEquals,
+  parseSipUriStrict,
+} from '@pushcall/sip';
+import type { DigestAuthenticator } from '../auth/digest.js';
+import type { PushcallConfig } from '../config/schema.js';
+import type { Binding, BindingStore, PushRegistration } from '../location/types.js';
+import { type PushInspection, inspectPushParams } from './push-params.js';
+
+/** Extensions the registrar understands in Require (RFC 3261 §8.2.2.3). */
+const SUPPORTED_EXTENSIONS = ['path', 'outbound', 'gruu'];
+
+export interface RegistrationEvent {
+  binding: Binding;
+  /** The binding this one replaced (same instance, or same Contact URI), if any. */
+  previous?: Binding;
+  request: SipRequest;
+}
+
+export interface RegistrarHooks {
+  /** After the store committed a new or refreshed binding. */
+  onRegistered?(event: RegistrationEvent): void;
+  onRemoved?(binding: Binding, reason: 'unregistered' | 'replaced' | 'same-token'): void;
+  /** Every REGISTER outcome, for metrics. */
+  onOutcome?(status: number, request: SipRequest): void;
+}
+
+export interface RegistrarOptions {
+  config: PushcallConfig;
+  store: BindingStore;
+  clock: Clock;
+  nodeId: string;
+  auth?: DigestAuthenticator;
+  supportedProviders: () => readonly string[];
+  hooks?: RegistrarHooks;
+}
+
+interface PlannedContact {
+  contact: ContactValue;
+  uri: SipUri;
+  expires: number;
+  inspection: PushInspection;
+  push?: PushRegistration;
+}
+
+export class Registrar {
+  private readonly config: PushcallConfig;
+  private readonly store: BindingStore;
+  private readonly clock: Clock;
+  private readonly nodeId: string;
+  private readonly auth: DigestAuthenticator | undefined;
+  private readonly supportedProviders: () => readonly string[];
+  hooks: RegistrarHooks;
+  /** Per-AOR serialization: REGISTERs of one AOR are processed one after the other. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(options: RegistrarOptions) {
+    this.config = options.config;
+    this.store = options.store;
+    this.clock = options.clock;
+    this.nodeId = options.nodeId;
+    this.auth = options.auth;
+    this.supportedProviders = options.supportedProviders;
+    this.hooks = options.hooks ?? {};
+  }
+
+  isLocalDomain(host: string): boolean {
+    const domains = this.config.domains;
+    return domains.length === 0 || domains.some((d) => d.toLowerCase() === host.toLowerCase());
+  }
+
+  async handle(request: SipRequest, flow: Flow): Promise<SipResponse> {
+    let response: SipResponse;
+    try {
+      response = await this.process(request, flow);
+    } catch (error) {
+      if (!(error instanceof SipParseError)) throw error;
+      response = createResponse(request, 400, { reason: error.reason });
+    }
+    this.hooks.onOutcome?.(response.status, request);
+    return response;
+  }
+
+  private async process(request: SipRequest, flow: Flow): Promise<SipResponse> {
+    // §10.3 step 1: the Request-URI names the domain of the registrar.
+    const ruri = request.uri;
+    if (!(ruri instanceof SipUri)) return createResponse(request, 416);
+    if (!this.isLocalDomain(ruri.hostname)) return createResponse(request, 404, { reason: 'Domain not served here' });
+
+    // Step 2: Require.
+    const unsupported = request.require.filter((t) => !SUPPORTED_EXTENSIONS.includes(t.toLowerCase()));
+    if (unsupported.length > 0) return createResponse(request, 420, { headers: [['Unsupported', unsupported.join(', ')]] });
+
+    // Step 4: the AOR comes from To.
+    const to = request.to.uri;
+    if (!(to instanceof SipUri) || to.user === undefined) return createResponse(request, 404, { reason: 'To must be a SIP URI with a user' });
+    if (!this.isLocalDomain(to.hostname)) return createResponse(request, 404, { reason: 'Domain not served here' });
+    const aor = to.toAor();
+
+    // Step 3: authenticate; an AOR is registered only with its own credentials.
+    if (this.config.auth.mode === 'digest') {
+      if (!this.auth) return createResponse(request, 500, { reason: 'Authentication not configured' });
+      const result = this.auth.verify(request.authHeaders('authorization'), 'REGISTER');
+      if (result.outcome === 'challenge') {
+        return createResponse(request, 401, { headers: this.auth.challenges(result.stale).map((c) => ['WWW-Authenticate', c]) });
+      }
+      if (result.outcome === 'forbidden') return createResponse(request, 403, { reason: result.reason });
+      if (result.username !== to.userUnescaped) return createResponse(request, 403, { reason: 'Credentials do not match the AOR' });
+    }
+
+    const run = async () => this.update(request, flow, aor);
+    const previous = this.locks.get(aor) ?? Promise.resolve();
+    const current = previous.then(run, run);
+    this.locks.set(aor, current);
+    try {
+      return await current;
+    } finally {
+      if (this.locks.get(aor) === current) this.locks.delete(aor);
+    }
+  }
+
+  private async update(request: SipRequest, flow: Flow, aor: string): Promise<SipResponse> {
+    const now = this.clock.now();
+    const existing = await this.store.lookup(aor, now);
+    const contacts = request.contacts;
+    const callId = request.callId;
+    const cseq = request.cseq.seq;
+
+    // Step 6: `Contact: *` removes every binding, and only with Expires: 0.
+    if (contacts === '*') {
+      if (request.expires !== 0) return createResponse(request, 400, { reason: 'Contact * requires Expires: 0' });
+      for (const b of existing) {
+        if (b.callId === callId && cseq <= b.cseq) return createResponse(request, 400, { reason: 'Out-of-order CSeq for this binding' });
+      }
+      await this.store.apply(aor, { upsert: [], remove: existing.map((b) => b.id) });
+      for (const b of existing) this.hooks.onRemoved?.(b, 'unregistered');
+      return this.ok(request, [], []);
+    }
+
+    // A query: no Contact, answer with the current bindings (§10.3 step 8).
+    if (contacts.length === 0) return this.ok(request, existing, []);
+
+    // Step 7: plan every contact first; any error aborts the whole request.
+    const planned: PlannedContact[] = [];
+    const featureCapsProviders = new Set<string>();
+    let queryAll = false;
+    for (const contact of contacts) {
+      const uri = contact.uri;
+      if (!(uri instanceof SipUri)) return createResponse(request, 400, { reason: 'Contact must be a SIP or SIPS URI' });
+      let expires = contact.expires ?? request.expires ?? this.config.registrar.defaultExpires;
+      const inspection = inspectPushParams(uri, request, {
+        supportedProviders: this.supportedProviders(),
+        apnsDefaultEnvironment: this.config.registrar.apnsDefaultEnvironment,
+        apnsLegacyTeamId: this.config.registrar.apnsLegacyTeamId,
+        tokenHeader: this.config.registrar.tokenHeader,
+      });
+      let push: PushRegistration | undefined;
+      switch (inspection.kind) {
+        case 'malformed':
+          return createResponse(request, 400, { reason: inspection.reason });
+        case 'unsupported':
+          // RFC 8599 §5.6.1.1: as the last PNS-capable hop we MAY answer 555.
+          if (this.config.registrar.lastHop) return createResponse(request, 555);
+          break;
+        case 'query':
+          if (inspection.provider === '') queryAll = true;
+          else if (this.supportedProviders().includes(inspection.provider)) featureCapsProviders.add(inspection.provider);
+          else if (this.config.registrar.lastHop) return createResponse(request, 555);
+          break;
+        case 'push':
+          // §4.1.2: a removal carries no pn-prid; one that does is still a removal at expires 0.
+          push = inspection.registration;
+          break;
+        default:
+          break;
+      }
+      if (expires !== 0) {
+        const min = push ? this.config.registrar.minPushExpires : this.config.registrar.minExpires;
+        // RFC 3261 §10.3 step 7 and RFC 8599 §5.6.1.1: too brief gets 423 with Min-Expires.
+        if (expires < min) return createResponse(request, 423, { headers: [['Min-Expires', String(min)]] });
+        expires = Math.min(expires, this.config.registrar.maxExpires);
+      }
+      if (push && expires > 0) featureCapsProviders.add(push.provider);
+      planned.push({ contact, uri, expires, inspection, push });
+    }
+    if (queryAll) for (const p of this.supportedProviders()) featureCapsProviders.add(p);
+
+    const upsert: Binding[] = [];
+    const remove = new Set<string>();
+    const events: RegistrationEvent[] = [];
+    const removedEvents: Array<[Binding, 'unregistered' | 'replaced' | 'same-token']> = [];
+    const path = request.values('path');
+    const pnsreg = { requested: false };
+
+    for (const p of planned) {
+      const instanceId = p.contact.instance;
+      const regId = p.contact.regId;
+      // RFC 5626 §6: the same instance (and reg-id) is the same binding, wherever it is now.
+      const match = existing.find((b) =>
+        instanceId !== undefined
+          ? b.instanceId === instanceId && (b.regId ?? null) === (regId ?? null)
+          : b.instanceId === undefined && sipUriEquals(parseSipUriStrict(b.contact), p.uri, { pushParamsMustMatch: true }),
+      );
+      if (match && match.callId === request.callId && cseq <= match.cseq) {
+        return createResponse(request, 400, { reason: 'Out-of-order CSeq for this binding' });
+      }
+      if (p.expires === 0) {
+        if (match) {
+          remove.add(match.id);
+          removedEvents.push([match, 'unregistered']);
+        }
+        continue;
+      }
+      const sameToken = match?.push && p.push && match.push.provider === p.push.provider && match.push.prid === p.push.prid;
+      const hasPnsreg = p.contact.params.has('+sip.pnsreg');
+      if (hasPnsreg && p.push) pnsreg.requested = true;
+      const binding: Binding = {
+        id: match?.id ?? randomToken(12),
+        aor,
+        contact: p.uri.toString(),
+        instanceId,
+        regId,
+        q: p.contact.q,
+        callId: request.callId,
+        cseq,
+        expiresAt: now + p.expires * 1000,
+        registeredAt: sameToken && match ? match.registeredAt : now,
+        updatedAt: now,
+        path,
+        flow: {
+          protocol: flow.protocol,
+          remoteAddress: flow.remoteAddress,
+          remotePort: flow.remotePort,
+          localAddress: flow.localAddress,
+          localPort: flow.localPort,
+          connectionId: flow.connectionId,
+          nodeId: this.nodeId,
+        },
+        push: p.push,
+        pnsreg: hasPnsreg,
+        userAgent: request.userAgent,
+      };
+      upsert.push(binding);
+      events.push({ binding, previous: match, request });
+      // A new binding with the push token of another instance's binding replaces it: the
+      // app was reinstalled (new instance id) and would otherwise be pushed twice. Limited
+      // to the same AOR so a stolen token cannot unregister someone else's device.
+      if (p.push) {
+        for (const other of existing) {
+          if (other.id === binding.id || remove.has(other.id)) continue;
+          if (other.push?.provider === p.push.provider && other.push.prid === p.push.prid) {
+            remove.add(other.id);
+            removedEvents.push([other, 'same-token']);
+          }
+        }
+      }
+    }
+
+    const remaining = existing.filter((b) => !remove.has(b.id) && !upsert.some((u) => u.id === b.id));
+    if (remaining.length + upsert.length > this.config.registrar.maxBindingsPerAor) {
+      return createResponse(request, 403, { reason: `Too many contacts (max ${this.config.registrar.maxBindingsPerAor})` });
+    }
+
+    await this.store.apply(aor, { upsert, remove: [...remove] });
+    for (const [b, reason] of removedEvents) this.hooks.onRemoved?.(b, reason);
+    for (const e of events) this.hooks.onRegistered?.(e);
+    const current = [...remaining, ...upsert];
+    return this.ok(request, current, [...featureCapsProviders], pnsreg.requested);
+  }
+
+  /** The 2xx: every current binding with its remaining expiry (§10.3 step 8). */
+  private ok(request: SipRequest, bindings: Binding[], providers: string[], pnsreg = false): SipResponse {
+    const now = this.clock.now();
+    const headers: Array<[string, string]> = [];
+    for (const b of bindings) {
+      const remaining = Math.max(0, Math.round((b.expiresAt - now) / 1000));
+      let value = `<${b.contact}>;expires=${remaining}`;
+      if (b.instanceId !== undefined) value += `;+sip.instance=${quote(b.instanceId)}`;
+      if (b.regId !== undefined) value += `;reg-id=${b.regId}`;
+      if (b.q !== undefined) value += `;q=${b.q}`;
+      headers.push(['Contact', value]);
+    }
+    // RFC 3327 §5.3: the Path vector is echoed in the 200.
+    for (const p of request.values('path')) headers.push(['Path', p]);
+    if (bindings.some((b) => b.regId !== undefined) && request.supported.some((s) => s.toLowerCase() === 'outbound')) {
+      headers.push(['Require', 'outbound']);
+    }
+    // RFC 8599 §5.4: one Feature-Caps per PNS type, add-ons in the same header.
+    for (const provider of providers) {
+      let fc = `*;+sip.pns=${quote(provider)}`;
+      if (pnsreg) fc += `;+sip.pnsreg=${quote(String(this.config.registrar.pnsregSeconds))}`;
+      headers.push(['Feature-Caps', fc]);
+    }
+    headers.push(['Date', new Date(now).toUTCString()]);
+    return createResponse(request, 200, { headers });
+  }
+}

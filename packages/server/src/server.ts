@@ -1,0 +1,255 @@
+/**
+ * PushcallServer wires the layers: transports → transaction layer → core (registrar,
+ * proxy) → location store and push gateway, plus the admin HTTP server. It owns the
+ * lifecycle: start listening, stop cleanly (store flushed) on SIGTERM.
+ */
+
+import { join } from 'node:path';
+import {
+  type Clock,
+  type Flow,
+  type InviteServerTransaction,
+  type ServerTransaction,
+  type SipRequest,
+  type SipResponse,
+  SipUri,
+  TransactionLayer,
+  type TransactionLayerUser,
+  createResponse,
+  createTransport,
+  systemClock,
+} from '@pushcall/sip';
+
+import { type AdminServer, startAdminServer } from './admin/http.js';
+import { DigestAuthenticator } from './auth/digest.js';
+import type { PushcallConfig } from './config/schema.js';
+import { StartupError } from './errors.js';
+import { MemoryBindingStore } from './location/memory-store.js';
+import { SqliteBindingStore } from './location/sqlite-store.js';
+import type { BindingStore } from './location/types.js';
+import { type Logger, createLogger } from './observability/logger.js';
+import { ServerMetrics } from './observability/metrics.js';
+import { redactToken } from './observability/redact.js';
+import { Registrar } from './registrar/registrar.js';
+
+export interface ServerOptions {
+  config: PushcallConfig;
+  clock?: Clock;
+  logger?: Logger;
+  /** Providers the registrar accepts before a push gateway is attached (tests). */
+  supportedProviders?: readonly string[];
+  /** Use this store instead of the configured one. */
+  store?: BindingStore;
+}
+
+/** Methods the core answers (Allow header, RFC 3261 §20.5). */
+export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'MESSAGE', 'INFO', 'UPDATE', 'PRACK', 'REFER', 'NOTIFY', 'SUBSCRIBE'];
+
+export interface RequestHandler {
+  onRequest(request: SipRequest, transaction: ServerTransaction, flow: Flow): void;
+  onCancel(cancel: SipRequest, transaction: ServerTransaction, invite: InviteServerTransaction | undefined, flow: Flow): void;
+  onAck(ack: SipRequest, flow: Flow): void;
+  onStrayResponse(response: SipResponse, flow: Flow): void;
+}
+
+export class PushcallServer implements TransactionLayerUser {
+  readonly config: PushcallConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: ServerMetrics;
+  readonly layer: TransactionLayer;
+  readonly store: BindingStore;
+  readonly registrar: Registrar;
+  readonly auth: DigestAuthenticator | undefined;
+  /** The proxy core (wake-on-call); requests other than REGISTER/OPTIONS go there. */
+  router: RequestHandler | undefined;
+  private admin: AdminServer | undefined;
+  private sweepTimer: { cancel(): void } | undefined;
+  private supported: readonly string[];
+  private stopped = false;
+
+  constructor(options: ServerOptions) {
+    this.config = options.config;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? createLogger(this.config.log.level);
+    this.metrics = new ServerMetrics();
+    this.supported = options.supportedProviders ?? [];
+    this.layer = new TransactionLayer(this, { clock: this.clock, advertisedHost: this.config.advertisedHost });
+    this.store =
+      options.store ??
+      (this.config.store.type === 'memory'
+        ? new MemoryBindingStore()
+        : new SqliteBindingStore(this.config.store.file ?? join(this.config.dataDir, 'bindings.sqlite')));
+    const realm = this.config.auth.realm ?? this.config.domains[0] ?? 'pushcall';
+    this.auth =
+      this.config.auth.mode === 'digest'
+        ? new DigestAuthenticator({
+            realm,
+            users: this.config.auth.users,
+            algorithms: this.config.auth.algorithms,
+            nonceTtlSeconds: this.config.auth.nonceTtlSeconds,
+            secret: this.config.auth.nonceSecret,
+            clock: this.clock,
+          })
+        : undefined;
+    this.registrar = new Registrar({
+      config: this.config,
+      store: this.store,
+      clock: this.clock,
+      nodeId: this.config.node.id,
+      auth: this.auth,
+      supportedProviders: () => this.supported,
+      hooks: {
+        onOutcome: (status) => this.metrics.registers.inc({ status: String(status) }),
+        onRegistered: ({ binding, previous }) =>
+          this.logger.debug(
+            { aor: binding.aor, binding: binding.id, provider: binding.push?.provider, token: redactToken(binding.push?.prid), refreshed: previous !== undefined },
+            'registered',
+          ),
+        onRemoved: (binding, reason) => this.logger.debug({ aor: binding.aor, binding: binding.id, reason }, 'binding removed'),
+      },
+    });
+    this.metrics.bindingCounts = async () => (await this.store.stats()).byProvider;
+  }
+
+  /** Providers the registrar accepts (the push gateway's configured ones). */
+  setSupportedProviders(providers: readonly string[]): void {
+    this.supported = providers;
+  }
+
+  get supportedProviders(): readonly string[] {
+    return this.supported;
+  }
+
+  async start(): Promise<void> {
+    for (const spec of this.config.listen) {
+      const [protocol, ...rest] = spec.split(':');
+      const port = Number(rest.pop());
+      let address = rest.join(':');
+      if (address.startsWith('[')) address = address.slice(1, -1);
+      const p = protocol as 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
+      if ((p === 'tls' || p === 'wss') && !this.config.tls) {
+        throw new StartupError(`${spec}: tls/wss listeners need tls.certFile and tls.keyFile in the config`);
+      }
+      this.layer.addTransport((events) =>
+        createTransport(
+          {
+            protocol: p,
+            address,
+            port,
+            clock: this.clock,
+            tls: this.config.tls ? { certFile: this.config.tls.certFile, keyFile: this.config.tls.keyFile, caFile: this.config.tls.caFile } : undefined,
+          },
+          events,
+        ),
+      );
+    }
+    try {
+      await this.layer.listen();
+    } catch (error) {
+      await this.layer.close().catch(() => undefined);
+      throw new StartupError(`Cannot listen: ${(error as Error).message}`, { cause: error });
+    }
+    if (this.config.admin.enabled) this.admin = await startAdminServer(this, this.config.admin.listen);
+    this.scheduleSweep();
+    this.logger.info({ listen: this.listenAddresses(), admin: this.admin?.address, node: this.config.node.id }, 'pushcall listening');
+  }
+
+  /** Actual `protocol:host:port` of every listener (ports resolved when 0 was asked). */
+  listenAddresses(): string[] {
+    return this.layer.listeners.map((t) => `${t.protocol}:${t.localAddress.includes(':') ? `[${t.localAddress}]` : t.localAddress}:${t.localPort}`);
+  }
+
+  port(protocol: 'udp' | 'tcp' | 'tls' | 'ws' | 'wss'): number {
+    const t = this.layer.transportFor(protocol);
+    if (!t) throw new Error(`no ${protocol} listener`);
+    return t.localPort;
+  }
+
+  get adminAddress(): string | undefined {
+    return this.admin?.address;
+  }
+
+  private scheduleSweep(): void {
+    this.sweepTimer = this.clock.setTimeout(() => {
+      void this.store.sweep(this.clock.now()).then(
+        (expired) => {
+          if (expired.length > 0) this.logger.debug({ count: expired.length }, 'expired bindings swept');
+        },
+        (error: unknown) => this.logger.error({ err: error }, 'sweep failed'),
+      );
+      this.auth?.prune();
+      if (!this.stopped) this.scheduleSweep();
+    }, this.config.store.sweepIntervalSeconds * 1000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.sweepTimer?.cancel();
+    await this.admin?.close();
+    await this.layer.close();
+    await this.store.close();
+    this.logger.info('pushcall stopped');
+  }
+
+  // ----- TransactionLayerUser --------------------------------------------------------
+
+  onRequest(request: SipRequest, transaction: ServerTransaction, flow: Flow): void {
+    this.metrics.sipMessages.inc({ direction: 'in', kind: request.method });
+    if (request.method === 'REGISTER') {
+      this.registrar.handle(request, flow).then(
+        (response) => transaction.respond(response),
+        (error: unknown) => {
+          this.logger.error({ err: error }, 'REGISTER failed');
+          transaction.respond(createResponse(request, 500, { reason: 'Registrar error' }));
+        },
+      );
+      return;
+    }
+    if (request.method === 'OPTIONS' && this.isForUs(request)) {
+      transaction.respond(
+        createResponse(request, 200, {
+          headers: [
+            ['Allow', ALLOWED_METHODS.join(', ')],
+            ['Accept', 'application/sdp'],
+            ['Supported', 'path, outbound'],
+          ],
+        }),
+      );
+      return;
+    }
+    if (this.router) {
+      this.router.onRequest(request, transaction, flow);
+      return;
+    }
+    transaction.respond(createResponse(request, request.method === 'OPTIONS' ? 404 : 501));
+  }
+
+  /** A request addressed to this server itself (no user part, RFC 3261 §11 OPTIONS ping). */
+  private isForUs(request: SipRequest): boolean {
+    const uri = request.uri;
+    return uri instanceof SipUri && uri.user === undefined;
+  }
+
+  onCancel(cancel: SipRequest, transaction: ServerTransaction, invite: InviteServerTransaction | undefined, flow: Flow): void {
+    if (this.router) this.router.onCancel(cancel, transaction, invite, flow);
+    else transaction.respond(createResponse(cancel, 481));
+  }
+
+  onAck(ack: SipRequest, flow: Flow): void {
+    this.router?.onAck(ack, flow);
+  }
+
+  onStrayResponse(response: SipResponse, flow: Flow): void {
+    this.router?.onStrayResponse(response, flow);
+  }
+
+  onParseError(error: unknown, flow: Flow, answered: boolean): void {
+    this.logger.debug({ err: (error as Error).message, from: `${flow.remoteAddress}:${flow.remotePort}`, answered }, 'malformed SIP message');
+  }
+
+  onWarning(warning: { code: string; message: string; flow?: Flow }): void {
+    this.logger.warn({ code: warning.code }, warning.message);
+  }
+}
