@@ -41,6 +41,22 @@ export function splitTopLevel(value: string, separator = ','): string[] {
   return parts.filter((p) => p.length > 0);
 }
 
+/**
+ * Strip SIP linear white space (SP, HTAB, CR, LF) from both ends. Unlike String#trim it
+ * keeps U+FEFF, U+00A0 and other Unicode spaces, which are header content (RFC 4475 §3.1.1.2).
+ */
+export function trimLws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isLws(value.charCodeAt(start))) start++;
+  while (end > start && isLws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+function isLws(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10;
+}
+
 /** Remove surrounding quotes and backslash escapes (RFC 3261 §25.1 quoted-pair). */
 export function unquote(value: string): string {
   if (value.length < 2 || value.charCodeAt(0) !== 34 || value.charCodeAt(value.length - 1) !== 34) return value;
@@ -49,8 +65,12 @@ export function unquote(value: string): string {
   return inner.replace(/\\(.)/g, '$1');
 }
 
+/**
+ * Write a quoted-string. CR and LF cannot be carried in one (quoted-pair excludes them,
+ * §25.1), so they become spaces rather than ending the header line early (header injection).
+ */
 export function quote(value: string): string {
-  return `"${value.replace(/(["\\])/g, '\\$1')}"`;
+  return `"${value.replace(/[\r\n]/g, ' ').replace(/(["\\])/g, '\\$1')}"`;
 }
 
 /**
@@ -67,16 +87,40 @@ export class Params {
 
   static parse(text: string, separator = ';'): Params {
     const entries: Array<[string, string | null]> = [];
-    if (text.length === 0) return new Params(entries);
-    for (const part of splitTopLevel(text, separator)) {
-      const eq = part.indexOf('=');
-      if (eq === -1) entries.push([part.trim(), null]);
-      else {
-        const name = part.slice(0, eq).trim();
-        if (name.length === 0) throw new SipParseError('Malformed parameter', part);
-        entries.push([name, part.slice(eq + 1).trim()]);
+    const n = text.length;
+    if (n === 0) return new Params(entries);
+    // One pass: split on separators outside quoted strings and <...> (as splitTopLevel),
+    // and on the first '=' of each part; empty parts are skipped.
+    const sep = separator.charCodeAt(0);
+    let start = 0;
+    let eq = -1;
+    let depthAngle = 0;
+    let inQuotes = false;
+    for (let i = 0; i <= n; i++) {
+      const c = i < n ? text.charCodeAt(i) : sep;
+      if (inQuotes && i < n) {
+        if (c === 92 /* \\ */) i++;
+        else if (c === 34 /* " */) inQuotes = false;
+        continue;
+      }
+      if (c === 34 && i < n) inQuotes = true;
+      else if (c === 60 /* < */) depthAngle++;
+      else if (c === 62 /* > */) depthAngle = depthAngle > 0 ? depthAngle - 1 : 0;
+      else if (c === 61 /* = */ && eq === -1 && depthAngle === 0) eq = i;
+      else if (c === sep && (depthAngle === 0 || i === n)) {
+        if (eq === -1) {
+          const name = text.slice(start, i).trim();
+          if (name.length > 0) entries.push([name, null]);
+        } else {
+          const name = text.slice(start, eq).trim();
+          if (name.length === 0) throw new SipParseError('Malformed parameter', text.slice(start, i).slice(0, 60));
+          entries.push([name, text.slice(eq + 1, i).trim()]);
+        }
+        start = i + 1;
+        eq = -1;
       }
     }
+    if (inQuotes) throw new SipParseError('Unterminated quoted string', text.slice(0, 60));
     return new Params(entries);
   }
 

@@ -177,10 +177,15 @@ export class NameAddr {
       const display = trimmed.slice(0, lt).trim();
       let displayName: string | undefined;
       if (display.length > 0) {
-        if (display.startsWith('"')) {
-          if (!display.endsWith('"') || display.length < 2) throw new SipParseError(`Malformed ${what} display name`, display.slice(0, 40));
+        if (display.charCodeAt(0) === 34 /* " */) {
+          if (!isQuotedString(display)) throw new SipParseError(`Malformed ${what} display name`, display.slice(0, 40));
           displayName = unquote(display);
-        } else displayName = display;
+        } else {
+          // display-name = *(token LWS) / quoted-string (RFC 3261 §25.1): "Bell, Alexander"
+          // unquoted is malformed (RFC 4475 §3.1.2.15).
+          if (!DISPLAY_TOKENS.test(display)) throw new SipParseError(`Malformed ${what} display name`, display.slice(0, 40));
+          displayName = display;
+        }
       }
       const uri = parseUri(trimmed.slice(lt + 1, gt).trim());
       const rest = trimmed.slice(gt + 1).trim();
@@ -190,8 +195,11 @@ export class NameAddr {
     }
     // addr-spec: header params follow the URI, so URI params are impossible here (§20.10).
     const semi = trimmed.indexOf(';');
-    const uriText = semi === -1 ? trimmed : trimmed.slice(0, semi);
-    if (uriText.includes(' ') || uriText.length === 0) throw new SipParseError(`Malformed ${what}`, trimmed.slice(0, 60));
+    const uriText = semi === -1 ? trimmed : trimmed.slice(0, semi).trimEnd();
+    if (uriText.length === 0 || /\s/.test(uriText)) throw new SipParseError(`Malformed ${what}`, trimmed.slice(0, 60));
+    // §20.10: a URI containing a comma, question mark or semicolon must be in <>
+    // (RFC 4475 §3.1.2.13: a Contact URI with escaped headers outside <>).
+    if (uriText.includes('?') || uriText.includes(',')) throw new SipParseError(`Malformed ${what}`, 'URI with "?" or "," must be enclosed in <>');
     const uri = parseUri(uriText);
     const params = semi === -1 ? new Params() : Params.parse(trimmed.slice(semi + 1), ';');
     return new NameAddr(uri, undefined, params, false);
@@ -217,7 +225,7 @@ export class NameAddr {
   toString(): string {
     // URIs with params or headers must be bracketed when header params follow (§20.10).
     let s = '';
-    if (this.displayName !== undefined) s += `${isToken(this.displayName.replace(/ /g, '')) && !/\s{2}/.test(this.displayName) ? this.displayName : quote(this.displayName)} `;
+    if (this.displayName !== undefined) s += `${isPlainDisplayName(this.displayName) ? this.displayName : quote(this.displayName)} `;
     const needsBrackets = this.bracketed || this.displayName !== undefined || /[;,?]/.test(this.uri.toString());
     s += needsBrackets ? `<${this.uri.toString()}>` : this.uri.toString();
     return s + this.params.toString(';');
@@ -225,16 +233,42 @@ export class NameAddr {
 }
 
 function findUnquoted(text: string, ch: string): number {
+  const target = ch.charCodeAt(0);
+  // Fast path: no quoted string before the first occurrence.
+  const first = text.indexOf(ch);
+  const quote = text.indexOf('"');
+  if (quote === -1 || (first !== -1 && first < quote)) return first;
   let inQuotes = false;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
+    const c = text.charCodeAt(i);
     if (inQuotes) {
-      if (c === '\\') i++;
-      else if (c === '"') inQuotes = false;
-    } else if (c === '"') inQuotes = true;
-    else if (c === ch) return i;
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inQuotes = false;
+    } else if (c === 34) inQuotes = true;
+    else if (c === target) return i;
   }
   return -1;
+}
+
+/** Tokens separated by linear white space (an unquoted display-name). */
+const DISPLAY_TOKENS = /^[A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*$/;
+
+/** A display name that can be written without quotes and reads back the same. */
+function isPlainDisplayName(name: string): boolean {
+  return /^[A-Za-z0-9\-.!%*_+`'~]+(?: [A-Za-z0-9\-.!%*_+`'~]+)*$/.test(name);
+}
+
+/** `"..."` with every inner quote escaped and the closing quote not escaped. */
+function isQuotedString(text: string): boolean {
+  if (text.length < 2 || text.charCodeAt(text.length - 1) !== 34) return false;
+  for (let i = 1; i < text.length - 1; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 92) {
+      if (i === text.length - 2) return false; // the closing quote is escaped
+      i++;
+    } else if (c === 34) return false;
+  }
+  return true;
 }
 
 /** A Contact header element: `*` or a name-addr with expires, q, +sip.instance, reg-id. */
@@ -293,8 +327,9 @@ export class CSeq {
     const m = /^\s*(\d{1,10})\s+([A-Za-z0-9\-.!%*_+`'~]+)\s*$/.exec(text);
     if (!m) throw new SipParseError('Malformed CSeq header', text.slice(0, 40));
     const seq = Number(m[1]);
-    // RFC 3261 §8.1.1.5: the sequence number MUST be less than 2**31.
-    if (seq >= 2 ** 31) throw new SipParseError('CSeq number out of range', m[1]);
+    // RFC 3261 §20.16: a 32-bit unsigned integer. (§8.1.1.5's "less than 2**31" is for the
+    // initial value a UAC picks; later requests in a dialog may go above it.)
+    if (seq > 2 ** 32 - 1) throw new SipParseError('CSeq number out of range', m[1]);
     return new CSeq(seq, m[2]);
   }
 

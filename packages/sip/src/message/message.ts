@@ -167,9 +167,11 @@ export abstract class SipMessage {
   }
 
   get callId(): string {
-    const v = this.get('call-id');
-    if (v === undefined || v.trim().length === 0) throw new SipParseError('Missing Call-ID header');
-    return v.trim();
+    return this.cached('call-id', () => {
+      const v = this.single('call-id', 'Call-ID').trim();
+      if (v.length === 0) throw new SipParseError('Missing Call-ID header');
+      return v;
+    });
   }
 
   get cseq(): CSeq {
@@ -182,9 +184,12 @@ export abstract class SipMessage {
   /** Max-Forwards, or undefined when absent; throws on a malformed value. */
   get maxForwards(): number | undefined {
     return this.cached('max-forwards', () => {
-      const v = this.get('max-forwards');
-      if (v === undefined) return undefined;
-      if (!/^\s*\d{1,3}\s*$/.test(v) || Number(v) > 255) throw new SipParseError('Malformed Max-Forwards header', v.slice(0, 20));
+      const all = this.getAll('max-forwards');
+      if (all.length === 0) return undefined;
+      if (all.length > 1) throw new SipParseError('Duplicate Max-Forwards header');
+      // 1*DIGIT, leading zeros allowed (RFC 4475 §3.1.1.1 "0068"), at most 255.
+      const v = all[0].trim();
+      if (!/^\d{1,10}$/.test(v) || Number(v) > 255) throw new SipParseError('Malformed Max-Forwards header', v.slice(0, 20));
       return Number(v);
     });
   }
@@ -291,8 +296,12 @@ export abstract class SipMessage {
     }
     if (!wroteLength) head += `Content-Length: ${this.body.length}\r\n`;
     head += '\r\n';
-    if (this.body.length === 0) return Buffer.from(head, 'utf8');
-    return Buffer.concat([Buffer.from(head, 'utf8'), this.body]);
+    // One allocation: headers and body written into the same buffer.
+    const headLength = Buffer.byteLength(head, 'utf8');
+    const out = Buffer.allocUnsafe(headLength + this.body.length);
+    out.write(head, 0, headLength, headLength === head.length ? 'latin1' : 'utf8');
+    if (this.body.length > 0) this.body.copy(out, headLength);
+    return out;
   }
 
   toString(): string {

@@ -5,6 +5,7 @@
  */
 
 import { SipLimitError, SipParseError } from '../errors.js';
+import { trimLws } from './grammar.js';
 import { normalizeHeaderName } from './headers.js';
 import { type HeaderField, type SipMessage, SipRequest, SipResponse } from './message.js';
 
@@ -42,6 +43,25 @@ const REQUIRED_REQUEST = [
   ['cseq', 'CSeq'],
 ] as const;
 
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+
+/**
+ * Header names seen before, mapped to their lower-case full name. Names repeat across
+ * messages, so this spares a validation and a toLowerCase per header line. Bounded so a
+ * peer sending random names cannot grow it.
+ */
+const NAME_KEYS = new Map<string, string>();
+const NAME_KEYS_MAX = 1024;
+
+function headerKey(name: string): string | undefined {
+  const known = NAME_KEYS.get(name);
+  if (known !== undefined) return known;
+  if (!METHOD.test(name)) return undefined;
+  const key = normalizeHeaderName(name);
+  if (NAME_KEYS.size < NAME_KEYS_MAX) NAME_KEYS.set(name, key);
+  return key;
+}
+
 export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessage {
   const limits = options.limits ? { ...DEFAULT_LIMITS, ...options.limits } : DEFAULT_LIMITS;
   if (data.length > limits.maxMessageBytes) throw new SipLimitError(`Message too large (${data.length} bytes)`);
@@ -51,7 +71,7 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
   while (start < data.length && (data[start] === 13 || data[start] === 10)) start++;
   if (start === data.length) throw new SipParseError('Empty message');
 
-  let headerEnd = data.indexOf('\r\n\r\n', start, 'latin1');
+  let headerEnd = data.indexOf(CRLFCRLF, start);
   let bodyStart: number;
   if (headerEnd !== -1) bodyStart = headerEnd + 4;
   else {
@@ -67,47 +87,77 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
   }
 
   const text = data.toString('utf8', start, headerEnd);
-  const lines = text.split(/\r?\n/);
-  const startLine = lines[0];
+  const textEnd = text.length;
+
+  // Start line.
+  let nl = text.indexOf('\n');
+  let lineEnd = nl === -1 ? textEnd : nl;
+  const startLine = text.slice(0, lineEnd > 0 && text.charCodeAt(lineEnd - 1) === 13 ? lineEnd - 1 : lineEnd);
   if (startLine.length > limits.maxLineLength) throw new SipLimitError('Start line too long');
 
   const headers: HeaderField[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    let line = lines[i];
-    if (line.length === 0) continue;
-    // Line folding (RFC 3261 §7.3.1): continuation lines start with whitespace.
-    while (i + 1 < lines.length && (lines[i + 1].startsWith(' ') || lines[i + 1].startsWith('\t'))) {
-      line = `${line.trimEnd()} ${lines[i + 1].trim()}`;
-      i++;
+  let contentLength: string | undefined;
+  let conflictingLength = false;
+  let pos = nl === -1 ? textEnd : nl + 1;
+  while (pos < textEnd) {
+    nl = text.indexOf('\n', pos);
+    lineEnd = nl === -1 ? textEnd : nl;
+    let next = nl === -1 ? textEnd : nl + 1;
+    let end = lineEnd > pos && text.charCodeAt(lineEnd - 1) === 13 ? lineEnd - 1 : lineEnd;
+    if (end === pos) {
+      // An empty line inside the block: a bare-LF header end that came before a CRLFCRLF
+      // in the body. Everything after it is body.
+      bodyStart = start + Buffer.byteLength(text.slice(0, next), 'utf8');
+      break;
     }
+    let line: string;
+    const c0 = text.charCodeAt(next);
+    if (next < textEnd && (c0 === 32 || c0 === 9)) {
+      // Line folding (RFC 3261 §7.3.1): continuation lines start with whitespace.
+      line = trimLws(text.slice(pos, end));
+      while (next < textEnd && (text.charCodeAt(next) === 32 || text.charCodeAt(next) === 9)) {
+        nl = text.indexOf('\n', next);
+        lineEnd = nl === -1 ? textEnd : nl;
+        end = lineEnd > next && text.charCodeAt(lineEnd - 1) === 13 ? lineEnd - 1 : lineEnd;
+        const part = trimLws(text.slice(next, end));
+        line = part.length > 0 ? `${line} ${part}` : line;
+        next = nl === -1 ? textEnd : nl + 1;
+        if (line.length > limits.maxLineLength) throw new SipLimitError('Header line too long');
+      }
+    } else line = text.slice(pos, end);
+    pos = next;
     if (line.length > limits.maxLineLength) throw new SipLimitError('Header line too long');
     const colon = line.indexOf(':');
     if (colon <= 0) throw partialError(startLine, headers, 'Malformed header line', line.slice(0, 40));
-    const name = line.slice(0, colon).trim();
-    if (!METHOD.test(name)) throw partialError(startLine, headers, 'Malformed header name', name.slice(0, 40));
-    headers.push({ name, key: normalizeHeaderName(name), value: line.slice(colon + 1).trim() });
+    let nameEnd = colon;
+    while (nameEnd > 0 && (line.charCodeAt(nameEnd - 1) === 32 || line.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
+    const name = line.slice(0, nameEnd);
+    const key = headerKey(name);
+    if (key === undefined) throw partialError(startLine, headers, 'Malformed header name', name.slice(0, 40));
+    const value = trimLws(line.slice(colon + 1));
+    headers.push({ name, key, value });
+    if (key === 'content-length') {
+      if (contentLength === undefined) contentLength = value;
+      else if (contentLength !== value) conflictingLength = true;
+    }
     if (headers.length > limits.maxHeaders) throw new SipLimitError('Too many headers');
   }
 
   const message = parseStartLine(startLine, headers);
 
   // Body framing by Content-Length (RFC 3261 §18.3, §20.14).
-  const lengthValues = message.getAll('content-length');
   const available = data.length - bodyStart;
-  if (lengthValues.length > 1 && new Set(lengthValues.map((v) => v.trim())).size > 1) {
-    throw answerable(message, 'Conflicting Content-Length headers');
-  }
-  if (lengthValues.length > 0) {
-    const raw = lengthValues[0].trim();
-    if (!/^\d{1,10}$/.test(raw)) throw answerable(message, 'Malformed Content-Length header');
-    const length = Number(raw);
+  if (conflictingLength) throw answerable(message, 'Conflicting Content-Length headers');
+  if (contentLength !== undefined) {
+    if (!/^\d{1,10}$/.test(contentLength)) throw answerable(message, 'Malformed Content-Length header');
+    const length = Number(contentLength);
     if (length > available) throw answerable(message, 'Content-Length larger than the body');
     // Extra bytes after the body in a datagram are discarded (§18.3).
-    message.body = length === 0 ? Buffer.alloc(0) : data.subarray(bodyStart, bodyStart + length);
+    message.body = length === 0 ? EMPTY : data.subarray(bodyStart, bodyStart + length);
   } else if (options.stream) {
     throw answerable(message, 'Missing Content-Length header');
   } else {
-    message.body = available === 0 ? Buffer.alloc(0) : data.subarray(bodyStart);
+    message.body = available === 0 ? EMPTY : data.subarray(bodyStart);
   }
 
   if (message instanceof SipRequest) checkRequest(message);
@@ -115,13 +165,16 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
   return message;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 function parseStartLine(line: string, headers: HeaderField[]): SipMessage {
   if (line.startsWith('SIP/')) {
-    const m = /^(SIP\/\d+\.\d+) (\d{3}) ?(.*)$/i.exec(line);
+    // Exactly three digits, then SP (or nothing): "SIP/2.0 4294967301 ..." is not a 429.
+    const m = /^(SIP\/\d+\.\d+) (\d{3})(?: (.*))?$/i.exec(line);
     if (!m) throw new SipParseError('Malformed status line', line.slice(0, 60));
     const status = Number(m[2]);
     if (status < 100 || status > 699) throw new SipParseError('Status code out of range', m[2]);
-    return new SipResponse(status, m[3], headers, undefined, m[1].toUpperCase());
+    return new SipResponse(status, m[3] ?? '', headers, undefined, m[1].toUpperCase());
   }
   const first = line.indexOf(' ');
   const last = line.lastIndexOf(' ');
@@ -138,22 +191,24 @@ function parseStartLine(line: string, headers: HeaderField[]): SipMessage {
 }
 
 function checkRequest(request: SipRequest): void {
+  // The headers a 400 needs (RFC 3261 §8.2.6.2) and the transaction layer reads: a
+  // failure here leaves nothing to answer with, so the request is dropped.
   for (const [key, display] of REQUIRED_REQUEST) {
-    if (!request.has(key)) throw answerable(request, `Missing ${display} header`);
+    if (!request.has(key)) throw new SipParseError(`Missing ${display} header`);
   }
-  // Parse what the transaction layer needs right away so an error becomes a 400 here,
-  // before any state is created. Everything else stays lazy.
+  void request.via;
+  const cseq = request.cseq;
+  void request.callId;
+  void request.from;
+  void request.to;
+  // Everything else the core relies on: errors from here on can be answered with a 400.
+  // Other headers stay lazy.
   try {
-    void request.via;
-    const cseq = request.cseq;
     if (cseq.method !== request.method && request.method !== 'ACK' && request.method !== 'CANCEL') {
       throw new SipParseError('CSeq method does not match the request method');
     }
     if (request.method === 'ACK' && cseq.method !== 'ACK') throw new SipParseError('CSeq method does not match the request method');
     if (request.method === 'CANCEL' && cseq.method !== 'CANCEL') throw new SipParseError('CSeq method does not match the request method');
-    void request.callId;
-    void request.from;
-    void request.to;
     void request.maxForwards;
     void request.uri;
   } catch (err) {
@@ -172,14 +227,34 @@ function checkResponse(response: SipResponse): void {
   void response.callId;
 }
 
+/**
+ * True when a 400 can be built for this request: it has a top Via to send it to and
+ * readable From, To, Call-ID and CSeq to copy (RFC 3261 §8.2.6.2). Only used on error paths.
+ */
+function canAnswer(message: SipMessage): message is SipRequest {
+  if (!(message instanceof SipRequest)) return false;
+  try {
+    for (const [key] of REQUIRED_REQUEST) if (!message.has(key)) return false;
+    void message.via;
+    void message.cseq;
+    void message.callId;
+    void message.from;
+    void message.to;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A parse error that still lets the receiver answer 400 (the request's headers are known). */
 export interface AnswerableParseError extends SipParseError {
   request?: SipRequest;
 }
 
 function answerable(message: SipMessage, reason: string): SipParseError {
-  const err = new SipParseError(reason, undefined, message instanceof SipRequest) as AnswerableParseError;
-  if (message instanceof SipRequest) err.request = message;
+  const ok = canAnswer(message);
+  const err = new SipParseError(reason, undefined, ok) as AnswerableParseError;
+  if (ok) err.request = message;
   return err;
 }
 

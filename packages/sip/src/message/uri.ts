@@ -18,7 +18,8 @@ export interface PushParams {
   purr?: string;
 }
 
-const HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+const URI_PARAMS = /^(?:;[A-Za-z0-9\-_.!~*'()[\]/:&+$%]*(?:=[A-Za-z0-9\-_.!~*'()[\]/:&+$%]*)?)+$/;
+const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
 const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 const IPV6_REF = /^\[[0-9A-Fa-f:.]+\]$/;
 const USER_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
@@ -199,11 +200,10 @@ function parseSipUri(text: string, scheme: 'sip' | 'sips', from: number): SipUri
   if (rest.length === 0) throw new SipParseError('Malformed URI', 'missing host');
   if (/[\s<>"]/.test(rest)) throw new SipParseError('Malformed URI', 'illegal character');
 
-  // userinfo ends at the first '@'; '?' may appear in a user part (user-unreserved), so an
-  // '@' after '?' only counts when what lies between does not look like a header (name=value).
-  let at = rest.indexOf('@');
-  const q = rest.indexOf('?');
-  if (at !== -1 && q !== -1 && q < at && rest.slice(q, at).includes('=')) at = -1;
+  // userinfo ends at the first '@': '@' is allowed nowhere else in a SIP URI (params and
+  // headers must escape it), while '?', '=' and ';' may all appear in a user part
+  // (user-unreserved, RFC 4475 §3.1.1.2).
+  const at = rest.indexOf('@');
 
   let user: string | undefined;
   let password: string | undefined;
@@ -250,11 +250,12 @@ function parseSipUri(text: string, scheme: 'sip' | 'sips', from: number): SipUri
   const paramText = headersAt === -1 ? rest.slice(i) : rest.slice(i, headersAt);
   if (paramText.length > 0) {
     if (paramText.charCodeAt(0) !== 59) throw new SipParseError('Malformed URI', `unexpected "${paramText.slice(0, 20)}" after host`);
+    // uri-parameters: paramchar = param-unreserved / unreserved / escaped (§25.1), checked
+    // on the whole text at once rather than per parameter.
+    if (!URI_PARAMS.test(paramText)) throw new SipParseError('Malformed URI parameter', paramText.slice(0, 40));
+    if (paramText.includes('%') && BAD_ESCAPE.test(paramText)) throw new SipParseError('Malformed %-escape in URI parameter', paramText.slice(0, 40));
     params = Params.parse(paramText.slice(1), ';');
-    for (const [name, value] of params) {
-      if (!/^[A-Za-z0-9\-_.!~*'()[\]/:&+$%]+$/.test(name)) throw new SipParseError('Malformed URI parameter', name.slice(0, 40));
-      if (value !== null && /%(?![0-9A-Fa-f]{2})/.test(value)) throw new SipParseError('Malformed %-escape in URI parameter', name);
-    }
+    for (const [name] of params) if (name.length === 0 || name.includes('=')) throw new SipParseError('Malformed URI parameter', name.slice(0, 40));
   }
   if (headersAt !== -1) headers = Params.parse(rest.slice(headersAt + 1), '&');
 
@@ -270,11 +271,41 @@ function parseTelUri(text: string, from: number): TelUri {
   return new TelUri(number, params);
 }
 
+/**
+ * hostname / IPv4address / IPv6reference (RFC 3261 §25.1). Labels are alphanumerics with
+ * inner hyphens, an optional trailing dot; four dot-separated numbers are an IPv4 address
+ * and must be octets. One pass over the characters, no regex on the common path.
+ */
 export function isValidHost(host: string): boolean {
-  if (host.length === 0 || host.length > 255) return false;
-  if (host.startsWith('[')) return IPV6_REF.test(host);
-  if (IPV4.test(host)) return host.split('.').every((o) => Number(o) <= 255);
-  return HOSTNAME.test(host);
+  const n = host.length;
+  if (n === 0 || n > 255) return false;
+  if (host.charCodeAt(0) === 91 /* [ */) return IPV6_REF.test(host);
+  let labelLen = 0;
+  let prev = 46; // '.'
+  let allNumeric = true;
+  let dots = 0;
+  for (let i = 0; i < n; i++) {
+    const c = host.charCodeAt(i);
+    if (c === 46) {
+      if (labelLen === 0 || prev === 45) return false; // empty label or label ending in '-'
+      dots++;
+      labelLen = 0;
+    } else if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)) {
+      if (c > 57) allNumeric = false;
+      labelLen++;
+    } else if (c === 45) {
+      if (labelLen === 0) return false; // label starting with '-'
+      allNumeric = false;
+      labelLen++;
+    } else return false;
+    prev = c;
+  }
+  if (prev === 45) return false;
+  if (allNumeric && dots === 3 && labelLen > 0) {
+    if (!IPV4.test(host)) return false;
+    for (const octet of host.split('.')) if (Number(octet) > 255) return false;
+  }
+  return true;
 }
 
 /**
@@ -287,7 +318,7 @@ export function isValidHost(host: string): boolean {
 export function sipUriEquals(a: SipUri, b: SipUri, options: { pushParamsMustMatch?: boolean } = {}): boolean {
   if (a.scheme !== b.scheme) return false;
   if (a.userUnescaped !== b.userUnescaped) return false;
-  if (a.password !== b.password) return false;
+  if ((a.password === undefined ? undefined : unescapePercent(a.password)) !== (b.password === undefined ? undefined : unescapePercent(b.password))) return false;
   if (a.hostname !== b.hostname) return false;
   if (a.port !== b.port) return false;
   const special = ['transport', 'user', 'ttl', 'method', 'maddr'];
@@ -302,8 +333,14 @@ export function sipUriEquals(a: SipUri, b: SipUri, options: { pushParamsMustMatc
     if (b.params.has(name) && a.param(name)?.toLowerCase() !== b.param(name)?.toLowerCase()) return false;
   }
   if (options.pushParamsMustMatch && !pushParamsEqual(a, b)) return false;
+  // Header components: names case-insensitive, values compared after unescaping (§19.1.4:
+  // an escaped and an unescaped unreserved character are equivalent).
   if (a.headers.size !== b.headers.size) return false;
-  for (const [name, value] of a.headers) if (b.headers.get(name) !== value) return false;
+  for (const [name, value] of a.headers) {
+    const other = b.headers.get(name);
+    if (other === undefined) return false;
+    if ((value === null ? '' : unescapePercent(value)) !== (other === null ? '' : unescapePercent(other))) return false;
+  }
   return true;
 }
 
