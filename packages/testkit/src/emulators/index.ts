@@ -1,2 +1,3 @@
 export * from './apns-emulator.js';
 export * from './util.js';
+export * from './fcm-emulator.js';
