@@ -73,3 +73,20 @@ export {
   isClientError,
 } from './errors.js';
 export type { ClientErrorCode } from './errors.js';
+// React Native adapter (structural types only; the RN packages are the app's dependencies).
+export {
+  CALLKEEP_NATIVE_EVENTS,
+  ReactNativeCallAdapter,
+  VOIP_PUSH_NATIVE_EVENTS,
+  callKeepEndReason,
+} from './adapters/react-native.js';
+export type {
+  CallKeepDisplayErrorCode,
+  CallKeepEventArgs,
+  CallKeepEventName,
+  CallKeepInitialEvent,
+  CallKeepModule,
+  ReactNativeAdapterOptions,
+  VoipPushEventName,
+  VoipPushModule,
+} from './adapters/react-native.js';
