@@ -71,10 +71,18 @@ export class DigestAuthenticator {
     return this.users.has(username);
   }
 
-  /** One challenge header value per algorithm, strongest first (RFC 8760 §2.4). */
-  challenges(stale = false): string[] {
+  /**
+   * One challenge header value per algorithm, strongest first (RFC 8760 §2.4). With the
+   * `username` being challenged (the AOR's user), only the algorithms that user has an HA1
+   * for are offered: a UA picks the first algorithm it supports, and a user stored with an
+   * MD5 `ha1` only could otherwise never pass a SHA-256 challenge. Unknown users get every
+   * algorithm, so a challenge does not reveal which users exist.
+   */
+  challenges(stale = false, username?: string): string[] {
     const nonce = this.newNonce();
-    return this.algorithms.map(
+    const ha1s = username === undefined ? undefined : this.users.get(username);
+    const usable = ha1s ? this.algorithms.filter((a) => ha1s.has(a)) : [];
+    return (usable.length > 0 ? usable : this.algorithms).map(
       (algorithm) =>
         `Digest realm=${quote(this.realm)}, nonce=${quote(nonce)}, algorithm=${algorithm}, qop="auth"${stale ? ', stale=true' : ''}`,
     );
@@ -121,7 +129,6 @@ export class DigestAuthenticator {
 
     const nonceState = this.checkNonce(nonce);
     if (nonceState === 'invalid') return { outcome: 'challenge', stale: false, reason: 'unknown nonce' };
-    if (nonceState === 'expired') return { outcome: 'challenge', stale: true, reason: 'nonce expired' };
 
     const ha1 = this.users.get(username)?.get(algorithm);
     if (!ha1) return { outcome: 'forbidden', reason: 'Invalid credentials' };
@@ -143,6 +150,9 @@ export class DigestAuthenticator {
     const a = Buffer.from(expected);
     const b = Buffer.from(response.toLowerCase());
     if (a.length !== b.length || !timingSafeEqual(a, b)) return { outcome: 'forbidden', reason: 'Invalid credentials' };
+    // RFC 7616 §3.3: stale=true only when the digest was valid for the expired nonce, so the
+    // UA retries with the same credentials instead of re-prompting the user.
+    if (nonceState === 'expired') return { outcome: 'challenge', stale: true, reason: 'nonce expired' };
 
     // RFC 7616 §3.3 / §5.4: nonce-count must increase; a repeat is a replay. Without qop
     // (RFC 2069 style) a nonce may be used once.

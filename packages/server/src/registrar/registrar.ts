@@ -59,6 +59,12 @@ interface PlannedContact {
   push?: PushRegistration;
 }
 
+/** The stored Contact `stored` is the one a REGISTER Contact `uri` names (RFC 3261 §10.3 step 7, RFC 8599 §5.3). */
+function contactMatches(stored: SipUri, uri: SipUri, pridlessRemoval: boolean): boolean {
+  if (!pridlessRemoval) return sipUriEquals(stored, uri, { pushParamsMustMatch: true });
+  return sipUriEquals(stored, uri) && stored.param('pn-provider') === uri.param('pn-provider') && stored.param('pn-param') === uri.param('pn-param');
+}
+
 export class Registrar {
   private readonly config: PushcallConfig;
   private readonly store: BindingStore;
@@ -118,7 +124,7 @@ export class Registrar {
       if (!this.auth) return createResponse(request, 500, { reason: 'Authentication not configured' });
       const result = this.auth.verify(request.authHeaders('authorization'), 'REGISTER');
       if (result.outcome === 'challenge') {
-        return createResponse(request, 401, { headers: this.auth.challenges(result.stale).map((c) => ['WWW-Authenticate', c]) });
+        return createResponse(request, 401, { headers: this.auth.challenges(result.stale, to.userUnescaped).map((c) => ['WWW-Authenticate', c]) });
       }
       if (result.outcome === 'forbidden') return createResponse(request, 403, { reason: result.reason });
       if (result.username !== to.userUnescaped) return createResponse(request, 403, { reason: 'Credentials do not match the AOR' });
@@ -179,7 +185,11 @@ export class Registrar {
           if (this.config.registrar.lastHop) return createResponse(request, 555);
           break;
         case 'query':
-          if (inspection.provider === '') queryAll = true;
+          // §4.1.5: to an empty-provider query, 555 means "no PNS type supported at all".
+          if (inspection.provider === '') {
+            if (this.supportedProviders().length === 0 && this.config.registrar.lastHop) return createResponse(request, 555);
+            queryAll = true;
+          }
           else if (this.supportedProviders().includes(inspection.provider)) featureCapsProviders.add(inspection.provider);
           else if (this.config.registrar.lastHop) return createResponse(request, 555);
           break;
@@ -212,10 +222,13 @@ export class Registrar {
       const instanceId = p.contact.instance;
       const regId = p.contact.regId;
       // RFC 5626 §6: the same instance (and reg-id) is the same binding, wherever it is now.
+      // RFC 8599 §4.1.2: a removal carries no pn-prid, so it matches the binding on the
+      // rest of the URI (pn-provider and pn-param still equal) instead of on all pn-*.
+      const pridlessRemoval = p.expires === 0 && !p.uri.params.has('pn-prid');
       const match = existing.find((b) =>
         instanceId !== undefined
           ? b.instanceId === instanceId && (b.regId ?? null) === (regId ?? null)
-          : b.instanceId === undefined && sipUriEquals(parseSipUriStrict(b.contact), p.uri, { pushParamsMustMatch: true }),
+          : b.instanceId === undefined && contactMatches(parseSipUriStrict(b.contact), p.uri, pridlessRemoval),
       );
       if (match && match.callId === request.callId && cseq <= match.cseq) {
         return createResponse(request, 400, { reason: 'Out-of-order CSeq for this binding' });
