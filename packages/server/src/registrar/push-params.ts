@@ -89,8 +89,9 @@ function inspectRfc8599(uri: SipUri, options: PushInspectionOptions): PushInspec
     return { kind: 'unsupported', provider, reason: `Push provider "${provider}" is not supported` };
   }
 
-  // Flexisip's multi-token form (RFC 8599 allows provider-specific formats).
-  if (provider === 'apns' && (prid.includes('&') || (param?.includes('&') ?? false))) {
+  // Flexisip's multi-token form (RFC 8599 allows provider-specific formats). Linphone also
+  // sends a single pair (`pn-prid=<hex>:voip`); a hex device token never contains ':'.
+  if (provider === 'apns' && (prid.includes('&') || prid.includes(':') || (param?.includes('&') ?? false))) {
     return inspectFlexisipMulti(prid, param, environment ?? options.apnsDefaultEnvironment, options);
   }
   return validate(
