@@ -18,6 +18,11 @@ export function isToken(value: string): boolean {
  * (RFC 3261 §7.3.1: a header with a comma-separated list is equivalent to several headers).
  */
 export function splitTopLevel(value: string, separator = ','): string[] {
+  // Fast path: nothing to split and no quoted string to check.
+  if (value.indexOf(separator) === -1 && value.indexOf('"') === -1) {
+    const t = value.trim();
+    return t.length > 0 ? [t] : [];
+  }
   const parts: string[] = [];
   let depthAngle = 0;
   let inQuotes = false;
@@ -91,6 +96,30 @@ export class Params {
     if (n === 0) return new Params(entries);
     // One pass: split on separators outside quoted strings and <...> (as splitTopLevel),
     // and on the first '=' of each part; empty parts are skipped.
+    // Fast path: no quoted strings or angle brackets, so every separator counts.
+    if (text.indexOf('"') === -1 && text.indexOf('<') === -1) {
+      let start = 0;
+      let nextEq = -1; // first '=' at or after start (n when none): each '=' is found once
+      while (start <= n) {
+        let end = text.indexOf(separator, start);
+        if (end === -1) end = n;
+        if (nextEq < start) {
+          nextEq = text.indexOf('=', start);
+          if (nextEq === -1) nextEq = n;
+        }
+        const eq = nextEq < end ? nextEq : -1;
+        if (eq === -1) {
+          const name = text.slice(start, end).trim();
+          if (name.length > 0) entries.push([name, null]);
+        } else {
+          const name = text.slice(start, eq).trim();
+          if (name.length === 0) throw new SipParseError('Malformed parameter', text.slice(start, end).slice(0, 60));
+          entries.push([name, text.slice(eq + 1, end).trim()]);
+        }
+        start = end + 1;
+      }
+      return new Params(entries);
+    }
     const sep = separator.charCodeAt(0);
     let start = 0;
     let eq = -1;

@@ -150,8 +150,17 @@ export function parseHostPort(text: string, what: string): { host: string; port:
   if (!isValidHost(host)) throw new SipParseError(`Malformed ${what} host`, host.slice(0, 60));
   let port: number | undefined;
   if (portText !== undefined) {
-    port = Number(portText.trim());
-    if (!/^\s*\d{1,5}\s*$/.test(portText) || port > 65535) throw new SipParseError(`Malformed ${what} port`, portText.slice(0, 10));
+    const digits = portText.trim();
+    port = 0;
+    for (let i = 0; i < digits.length; i++) {
+      const c = digits.charCodeAt(i);
+      if (c < 48 || c > 57) {
+        port = -1;
+        break;
+      }
+      port = port * 10 + (c - 48);
+    }
+    if (digits.length === 0 || digits.length > 5 || port < 0 || port > 65535) throw new SipParseError(`Malformed ${what} port`, portText.slice(0, 10));
   }
   return { host, port };
 }

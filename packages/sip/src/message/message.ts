@@ -29,11 +29,35 @@ export interface HeaderField {
 }
 
 const EMPTY_BODY = Buffer.alloc(0);
+/** Cached "parsed, and absent" (e.g. no Max-Forwards header). */
+const NONE = Symbol('none');
+
+/**
+ * Where a parsed message's header block came from (set by parseMessage for clean CRLF
+ * input without folding). While the start line, every header field and the body length
+ * are unchanged, toBuffer() copies these bytes instead of re-encoding the headers.
+ */
+export interface HeaderSource {
+  data: Buffer;
+  /** First byte of the start line. */
+  start: number;
+  /** One past the CRLFCRLF that ends the header block. */
+  end: number;
+  startLine: string;
+  /** The header fields as parsed (identity checked) ... */
+  fields: HeaderField[];
+  /** ... and their names and values, interleaved (in case a field object was edited). */
+  texts: string[];
+  /** The single Content-Length header's value. */
+  contentLength: number;
+}
 
 export abstract class SipMessage {
   readonly headers: HeaderField[];
   body: Buffer;
-  private cache: Map<string, unknown> | null = null;
+  /** Parsed typed values by header key (a plain object: cheaper than a Map here). */
+  private cache: Record<string, unknown> | null = null;
+  private source: HeaderSource | null = null;
 
   protected constructor(headers: HeaderField[], body: Buffer) {
     this.headers = headers;
@@ -134,14 +158,21 @@ export abstract class SipMessage {
   }
 
   private invalidate(key: string): void {
-    this.cache?.delete(key);
+    const cache = this.cache;
+    if (cache === null) return;
+    if (key in cache) cache[key] = undefined;
+    if (key === 'via' && 'via:top' in cache) cache['via:top'] = undefined;
   }
 
   protected cached<T>(key: string, parse: () => T): T {
-    if (this.cache === null) this.cache = new Map();
-    if (this.cache.has(key)) return this.cache.get(key) as T;
+    let cache = this.cache;
+    if (cache === null) cache = this.cache = {};
+    else {
+      const hit = cache[key];
+      if (hit !== undefined) return (hit === NONE ? undefined : hit) as T;
+    }
     const value = parse();
-    this.cache.set(key, value);
+    cache[key] = value === undefined ? NONE : value;
     return value;
   }
 
@@ -151,11 +182,24 @@ export abstract class SipMessage {
     return this.cached('via', () => this.values('via').map((v) => Via.parse(v)));
   }
 
-  /** Top Via; throws SipParseError when missing. */
+  /**
+   * Top Via; throws SipParseError when missing. Only the top value is parsed (the
+   * transaction layer reads it for every message); `vias` parses them all.
+   */
   get via(): Via {
-    const vias = this.vias;
-    if (vias.length === 0) throw new SipParseError('Missing Via header');
-    return vias[0];
+    const all = this.cache?.via as Via[] | undefined;
+    if (all !== undefined) {
+      if (all.length === 0) throw new SipParseError('Missing Via header');
+      return all[0];
+    }
+    return this.cached('via:top', () => {
+      for (const h of this.headers) {
+        if (h.key !== 'via') continue;
+        const values = splitHeaderValue('via', h.value);
+        if (values.length > 0) return Via.parse(values[0]);
+      }
+      throw new SipParseError('Missing Via header');
+    });
   }
 
   get from(): NameAddr {
@@ -264,10 +308,14 @@ export abstract class SipMessage {
   // ----- helpers ---------------------------------------------------------------------------
 
   private single(key: string, display: string): string {
-    const all = this.getAll(key);
-    if (all.length === 0) throw new SipParseError(`Missing ${display} header`);
-    if (all.length > 1) throw new SipParseError(`Duplicate ${display} header`);
-    return all[0];
+    let found: string | undefined;
+    for (const h of this.headers) {
+      if (h.key !== key) continue;
+      if (found !== undefined) throw new SipParseError(`Duplicate ${display} header`);
+      found = h.value;
+    }
+    if (found === undefined) throw new SipParseError(`Missing ${display} header`);
+    return found;
   }
 
   private requiredNameAddr(key: string, display: string): NameAddr {
@@ -284,7 +332,36 @@ export abstract class SipMessage {
   }
 
   /** Serialize with a Content-Length that matches the body (RFC 3261 §20.14). */
+  /** @internal Called by parseMessage; see HeaderSource. */
+  setSource(source: HeaderSource): void {
+    this.source = source;
+  }
+
+  private sourceIntact(src: HeaderSource): boolean {
+    if (this.body.length !== src.contentLength) return false;
+    const headers = this.headers;
+    const fields = src.fields;
+    if (headers.length !== fields.length) return false;
+    const texts = src.texts;
+    for (let i = 0; i < headers.length; i++) {
+      const h = headers[i];
+      if (h !== fields[i] || h.name !== texts[2 * i] || h.value !== texts[2 * i + 1]) return false;
+    }
+    return this.startLine() === src.startLine;
+  }
+
   toBuffer(): Buffer {
+    const src = this.source;
+    if (src !== null) {
+      if (this.sourceIntact(src)) {
+        const headLength = src.end - src.start;
+        const out = Buffer.allocUnsafe(headLength + this.body.length);
+        src.data.copy(out, 0, src.start, src.end);
+        if (this.body.length > 0) this.body.copy(out, headLength);
+        return out;
+      }
+      this.source = null; // changed: re-encode from now on, and let go of the bytes
+    }
     let head = `${this.startLine()}\r\n`;
     let wroteLength = false;
     for (const h of this.headers) {

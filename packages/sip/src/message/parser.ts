@@ -46,20 +46,55 @@ const REQUIRED_REQUEST = [
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 /**
- * Header names seen before, mapped to their lower-case full name. Names repeat across
- * messages, so this spares a validation and a toLowerCase per header line. Bounded so a
- * peer sending random names cannot grow it.
+ * The header names almost every message carries, in their usual spelling, grouped by
+ * length: a match costs a length switch and a startsWith, and gives an interned key (so
+ * later `h.key === 'via'` comparisons are pointer compares) without allocating the name.
+ * Anything else goes through validation and lower-casing.
  */
-const NAME_KEYS = new Map<string, string>();
-const NAME_KEYS_MAX = 1024;
+const COMMON_NAMES: Array<Array<[string, string, number]>> = [];
+/** V8 interns property names; equal interned strings compare by pointer. */
+const intern = (value: string): string => Object.keys({ [value]: 0 })[0];
+for (const name of [
+  'Via', 'v', 'From', 'f', 'To', 't', 'Call-ID', 'i', 'CSeq', 'Max-Forwards', 'Contact', 'm',
+  'Content-Length', 'l', 'Content-Type', 'c', 'Route', 'Record-Route', 'Path', 'Expires',
+  'Min-Expires', 'Allow', 'Supported', 'k', 'Require', 'Proxy-Require', 'User-Agent', 'Server',
+  'Authorization', 'Proxy-Authorization', 'WWW-Authenticate', 'Proxy-Authenticate', 'Accept',
+  'Event', 'Subscription-State', 'Reason', 'Feature-Caps', 'Date', 'Timestamp', 'Call-Id',
+  'Cseq', 'CSEQ', 'Service-Route', 'Session-Expires', 'Min-SE', 'Allow-Events', 'Content-Disposition',
+  'Organization', 'Subject', 's', 'Unsupported', 'Warning', 'Retry-After', 'P-Asserted-Identity',
+  'Privacy', 'Referred-By', 'Refer-To', 'Replaces', 'Content-Encoding', 'Accept-Encoding', 'Accept-Language',
+]) {
+  (COMMON_NAMES[name.length] ??= []).push([intern(name), intern(normalizeHeaderName(name)), name.charCodeAt(0)]);
+}
 
-function headerKey(name: string): string | undefined {
-  const known = NAME_KEYS.get(name);
-  if (known !== undefined) return known;
-  if (!METHOD.test(name)) return undefined;
-  const key = normalizeHeaderName(name);
-  if (NAME_KEYS.size < NAME_KEYS_MAX) NAME_KEYS.set(name, key);
-  return key;
+/** Bits for the headers a request cannot do without (REQUIRED_REQUEST order). */
+function requiredBit(key: string): number {
+  switch (key) {
+    case 'via': return 1;
+    case 'from': return 2;
+    case 'to': return 4;
+    case 'call-id': return 8;
+    case 'cseq': return 16;
+    default: return 0;
+  }
+}
+
+const TOKEN_TABLE = new Uint8Array(128);
+for (const ch of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~") TOKEN_TABLE[ch.charCodeAt(0)] = 1;
+
+function isTokenRange(text: string, from: number, to: number): boolean {
+  if (from >= to) return false;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 127 || TOKEN_TABLE[c] === 0) return false;
+  }
+  return true;
+}
+
+function trimRange(text: string, from: number, to: number): string {
+  while (from < to && (text.charCodeAt(from) === 32 || text.charCodeAt(from) === 9)) from++;
+  while (to > from && (text.charCodeAt(to - 1) === 32 || text.charCodeAt(to - 1) === 9)) to--;
+  return text.slice(from, to);
 }
 
 export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessage {
@@ -73,8 +108,10 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
 
   let headerEnd = data.indexOf(CRLFCRLF, start);
   let bodyStart: number;
+  let bareLfEnd = false;
   if (headerEnd !== -1) bodyStart = headerEnd + 4;
   else {
+    bareLfEnd = true;
     // Tolerate bare-LF peers (RFC 3261 §7.5 asks for CRLF but robust parsers accept LF).
     headerEnd = data.indexOf('\n\n', start, 'latin1');
     if (headerEnd === -1) {
@@ -98,19 +135,27 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
   const headers: HeaderField[] = [];
   let contentLength: string | undefined;
   let conflictingLength = false;
+  let required = 0;
+  let lengthHeaders = 0;
+  // CRLF line ends only and no folding: the header block can be re-emitted by copy.
+  let clean = bareLfEnd === false && (nl === -1 || (nl > 0 && text.charCodeAt(nl - 1) === 13));
   let pos = nl === -1 ? textEnd : nl + 1;
   while (pos < textEnd) {
     nl = text.indexOf('\n', pos);
     lineEnd = nl === -1 ? textEnd : nl;
     let next = nl === -1 ? textEnd : nl + 1;
     let end = lineEnd > pos && text.charCodeAt(lineEnd - 1) === 13 ? lineEnd - 1 : lineEnd;
+    if (end === lineEnd && nl !== -1) clean = false;
     if (end === pos) {
       // An empty line inside the block: a bare-LF header end that came before a CRLFCRLF
       // in the body. Everything after it is body.
       bodyStart = start + Buffer.byteLength(text.slice(0, next), 'utf8');
       break;
     }
-    let line: string;
+    // The line is text[from, to); folded lines are joined into a new string first.
+    let line = text;
+    let from = pos;
+    let to = end;
     const c0 = text.charCodeAt(next);
     if (next < textEnd && (c0 === 32 || c0 === 9)) {
       // Line folding (RFC 3261 §7.3.1): continuation lines start with whitespace.
@@ -124,22 +169,47 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
         next = nl === -1 ? textEnd : nl + 1;
         if (line.length > limits.maxLineLength) throw new SipLimitError('Header line too long');
       }
-    } else line = text.slice(pos, end);
+      from = 0;
+      to = line.length;
+      clean = false;
+    }
     pos = next;
-    if (line.length > limits.maxLineLength) throw new SipLimitError('Header line too long');
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw partialError(startLine, headers, 'Malformed header line', line.slice(0, 40));
+    if (to - from > limits.maxLineLength) throw new SipLimitError('Header line too long');
+    const colon = line.indexOf(':', from);
+    if (colon <= from || colon >= to) throw partialError(startLine, headers, 'Malformed header line', line.slice(from, Math.min(to, from + 40)));
     let nameEnd = colon;
-    while (nameEnd > 0 && (line.charCodeAt(nameEnd - 1) === 32 || line.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
-    const name = line.slice(0, nameEnd);
-    const key = headerKey(name);
-    if (key === undefined) throw partialError(startLine, headers, 'Malformed header name', name.slice(0, 40));
-    const value = trimLws(line.slice(colon + 1));
-    headers.push({ name, key, value });
+    while (nameEnd > from && (line.charCodeAt(nameEnd - 1) === 32 || line.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
+    let name: string | undefined;
+    let key: string | undefined;
+    const candidates = COMMON_NAMES[nameEnd - from];
+    if (candidates !== undefined) {
+      const first = line.charCodeAt(from);
+      const length = nameEnd - from;
+      for (let k = 0; k < candidates.length; k++) {
+        const candidate = candidates[k];
+        if (first !== candidate[2]) continue;
+        const known = candidate[0];
+        let j = 1;
+        while (j < length && line.charCodeAt(from + j) === known.charCodeAt(j)) j++;
+        if (j === length) {
+          name = known;
+          key = candidate[1];
+          break;
+        }
+      }
+    }
+    if (key === undefined) {
+      if (!isTokenRange(line, from, nameEnd)) throw partialError(startLine, headers, 'Malformed header name', line.slice(from, Math.min(nameEnd, from + 40)));
+      name = line.slice(from, nameEnd);
+      key = normalizeHeaderName(name);
+    }
+    const value = trimRange(line, colon + 1, to);
+    headers.push({ name: name as string, key, value });
     if (key === 'content-length') {
+      lengthHeaders++;
       if (contentLength === undefined) contentLength = value;
       else if (contentLength !== value) conflictingLength = true;
-    }
+    } else if (key.length <= 7) required |= requiredBit(key);
     if (headers.length > limits.maxHeaders) throw new SipLimitError('Too many headers');
   }
 
@@ -160,8 +230,17 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
     message.body = available === 0 ? EMPTY : data.subarray(bodyStart);
   }
 
-  if (message instanceof SipRequest) checkRequest(message);
-  else checkResponse(message as SipResponse);
+  if (clean && lengthHeaders === 1 && bodyStart === headerEnd + 4) {
+    const texts: string[] = new Array(headers.length * 2);
+    for (let i = 0; i < headers.length; i++) {
+      texts[2 * i] = headers[i].name;
+      texts[2 * i + 1] = headers[i].value;
+    }
+    message.setSource({ data, start, end: bodyStart, startLine, fields: headers.slice(), texts, contentLength: message.body.length });
+  }
+
+  if (message instanceof SipRequest) checkRequest(message, required);
+  else checkResponse(message as SipResponse, required);
   return message;
 }
 
@@ -190,11 +269,13 @@ function parseStartLine(line: string, headers: HeaderField[]): SipMessage {
   return request;
 }
 
-function checkRequest(request: SipRequest): void {
+function checkRequest(request: SipRequest, present: number): void {
   // The headers a 400 needs (RFC 3261 §8.2.6.2) and the transaction layer reads: a
   // failure here leaves nothing to answer with, so the request is dropped.
-  for (const [key, display] of REQUIRED_REQUEST) {
-    if (!request.has(key)) throw new SipParseError(`Missing ${display} header`);
+  if (present !== 31) {
+    for (const [key, display] of REQUIRED_REQUEST) {
+      if (!request.has(key)) throw new SipParseError(`Missing ${display} header`);
+    }
   }
   void request.via;
   const cseq = request.cseq;
@@ -220,8 +301,8 @@ function checkRequest(request: SipRequest): void {
   }
 }
 
-function checkResponse(response: SipResponse): void {
-  if (!response.has('via')) throw new SipParseError('Missing Via header');
+function checkResponse(response: SipResponse, present: number): void {
+  if ((present & 1) === 0) throw new SipParseError('Missing Via header');
   void response.via;
   void response.cseq;
   void response.callId;

@@ -20,7 +20,6 @@ export interface PushParams {
 
 const URI_PARAMS = /^(?:;[A-Za-z0-9\-_.!~*'()[\]/:&+$%]*(?:=[A-Za-z0-9\-_.!~*'()[\]/:&+$%]*)?)+$/;
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
-const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 const IPV6_REF = /^\[[0-9A-Fa-f:.]+\]$/;
 const USER_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
 const PASSWORD_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*$/;
@@ -284,14 +283,21 @@ export function isValidHost(host: string): boolean {
   let prev = 46; // '.'
   let allNumeric = true;
   let dots = 0;
+  let octet = 0;
+  let octetOk = true; // every numeric label so far is 1-3 digits and at most 255
   for (let i = 0; i < n; i++) {
     const c = host.charCodeAt(i);
     if (c === 46) {
       if (labelLen === 0 || prev === 45) return false; // empty label or label ending in '-'
+      if (labelLen > 3 || octet > 255) octetOk = false;
       dots++;
       labelLen = 0;
-    } else if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)) {
-      if (c > 57) allNumeric = false;
+      octet = 0;
+    } else if (c >= 48 && c <= 57) {
+      octet = octet * 10 + (c - 48);
+      labelLen++;
+    } else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) {
+      allNumeric = false;
       labelLen++;
     } else if (c === 45) {
       if (labelLen === 0) return false; // label starting with '-'
@@ -301,10 +307,8 @@ export function isValidHost(host: string): boolean {
     prev = c;
   }
   if (prev === 45) return false;
-  if (allNumeric && dots === 3 && labelLen > 0) {
-    if (!IPV4.test(host)) return false;
-    for (const octet of host.split('.')) if (Number(octet) > 255) return false;
-  }
+  // Four numeric labels: an IPv4address, whose octets must be 0-255.
+  if (allNumeric && dots === 3 && labelLen > 0 && (!octetOk || labelLen > 3 || octet > 255)) return false;
   return true;
 }
 
