@@ -57,7 +57,10 @@ type Cmd =
   | { k: 'regOk' }
   | { k: 'dial' }
   | { k: 'remoteAnswers' }
-  | { k: 'remoteRejects'; code: number };
+  | { k: 'remoteRejects'; code: number }
+  | { k: 'dnd'; on: boolean }
+  | { k: 'answerFails'; i: number }
+  | { k: 'reset' };
 
 const idx = fc.integer({ min: 0, max: CALLS.length - 1 });
 const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
@@ -81,6 +84,9 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ k: 'dial' as const }) },
   { weight: 1, arbitrary: fc.constant({ k: 'remoteAnswers' as const }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('remoteRejects' as const), code: fc.constantFrom(486, 503, 603) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('dnd' as const), on: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('answerFails' as const), i: idx }) },
+  { weight: 1, arbitrary: fc.constant({ k: 'reset' as const }) },
 );
 
 /** What the server knows about each call towards this device. */
@@ -232,6 +238,15 @@ function run(platform: 'ios' | 'android', cmds: Cmd[]): void {
         if (inv) sip.remoteRejects(inv.callId, cmd.code);
         return;
       }
+      case 'dnd':
+        ui.doNotDisturb = cmd.on;
+        return;
+      case 'answerFails':
+        sip.failAnswer(CALLS[cmd.i]);
+        return;
+      case 'reset':
+        ui.resetProvider();
+        return;
     }
   };
 
@@ -270,6 +285,7 @@ function run(platform: 'ios' | 'android', cmds: Cmd[]): void {
       check();
     }
     // Finale: the server ends everything, time passes; every call must be over.
+    ui.doNotDisturb = false;
     for (let i = 0; i < CALLS.length; i++) step({ k: 'serverEnds', i, r: 3 });
     for (const c of sip.ops('invite')) {
       if (!sip.remoteRejects(c.callId, 487)) sip.receiveBye(c.callId);
