@@ -49,6 +49,8 @@ const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts 
                              (pushcall is skipped, with a note, if its CLI does not exist yet)
   --only register|calls      run one part only
   --no-early-stop            run every rate even after two consecutive failing steps
+  --plain-contact            REGISTER without pn-* Contact parameters (scenarios/register-plain.xml)
+  --pushcall-config <file>   pushcall YAML (default bench/pushcall-bench.yaml)
   --call-pause <ms>          pause between ACK and BYE (SIPp -d), default 0
   --kamailio-children <n>    Kamailio UDP workers (cfg default 4)
   --kamailio-shm <MB>        Kamailio shared memory (default: sized from the step's registrations)
@@ -69,6 +71,8 @@ const { values: opt } = parseArgs({
     only: { type: 'string' },
     'no-early-stop': { type: 'boolean', default: false },
     'call-pause': { type: 'string', default: '0' },
+    'plain-contact': { type: 'boolean', default: false },
+    'pushcall-config': { type: 'string' },
     'kamailio-children': { type: 'string' },
     'kamailio-shm': { type: 'string' },
     out: { type: 'string', default: join(BENCH_DIR, 'results', 'sip-compare') },
@@ -147,7 +151,12 @@ function kamailioShmMb(registrations: number): number {
 
 async function startServer(name: ServerName, registrations: number, lifetimeSec: number): Promise<ServerHandle> {
   if (name === 'pushcall') {
-    return startPushcall({ udpPort: ports.pushcall, workDir, maxLifetimeSec: lifetimeSec });
+    return startPushcall({
+      udpPort: ports.pushcall,
+      workDir,
+      maxLifetimeSec: lifetimeSec,
+      configPath: opt['pushcall-config'] !== undefined ? resolve(opt['pushcall-config']) : undefined,
+    });
   }
   return startKamailio({
     port: ports.kamailio,
@@ -203,6 +212,10 @@ function baseStep(
   if (!h.probeAnswered) notes.push('server did not answer the OPTIONS readiness probe');
   if (s.created < planned) notes.push(`SIPp created only ${s.created} of ${planned} calls before its timeout`);
   if (clientDrops > 0) notes.push(`SIPp's own socket dropped ${clientDrops} datagrams`);
+  const unexpected = Object.entries(uac.unexpected).sort((a, b) => b[1] - a[1]);
+  if (unexpected.length > 0) {
+    notes.push(`unexpected messages at SIPp (first 1 MB of its error log): ${unexpected.slice(0, 5).map(([k, v]) => `${v}× "${k}"`).join(', ')}`);
+  }
   const sustained = failed === 0 && s.unfinished === 0 && s.created >= planned && retransPct < 0.1 && serverDrops === 0;
   return {
     server,
@@ -221,6 +234,7 @@ function baseStep(
     serverSocketDrops: serverDrops,
     clientSocketDrops: clientDrops,
     serverCpuUs: Math.round(cpu.us),
+    serverCpuStatUs: Math.round(cpu.statUs),
     cpuSource: cpu.source,
     serverCpuUsPerOp: s.successful > 0 ? round(cpu.us / s.successful, 2) : null,
     serverCores: round(cpu.us / 1000 / Math.max(cpu.wallMs, 1), 3),
@@ -250,7 +264,7 @@ async function registerStep(server: ServerName, rate: number, csv: string): Prom
     const before = cpuSample(h.pids());
     const uac = await runSipp({
       name: `reg-${server}-${rate}`,
-      scenarioFile: scenario('register.xml'),
+      scenarioFile: scenario(opt['plain-contact'] ? 'register-plain.xml' : 'register.xml'),
       remote: `127.0.0.1:${h.port}`,
       localPort: ports.sipp,
       rate,
@@ -276,6 +290,25 @@ async function callStep(server: ServerName, rate: number): Promise<CallStep> {
   const h = await startServer(server, 1000, sippTimeout(durationSec) + 120);
   let uas: SippRun | undefined;
   try {
+    // Register the callee FROM the UAS's own port (then start the UAS on it): a registrar that
+    // routes to the flow the REGISTER came from (RFC 5626 / NAT-friendly, like pushcall) would
+    // otherwise send the INVITEs to whichever port registered. Contact also points at the UAS.
+    const reg = await runSipp({
+      name: `reg-callee-${server}-${rate}`,
+      scenarioFile: scenario('register-callee.xml'),
+      remote: `127.0.0.1:${h.port}`,
+      localPort: ports.uas,
+      rate: 1,
+      calls: 1,
+      maxOpen: 10,
+      timeoutSec: 15,
+      workDir,
+      keys: { callee: 'callee', contact_port: String(ports.uas) },
+    });
+    if (reg.stats.successful !== 1) {
+      const why = Object.keys(reg.unexpected).join(', ') || JSON.stringify(reg.stats.failedBy);
+      throw new Error(`callee registration failed at ${server} (SIPp exit ${reg.exitCode}): ${why} ${reg.stderrTail}`);
+    }
     uas = new SippRun({
       name: `uas-${server}-${rate}`,
       scenarioFile: scenario('uas-call.xml'),
@@ -287,22 +320,6 @@ async function callStep(server: ServerName, rate: number): Promise<CallStep> {
     });
     await sleep(300);
     if (!uas.proc.isRunning()) throw new Error(`UAS SIPp exited at start: ${(await uas.stop()).stderrTail}`);
-    // register the callee, Contact -> the UAS port (one-off, from the UAC's port before it starts)
-    const reg = await runSipp({
-      name: `reg-callee-${server}-${rate}`,
-      scenarioFile: scenario('register-callee.xml'),
-      remote: `127.0.0.1:${h.port}`,
-      localPort: ports.uac,
-      rate: 1,
-      calls: 1,
-      maxOpen: 10,
-      timeoutSec: 15,
-      workDir,
-      keys: { callee: 'callee', contact_port: String(ports.uas) },
-    });
-    if (reg.stats.successful !== 1) {
-      throw new Error(`callee registration failed at ${server} (SIPp exit ${reg.exitCode}): ${JSON.stringify(reg.stats.failedBy)} ${reg.stderrTail}`);
-    }
     const mon = new ServerMonitor(h);
     const before = cpuSample(h.pids());
     const uac = await runSipp({
@@ -357,7 +374,7 @@ function describe(s: StepBase): string {
     `${s.server.padEnd(17)} offered ${String(s.offeredRate).padStart(6)}/s sent ${s.achievedRate.toFixed(0).padStart(6)}/s ok ${s.successRate.toFixed(0).padStart(6)}/s ` +
     `failed ${s.failed} unfinished ${s.unfinished} retrans ${s.retransPct.toFixed(3)}% drops ${s.serverSocketDrops} ` +
     `cpu ${s.serverCpuUsPerOp?.toFixed(1) ?? '—'} µs/op (${s.serverCores.toFixed(2)} cores) sipp ${s.clientCpuUsPerOp?.toFixed(1) ?? '—'} µs/op ` +
-    `rss ${(s.serverRssPeakKb / 1024).toFixed(0)} MB ${s.sustained ? 'OK' : 'NOT SUSTAINED'}${s.clientLimited ? ' (SIPp-limited)' : ''}`
+    `pss ${(s.serverPssKb / 1024).toFixed(0)} MB ${s.sustained ? (s.clientLimited ? 'OK (SIPp-limited)' : 'OK') : 'NOT SUSTAINED'}`
   );
 }
 
@@ -417,6 +434,7 @@ async function main(): Promise<void> {
     versions: { ...ver, pushcall: servers.includes('pushcall') ? 'workspace (packages/server, via tsx)' : null },
     servers,
     notes,
+    registerContact: opt['plain-contact'] ? 'plain' : 'pn',
   };
 
   if (runRegister) {

@@ -25,6 +25,8 @@ export interface StepBase {
   /** kernel drops on SIPp's socket(s) */
   clientSocketDrops: number;
   serverCpuUs: number;
+  /** the same from /proc/<pid>/stat utime+stime (10 ms granularity per process), cross-check */
+  serverCpuStatUs: number;
   cpuSource: 'schedstat' | 'stat';
   /** server CPU per successful operation (REGISTER, or whole call), µs */
   serverCpuUsPerOp: number | null;
@@ -86,6 +88,8 @@ export interface CompareResult {
   versions: Versions & { pushcall: string | null };
   servers: string[];
   notes: string[];
+  /** REGISTER Contact: with pn-provider/pn-prid/pn-param, or plain (--plain-contact) */
+  registerContact: 'pn' | 'plain';
   register?: BenchSection<StepBase>;
   calls?: BenchSection<CallStep>;
 }
@@ -192,7 +196,8 @@ export function renderMarkdown(r: CompareResult): string {
     '',
   );
   if (r.register) {
-    L.push(`## REGISTER / UDP (unique users, pn-* Contact, ${r.register.durationSec} s per step)`, '');
+    const contact = r.registerContact === 'plain' ? 'plain Contact without pn-*' : 'Contact with pn-provider=apns, pn-prid, pn-param';
+    L.push(`## REGISTER / UDP (unique users, ${contact}, ${r.register.durationSec} s per step)`, '');
     L.push(...summaryTable(r.register, 'REGISTER'), '');
     L.push(...stepTable(r.register.steps, 'REGISTER'), '');
     for (const e of r.register.errors) L.push(`- error: ${e.server} at ${e.offeredRate}/s: ${e.error.split('\n')[0]}`);

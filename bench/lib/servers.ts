@@ -106,6 +106,13 @@ async function waitReady(h: ServerHandle, timeoutMs: number, probeGraceMs = 3000
   throw new Error(`${h.name} did not start listening on udp 127.0.0.1:${h.port} within ${timeoutMs} ms\n${h.logTail(30)}`);
 }
 
+/** Fail clearly when something else (a colleague's test, a leftover server) holds the port. */
+export function assertUdpPortFree(port: number, what: string): void {
+  if (udpPortStats(port).sockets > 0) {
+    throw new Error(`udp port ${port} (${what}) is already in use by another process; pick another with the --*-port options`);
+  }
+}
+
 // ---------------------------------------------------------------------------------- Kamailio
 
 export type KamailioVariant = 'tlsf' | 'packaged';
@@ -133,6 +140,7 @@ export function kamailioCfg(port: number, workDir: string): string {
 }
 
 export async function startKamailio(o: KamailioOptions): Promise<ServerHandle> {
+  assertUdpPortFree(o.port, 'kamailio');
   const runDir = join(o.workDir, `kamailio-run-${o.port}`);
   mkdirSync(runDir, { recursive: true });
   const cfgPath = join(o.workDir, `kamailio-${o.port}.cfg`);
@@ -205,6 +213,7 @@ export function pushcallCommand(o: PushcallOptions, dataDir: string): { cmd: str
 
 export async function startPushcall(o: PushcallOptions): Promise<ServerHandle> {
   if (!pushcallAvailable()) throw new Error(`pushcall server not found: ${PUSHCALL_MAIN}`);
+  assertUdpPortFree(o.udpPort, 'pushcall');
   const dataDir = o.dataDir ?? join(o.workDir, `pushcall-data-${o.udpPort}-${Date.now()}`);
   mkdirSync(dataDir, { recursive: true });
   const { cmd, args } = pushcallCommand(o, dataDir);

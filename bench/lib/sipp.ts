@@ -25,11 +25,14 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  */
 export async function writeRegisterCsv(path: string, count: number, userPrefix: string): Promise<void> {
   const out = createWriteStream(path);
-  const write = (s: string) =>
-    new Promise<void>((resolve, reject) => {
-      if (out.write(s)) resolve();
-      else out.once('drain', resolve).once('error', reject);
-    });
+  let failure: Error | undefined;
+  out.on('error', (e) => {
+    failure = e;
+  });
+  const write = async (s: string) => {
+    if (failure) throw failure;
+    if (!out.write(s)) await new Promise<void>((resolve) => out.once('drain', resolve));
+  };
   await write('SEQUENTIAL\n');
   const chunk = 4096;
   for (let i = 0; i < count; i += chunk) {
@@ -182,7 +185,7 @@ export interface SippOptions {
   extraArgs?: string[];
 }
 
-export function sippArgs(o: SippOptions, statPath: string, screenPath: string): string[] {
+export function sippArgs(o: SippOptions, statPath: string, screenPath: string, errorPath: string): string[] {
   const a: string[] = [];
   if (o.remote) a.push(o.remote);
   a.push('-sf', o.scenarioFile);
@@ -192,6 +195,8 @@ export function sippArgs(o: SippOptions, statPath: string, screenPath: string): 
   if (o.rate !== undefined) a.push('-r', String(o.rate), '-rp', '1000');
   a.push('-timeout', `${Math.ceil(o.timeoutSec)}s`);
   a.push('-nostdin', '-trace_stat', '-fd', '1', '-stf', statPath, '-trace_screen', '-screen_file', screenPath);
+  // unexpected messages (e.g. a 401/555 instead of 200), capped at 1 MB
+  a.push('-trace_err', '-error_file', errorPath, '-max_log_size', '1048576');
   if (o.injectFile) a.push('-inf', o.injectFile);
   if (o.service) a.push('-s', o.service);
   for (const [k, v] of Object.entries(o.keys ?? {})) a.push('-key', k, v);
@@ -209,7 +214,21 @@ export interface SippResult {
   clientCpuUsPerCall: number | null;
   /** kernel drops on SIPp's own socket (its receive buffer overflowed) */
   clientSocketDrops: number;
+  /** first lines of unexpected messages, with counts (from the -trace_err log, first 1 MB) */
+  unexpected: Record<string, number>;
   stderrTail: string;
+}
+
+/** Count the start lines ("SIP/2.0 555 Push Notification Service Not Supported") in a SIPp error log. */
+export function unexpectedMessages(path: string): Record<string, number> {
+  if (!existsSync(path)) return {};
+  const out: Record<string, number> = {};
+  // "...: Continuing call on unexpected message for Call-Id '...': while expecting '200' (index 1), received 'SIP/2.0 555 ..."
+  for (const m of readFileSync(path, 'utf8').matchAll(/received '(SIP\/2\.0 \d{3} [^\r\n']*|[A-Z]+ [^ \r\n']+ SIP\/2\.0)/g)) {
+    const key = (m[1] as string).replace(/^([A-Z]+) [^ ]+ SIP\/2\.0$/, '$1 request');
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
 }
 
 /** A running SIPp instance (UAC or UAS). */
@@ -217,6 +236,7 @@ export class SippRun {
   readonly proc: Spawned;
   readonly command: string;
   private readonly statPath: string;
+  private readonly errorPath: string;
   private readonly o: SippOptions;
   private sampler: NodeJS.Timeout;
   private cpuFirst: CpuSample | undefined;
@@ -224,9 +244,13 @@ export class SippRun {
   private drops = 0;
 
   constructor(o: SippOptions) {
+    if (udpPortStats(o.localPort).sockets > 0) {
+      throw new Error(`udp port ${o.localPort} (SIPp ${o.name}) is already in use by another process`);
+    }
     this.o = o;
     this.statPath = join(o.workDir, `${o.name}.stat.csv`);
-    const args = sippArgs(o, this.statPath, join(o.workDir, `${o.name}.screen.log`));
+    this.errorPath = join(o.workDir, `${o.name}.errors.log`);
+    const args = sippArgs(o, this.statPath, join(o.workDir, `${o.name}.screen.log`), this.errorPath);
     this.command = ['sipp', ...args].join(' ');
     this.proc = spawnTracked({
       name: o.name,
@@ -293,6 +317,7 @@ export class SippRun {
       stats,
       clientCpuUsPerCall,
       clientSocketDrops: this.drops,
+      unexpected: unexpectedMessages(this.errorPath),
       stderrTail: tail(this.proc.stderrPath, 5),
     };
   }
