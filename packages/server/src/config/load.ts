@@ -3,6 +3,8 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { type ConfigInput, type PushcallConfig, configSchema } from './schema.js';
 
+export type { ConfigInput, PushcallConfig };
+
 /** Users the README's run command works with when no config file is given. */
 export const DEMO_USERS = [
   { username: 'alice', password: 'alice-secret' },

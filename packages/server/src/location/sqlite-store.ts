@@ -31,9 +31,10 @@ export class SqliteBindingStore extends MemoryBindingStore {
 
   constructor(readonly file: string) {
     super();
+    let db: Database.Database | undefined;
     try {
       if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-      this.db = new Database(file);
+      this.db = db = new Database(file);
       this.db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode: a committed transaction survives a process crash; only an OS
       // crash can lose the last commits. FULL would fsync every batch.
@@ -59,6 +60,12 @@ export class SqliteBindingStore extends MemoryBindingStore {
         this.putSync(JSON.parse(row.data) as Binding);
       }
     } catch (error) {
+      // Do not leak the connection of a store that failed to open (corrupt file, newer schema).
+      try {
+        db?.close();
+      } catch {
+        // already unusable
+      }
       if (error instanceof StoreError) throw error;
       throw new StoreError(`Cannot open binding store ${file}: ${(error as Error).message}`, { cause: error });
     }
@@ -77,7 +84,12 @@ export class SqliteBindingStore extends MemoryBindingStore {
   }
 
   override async sweep(now: number): Promise<Binding[]> {
-    const expired = await super.sweep(now);
+    // Remove from memory and queue the deletes in the same synchronous step: an `await`
+    // between them would let an apply() of the same turn re-create a swept id in memory
+    // and then have this delete queued after its upsert (gone on disk, present in memory).
+    const expired: Binding[] = [];
+    for (const binding of this.byId.values()) if (binding.expiresAt <= now) expired.push(binding);
+    for (const b of expired) this.removeSync(b.id);
     if (expired.length > 0) await this.queue([], expired.map((b) => b.id));
     return expired;
   }
