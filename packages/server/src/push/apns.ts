@@ -331,6 +331,8 @@ export class ApnsProvider implements PushProvider {
   readonly clock: Clock;
   readonly emit: Emit;
   readonly maxStreams: number;
+  /** Per-request events are only built when someone listens. */
+  private readonly observed: boolean;
   private readonly minter?: ApnsTokenMinter;
   private readonly pools: Record<ApnsEnvironment, EnvPool>;
   private readonly backoff = new Map<string, { until: number; ms: number }>();
@@ -343,6 +345,7 @@ export class ApnsProvider implements PushProvider {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
     this.emit = makeEmitter(opts.hooks, opts.logger);
+    this.observed = !!(opts.hooks || opts.logger);
     this.maxStreams = opts.maxStreamsPerSession ?? 1000;
     const refresh = opts.tokenRefreshMs ?? 40 * 60_000;
     if (opts.auth.kind === 'token') {
@@ -515,10 +518,10 @@ export class ApnsProvider implements PushProvider {
 
   private async attempt(req: ApnsRequest, deadlineAt: number, attempt: number): Promise<Attempt> {
     const pool = this.pools[req.environment];
-    if (this.minter) await this.minter.get();
+    if (this.minter && !this.minter.peek()) await this.minter.get();
     const remaining = deadlineAt - this.clock.monotonic();
     if (remaining <= 0) return { result: { kind: 'timeout' } };
-    const session = await this.acquire(pool, deadlineAt);
+    const session = this.tryAcquire(pool) ?? (await this.acquire(pool, deadlineAt));
     if (this.isClosed) {
       session?.release();
       return { result: { kind: 'closed' } };
@@ -546,8 +549,8 @@ export class ApnsProvider implements PushProvider {
       session.tokFirstUsedAt ??= this.clock.now();
     }
     (headers as Record<symbol, unknown>)[http2.sensitiveHeaders] = ['authorization', ':path'];
-    const redacted = redactToken(req.token);
-    this.emit({ type: 'request', provider: 'apns', token: redacted, id: req.apnsId, attempt, environment: req.environment, sessionId: session.id });
+    const redacted = this.observed ? redactToken(req.token) : '';
+    if (this.observed) this.emit({ type: 'request', provider: 'apns', token: redacted, id: req.apnsId, attempt, environment: req.environment, sessionId: session.id });
 
     return new Promise<Attempt>((resolve) => {
       let settled = false;
@@ -566,7 +569,7 @@ export class ApnsProvider implements PushProvider {
           if (r.reason === 'TooManyProviderTokenUpdates' || r.reason === 'UnrelatedKeyIdInToken' || r.reason === 'ExpiredProviderToken') {
             session.drain(r.reason);
           }
-          this.emit({
+          if (this.observed) this.emit({
             type: 'response', provider: 'apns', token: redacted, id: r.apnsId ?? req.apnsId, status: r.status, reason: r.reason,
             latencyMs: this.clock.monotonic() - t0, attempt, environment: req.environment, sessionId: session.id,
           });
@@ -638,6 +641,25 @@ export class ApnsProvider implements PushProvider {
   }
 
   // ---- pool -------------------------------------------------------------------------------
+
+  /** Fast path: nobody is waiting and a session has a free slot with the current token. */
+  private tryAcquire(pool: EnvPool): ApnsSession | undefined {
+    if (pool.waiters.length > 0 || this.isClosed) return undefined;
+    const tok = this.minter?.peek();
+    if (this.minter && !tok) return undefined;
+    let best: ApnsSession | undefined;
+    let bestCap = 0;
+    for (const s of pool.sessions) {
+      if (tok && s.tok?.generation !== tok.generation) return undefined; // rotation needed: slow path
+      const cap = s.capacity();
+      if (cap > bestCap) {
+        best = s;
+        bestCap = cap;
+      }
+    }
+    if (best) best.inFlight++;
+    return best;
+  }
 
   private acquire(pool: EnvPool, deadlineAt: number): Promise<ApnsSession | null> {
     return new Promise((resolve) => {

@@ -201,6 +201,8 @@ export class ApnsEmulator {
   readonly responses: ApnsResponseRecord[] = [];
   /** Per-request handling times in ms (headers received → response sent), when recordTimings. */
   readonly timings: number[] = [];
+  /** apns-id of each `timings` entry (undefined for errors without one). */
+  readonly timingIds: (string | undefined)[] = [];
   /** Totals (always kept, even when record is false). */
   readonly stats = { requests: 0, accepted: 0, rejected: 0, delivered: 0, lost: 0, refused: 0, connections: 0, maxConcurrentStreams: 0 };
 
@@ -209,6 +211,7 @@ export class ApnsEmulator {
   private readonly rnd: () => number;
   private readonly keys = new Map<string, ApnsEmulatorKey & { keyObject: KeyObject }>();
   private readonly jwtCache = new Map<string, Promise<JwtCheck>>();
+  private readonly jwtDone = new Map<string, JwtCheck>();
   private readonly conns = new Map<ServerHttp2Session, ConnState>();
   private readonly allConns: ConnState[] = [];
   private readonly subscribers = new Map<string, Set<Subscriber>>();
@@ -253,6 +256,7 @@ export class ApnsEmulator {
     const keyObject = typeof k.publicKey === 'string' ? createPublicKey(k.publicKey) : k.publicKey;
     this.keys.set(k.keyId, { ...k, keyObject });
     this.jwtCache.clear();
+    this.jwtDone.clear();
   }
 
   registerDevice(d: { token: string; bundleId: string; environment?: ApnsEnvironment }): void {
@@ -345,6 +349,7 @@ export class ApnsEmulator {
     this.received.length = 0;
     this.responses.length = 0;
     this.timings.length = 0;
+    this.timingIds.length = 0;
     for (const k of Object.keys(this.stats) as (keyof typeof this.stats)[]) this.stats[k] = 0;
   }
 
@@ -503,10 +508,14 @@ export class ApnsEmulator {
     const reply = (status: number, reason?: string, extra: { timestamp?: number; apnsId?: string } = {}) =>
       this.reply(c, stream, status, reason, token, { apnsId: reqId, ...extra }, t0);
 
-    let verdict = await this.validate(c, headers, rawHeaders, body, size, path, token);
+    // Provider-token signature check (cached per token string) before the synchronous checks.
+    let jwtCheck: JwtCheck | undefined;
+    const bearer = !c.certificate && typeof headers.authorization === 'string' ? /^bearer\s+(.+)$/i.exec(headers.authorization)?.[1]?.trim() : undefined;
+    if (bearer) jwtCheck = this.jwtDone.get(bearer) ?? (await this.verifyJwt(bearer));
+    let verdict = this.validate(c, headers, rawHeaders, body, size, path, token, jwtCheck);
     // GOAWAY bookkeeping counts every processed request.
     if (verdict.kind === 'reply') {
-      await this.maybeStall();
+      { const w = this.maybeStall(); if (w) await w; }
       reply(verdict.status, verdict.reason, { timestamp: verdict.timestamp });
       this.afterProcessed(c, stream);
       return;
@@ -514,7 +523,7 @@ export class ApnsEmulator {
     // Scripted actions.
     const scripted = this.takeScripted(token);
     if (scripted) {
-      await this.maybeStall();
+      { const w = this.maybeStall(); if (w) await w; }
       if ('reset' in scripted) {
         if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
       } else if ('destroyConnection' in scripted) {
@@ -527,13 +536,13 @@ export class ApnsEmulator {
     }
     verdict = this.checkDevice(token, verdict.push);
     if (verdict.kind === 'reply') {
-      await this.maybeStall();
+      { const w = this.maybeStall(); if (w) await w; }
       reply(verdict.status, verdict.reason, { timestamp: verdict.timestamp });
       this.afterProcessed(c, stream);
       return;
     }
     const push = verdict.push;
-    await this.maybeStall();
+    { const w = this.maybeStall(); if (w) await w; }
     if (stream.destroyed || stream.closed) {
       this.afterProcessed(c, stream);
       return;
@@ -547,7 +556,7 @@ export class ApnsEmulator {
     this.afterProcessed(c, stream);
   }
 
-  private async validate(
+  private validate(
     c: ConnState,
     headers: IncomingHttpHeaders,
     rawHeaders: string[],
@@ -555,7 +564,8 @@ export class ApnsEmulator {
     size: number,
     path: string,
     token: string,
-  ): Promise<{ kind: 'reply'; status: number; reason: string; timestamp?: number } | { kind: 'ok'; push: ApnsPush }> {
+    jwtCheck: JwtCheck | undefined,
+  ): { kind: 'reply'; status: number; reason: string; timestamp?: number } | { kind: 'ok'; push: ApnsPush } {
     const no = (status: number, reason: string, timestamp?: number) => ({ kind: 'reply' as const, status, reason, timestamp });
     if (headers[':method'] !== 'POST') return no(405, 'MethodNotAllowed');
     if (!path.startsWith('/3/device/') && path !== '/3/device') return no(404, 'BadPath');
@@ -582,7 +592,7 @@ export class ApnsEmulator {
       const m = /^bearer\s+(.+)$/i.exec(auth);
       if (!m) return no(403, 'InvalidProviderToken');
       const jwt = m[1].trim();
-      const v = await this.verifyJwt(jwt);
+      const v = jwtCheck ?? { ok: false as const, reason: 'InvalidProviderToken' };
       if (!v.ok) return no(403, v.reason);
       if (!(v.key.environments ?? ['production', 'sandbox']).includes(this.environment)) return no(403, 'BadEnvironmentKeyIdInToken');
       const now = this.clock.now();
@@ -700,8 +710,12 @@ export class ApnsEmulator {
     let p = this.jwtCache.get(jwt);
     if (!p) {
       p = this.verifyJwtUncached(jwt);
-      if (this.jwtCache.size > 10_000) this.jwtCache.clear();
+      if (this.jwtCache.size > 10_000) {
+        this.jwtCache.clear();
+        this.jwtDone.clear();
+      }
       this.jwtCache.set(jwt, p);
+      void p.then((r) => this.jwtDone.set(jwt, r));
     }
     return p;
   }
@@ -740,11 +754,12 @@ export class ApnsEmulator {
     return this.nextActions.shift();
   }
 
-  private async maybeStall(): Promise<void> {
+  /** undefined when there is nothing to wait for (keeps the hot path synchronous). */
+  private maybeStall(): Promise<void> | undefined {
     const ms = this.stallNextQueue.length ? this.stallNextQueue.shift()! : this.stallAllMs;
-    if (ms <= 0) return;
+    if (ms <= 0) return undefined;
     if (ms === Infinity) return new Promise<void>(() => {});
-    await new Promise<void>((r) => setTimeout(r, ms).unref?.());
+    return new Promise<void>((r) => setTimeout(r, ms).unref?.());
   }
 
   private reply(
@@ -775,7 +790,10 @@ export class ApnsEmulator {
     } catch {
       /* stream went away */
     }
-    if (this.opts.recordTimings) this.timings.push(performance.now() - t0);
+    if (this.opts.recordTimings) {
+      this.timings.push(performance.now() - t0);
+      this.timingIds.push(extra.apnsId);
+    }
   }
 
   private afterProcessed(c: ConnState, stream: ServerHttp2Stream): void {
