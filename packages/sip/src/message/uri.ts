@@ -18,7 +18,8 @@ export interface PushParams {
   purr?: string;
 }
 
-const URI_PARAMS = /^(?:;[A-Za-z0-9\-_.!~*'()[\]/:&+$%]*(?:=[A-Za-z0-9\-_.!~*'()[\]/:&+$%]*)?)+$/;
+/** `;name[=value]` repeated: names are paramchars (§25.1); values are not checked beyond %-escapes (leniency). */
+const URI_PARAMS = /^(?:;[A-Za-z0-9\-_.!~*'()[\]/:&+$%]*(?:=[^;]*)?)+$/;
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
 const IPV6_REF = /^\[[0-9A-Fa-f:.]+\]$/;
 const USER_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
