@@ -12,9 +12,35 @@ export * from './observability/redact.js';
 export { createLogger } from './observability/logger.js';
 export { PushcallServer, type ServerOptions } from './server.js';
 
+import { createPushGateway } from './push/config.js';
 import { PushcallServer, type ServerOptions } from './server.js';
 
 /** Build a server with everything the configuration asks for (push gateway, proxy). */
 export async function createPushcall(options: ServerOptions): Promise<PushcallServer> {
-  return new PushcallServer(options);
+  const server = new PushcallServer(options);
+  if (Object.keys(options.config.push).length > 0) {
+    const gateway = await createPushGateway(options.config.push, {
+      registry: server.metrics.registry,
+      clock: server.clock,
+      logger: pushLogger(server),
+    });
+    server.setPusher(gateway);
+  }
+  return server;
 }
+
+function pushLogger(server: PushcallServer) {
+  const log = server.logger.child({ component: 'push' });
+  return {
+    debug: (obj: object, msg?: string) => log.debug(obj, msg),
+    info: (obj: object, msg?: string) => log.info(obj, msg),
+    warn: (obj: object, msg?: string) => log.warn(obj, msg),
+    error: (obj: object, msg?: string) => log.error(obj, msg),
+  };
+}
+
+export * as push from './push/index.js';
+export { PushGateway, createPushGateway, buildPayload, type PushPayload, type PushOutcome, type PushBinding } from './push/index.js';
+export { ProxyCore } from './proxy/proxy.js';
+export * from './proxy/timeline.js';
+export { chooseBest, toPushBinding, type Pusher } from './proxy/call.js';

@@ -31,6 +31,8 @@ import { type Logger, createLogger } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
 import { redactToken } from './observability/redact.js';
 import { Registrar } from './registrar/registrar.js';
+import type { Pusher } from './proxy/call.js';
+import { ProxyCore } from './proxy/proxy.js';
 
 export interface ServerOptions {
   config: PushcallConfig;
@@ -62,6 +64,7 @@ export class PushcallServer implements TransactionLayerUser {
   readonly registrar: Registrar;
   readonly auth: DigestAuthenticator | undefined;
   /** The proxy core (wake-on-call); requests other than REGISTER/OPTIONS go there. */
+  readonly proxy: ProxyCore;
   router: RequestHandler | undefined;
   private admin: AdminServer | undefined;
   private sweepTimer: { cancel(): void } | undefined;
@@ -101,20 +104,43 @@ export class PushcallServer implements TransactionLayerUser {
       supportedProviders: () => this.supported,
       hooks: {
         onOutcome: (status) => this.metrics.registers.inc({ status: String(status) }),
-        onRegistered: ({ binding, previous }) =>
+        onRegistered: (event) => {
+          const { binding, previous } = event;
           this.logger.debug(
             { aor: binding.aor, binding: binding.id, provider: binding.push?.provider, token: redactToken(binding.push?.prid), refreshed: previous !== undefined },
             'registered',
-          ),
+          );
+          this.proxy.onRegistered(event);
+        },
         onRemoved: (binding, reason) => this.logger.debug({ aor: binding.aor, binding: binding.id, reason }, 'binding removed'),
       },
     });
     this.metrics.bindingCounts = async () => (await this.store.stats()).byProvider;
+    this.proxy = new ProxyCore({
+      config: this.config,
+      layer: this.layer,
+      store: this.store,
+      clock: this.clock,
+      logger: this.logger,
+      metrics: this.metrics,
+      auth: this.auth,
+      isLocalDomain: (host) => this.registrar.isLocalDomain(host),
+    });
+    this.router = this.proxy;
   }
 
   /** Providers the registrar accepts (the push gateway's configured ones). */
   setSupportedProviders(providers: readonly string[]): void {
     this.supported = providers;
+  }
+
+  /** Attach the push gateway: its providers become the ones the registrar accepts. */
+  private pushGateway: (Pusher & { close(): Promise<void> }) | undefined;
+
+  setPusher(pusher: Pusher & { close?(): Promise<void> }): void {
+    if (pusher.close) this.pushGateway = pusher as Pusher & { close(): Promise<void> };
+    this.proxy.pusher = pusher;
+    this.supported = pusher.supportedProviders();
   }
 
   get supportedProviders(): readonly string[] {
@@ -166,6 +192,10 @@ export class PushcallServer implements TransactionLayerUser {
     return t.localPort;
   }
 
+  get timelines(): ProxyCore['timelines'] {
+    return this.proxy.timelines;
+  }
+
   get adminAddress(): string | undefined {
     return this.admin?.address;
   }
@@ -190,6 +220,7 @@ export class PushcallServer implements TransactionLayerUser {
     await this.admin?.close();
     await this.layer.close();
     await this.store.close();
+    await this.pushGateway?.close();
     this.logger.info('pushcall stopped');
   }
 

@@ -5,9 +5,13 @@
 
 import { z } from 'zod';
 
+/** A port written as 1-5 digits that is above 65535 (NaN, i.e. a malformed spec, is the regex's job). */
+const portTooLarge = (spec: string) => Number(spec.slice(spec.lastIndexOf(':') + 1)) > 65535;
+
 const listenSpec = z
   .string()
-  .regex(/^(udp|tcp|tls|ws|wss):(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected <udp|tcp|tls|ws|wss>:<host>:<port>');
+  .regex(/^(udp|tcp|tls|ws|wss):(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected <udp|tcp|tls|ws|wss>:<host>:<port>')
+  .refine((spec) => !portTooLarge(spec), 'port must be 0-65535');
 
 const user = z
   .object({
@@ -81,6 +85,11 @@ export const configSchema = z
           .optional(),
       })
       .strict()
+      // A maximum below a minimum would grant bindings shorter than the minimum the
+      // registrar itself requires; for push bindings that means a Feature-Caps promise the
+      // proxy cannot keep (RFC 8599 §5.6.1.1: too-short bindings get no +sip.pns).
+      .refine((r) => r.minExpires <= r.maxExpires, { message: 'minExpires must not exceed maxExpires', path: ['minExpires'] })
+      .refine((r) => r.minPushExpires <= r.maxExpires, { message: 'minPushExpires must not exceed maxExpires', path: ['minPushExpires'] })
       .prefault({}),
     auth: z
       .object({
@@ -89,7 +98,16 @@ export const configSchema = z
         realm: z.string().optional(),
         nonceTtlSeconds: z.number().int().positive().default(300),
         algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['SHA-256', 'MD5']),
-        users: z.array(user).default([]),
+        users: z
+          .array(user)
+          .superRefine((users, ctx) => {
+            const seen = new Set<string>();
+            users.forEach((u, i) => {
+              if (seen.has(u.username)) ctx.addIssue({ code: 'custom', message: `duplicate username "${u.username}"`, path: [i, 'username'] });
+              seen.add(u.username);
+            });
+          })
+          .default([]),
         /** Peers (IP or CIDR) whose INVITEs are not challenged: the PBX, a trunk. */
         trustedPeers: z.array(z.string()).default([]),
         /** Secret for stateless nonces; random per start when unset. */
@@ -103,9 +121,10 @@ export const configSchema = z
         /**
          * How long a pushed branch waits for the device's REGISTER before it ends 480
          * (RFC 8599 §5.6.2 bucket timer). Push-to-REGISTER is ~2 s in practice (RFC 8599
-         * §5.6.2); OpenSIPS waits 6 s. 20 s covers slow APNs deliveries inside a ring.
+         * §5.6.2); OpenSIPS waits 6 s. 10 s covers a cold app launch on a slow network and
+         * stays under the client SDK's 15 s no-INVITE timeout, so the server gives up first.
          */
-        wakeTimeoutSeconds: z.number().positive().default(20),
+        wakeTimeoutSeconds: z.number().positive().default(10),
         /** Overall ring time (proxy Timer C cap); Flexisip uses 90 s, carriers ~60 s. */
         ringTimeoutSeconds: z.number().positive().default(60),
         /** A binding refreshed within this long over a still-open connection is live. */
@@ -136,7 +155,11 @@ export const configSchema = z
     push: z.record(z.string(), z.unknown()).default({}),
     admin: z
       .object({
-        listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected <host>:<port>').default('127.0.0.1:9060'),
+        listen: z
+          .string()
+          .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected <host>:<port>')
+          .refine((spec) => !portTooLarge(spec), 'port must be 0-65535')
+          .default('127.0.0.1:9060'),
         enabled: z.boolean().default(true),
       })
       .strict()

@@ -5,7 +5,7 @@
  */
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -40,6 +40,13 @@ export interface SippResult {
   errors: string;
   successful: number;
   failed: number;
+}
+
+/** A scenario shipped in packages/testkit/scenarios, with `[name]` placeholders filled in. */
+export function scenario(name: string, vars: Record<string, string | number> = {}): string {
+  let text = readFileSync(new URL(`../../scenarios/${name}.xml`, import.meta.url), 'utf8');
+  for (const [k, v] of Object.entries(vars)) text = text.split(`[${k}]`).join(String(v));
+  return text;
 }
 
 export function sippAvailable(): boolean {

@@ -1,0 +1,610 @@
+/**
+ * One proxied INVITE or MESSAGE and its branches (RFC 3261 §16.6–16.10, RFC 8599 §5.6.2).
+ *
+ * Branch lifecycle:
+ *
+ *   push binding:  pushing ──accepted──> waiting ──device registers──> calling ─> proceeding ─> done
+ *                     │                     │ wake timeout: 480            (live branch from here)
+ *                     └─push failed: 480────┴──────────────────────────────────────────────> done
+ *   live binding:  calling ──1xx──> proceeding ──final──> done
+ *
+ * A branch cancelled while its device sleeps (caller hung up, answered or declined
+ * elsewhere) keeps waiting: when the device registers it still gets the INVITE, followed at
+ * once by a CANCEL carrying the RFC 3326 Reason, so the phone's CallKit call ends with the
+ * right reason instead of ringing on (the "ghost call").
+ */
+
+import {
+  type ClientTransaction,
+  type Destination,
+  type Flow,
+  InviteClientTransaction,
+  type ServerTransaction,
+  type SipRequest,
+  type SipResponse,
+  SipUri,
+  type TimerHandle,
+  createResponse,
+  newTag,
+  parseSipUriStrict,
+} from '@pushcall/sip';
+import type { Binding } from '../location/types.js';
+import type { PushPayload } from '../push/payload.js';
+import { buildPayload } from '../push/payload.js';
+import type { PushBinding, PushOutcome, SendOptions } from '../push/types.js';
+import { stripAllPushParams } from '../registrar/push-params.js';
+import type { RateLimiter } from './limits.js';
+import type { ProxyCore } from './proxy.js';
+import { bindingDestination, isFlowOpen } from './routing.js';
+import type { CallTimeline } from './timeline.js';
+import type { WakeWaiter } from './wake.js';
+
+/** What the proxy needs from the push gateway. */
+export interface Pusher {
+  supportedProviders(): string[];
+  sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
+  sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
+}
+
+/** RFC 3326 Reason values sent in CANCELs. */
+export const REASON_ANSWERED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
+export const reasonDeclined = (status: number) => `SIP;cause=${status};text="${status === 600 ? 'Busy Everywhere' : 'Declined'}"`;
+
+/** Non-INVITE transactions time out after 64*T1 = 32 s; a held MESSAGE must answer before. */
+const MESSAGE_WAKE_CAP_MS = 25_000;
+/** After a caller's CANCEL, wait this long for branches' 487 before answering 487 ourselves. */
+const CANCEL_GRACE_MS = 2_000;
+
+type BranchState = 'pushing' | 'waiting' | 'calling' | 'proceeding' | 'done';
+
+interface FinalResult {
+  status: number;
+  reason: string;
+  response?: SipResponse;
+}
+
+let branchSeq = 0;
+
+export class Branch implements WakeWaiter {
+  readonly id: string;
+  binding: Binding;
+  state: BranchState;
+  tx: ClientTransaction | undefined = undefined;
+  destination: Destination | undefined = undefined;
+  final: FinalResult | undefined = undefined;
+  /** undefined: not cancelled; null: plain CANCEL; string: the Reason header to send. */
+  cancelReason: string | null | undefined = undefined;
+  pushAccepted = false;
+  woke = false;
+  pushedAt = 0;
+  wakeTimer: TimerHandle | undefined = undefined;
+  readonly kind: 'live' | 'push';
+
+  constructor(
+    private readonly call: ProxyCall,
+    binding: Binding,
+    kind: 'live' | 'push',
+  ) {
+    this.id = `b${++branchSeq}`;
+    this.binding = binding;
+    this.kind = kind;
+    this.state = kind === 'push' ? 'pushing' : 'calling';
+  }
+
+  wake(binding: Binding): void {
+    this.call.onWake(this, binding);
+  }
+
+  get pending(): boolean {
+    return this.final === undefined;
+  }
+}
+
+export class ProxyCall {
+  readonly proxy: ProxyCore;
+  readonly request: SipRequest;
+  readonly serverTx: ServerTransaction;
+  readonly inbound: Flow;
+  readonly aor: string;
+  readonly caller: string;
+  readonly timeline: CallTimeline;
+  readonly branches: Branch[] = [];
+  readonly isInvite: boolean;
+  private readonly startedAt: number;
+  private readonly localTag = newTag();
+  private finalSent = false;
+  private answered = false;
+  private cancelled = false;
+  private ringingSent = false;
+  private ringTimer: TimerHandle | undefined;
+  private graceTimer: TimerHandle | undefined;
+  private readonly bindings: Binding[];
+
+  constructor(proxy: ProxyCore, request: SipRequest, serverTx: ServerTransaction, inbound: Flow, aor: string, bindings: Binding[], caller: string) {
+    this.proxy = proxy;
+    this.request = request;
+    this.serverTx = serverTx;
+    this.inbound = inbound;
+    this.aor = aor;
+    this.caller = caller;
+    this.bindings = bindings;
+    this.isInvite = request.method === 'INVITE';
+    this.startedAt = proxy.clock.now();
+    this.timeline = proxy.timelines.start(request.callId, request.method, request.from.uri.toString(), aor);
+    proxy.timelines.record(this.timeline, this.isInvite ? 'invite-in' : 'message-in', {
+      from: `${inbound.protocol}:${inbound.remoteAddress}:${inbound.remotePort}`,
+      caller,
+    });
+    for (const binding of bindings) this.branches.push(new Branch(this, binding, this.wantsPush(binding) ? 'push' : 'live'));
+  }
+
+  /** Push when the binding has push data and no live flow we trust (RFC 8599 §5.6.2 opt. 2). */
+  private wantsPush(binding: Binding): boolean {
+    const pusher = this.proxy.pusher;
+    if (!binding.push || !pusher || !pusher.supportedProviders().includes(binding.push.provider)) return false;
+    if (this.request.method !== 'INVITE' && this.request.method !== 'MESSAGE') return false;
+    const recent = this.proxy.clock.now() - binding.updatedAt < this.proxy.config.proxy.liveFlowSeconds * 1000;
+    return !(recent && isFlowOpen(this.proxy.layer, binding));
+  }
+
+  /** Abuse limits, checked only for requests that would trigger pushes. */
+  checkLimits(calleeLimiter: RateLimiter, callerLimiter: RateLimiter): SipResponse | undefined {
+    const pushes = this.branches.filter((b) => b.kind === 'push').length;
+    if (pushes === 0) return undefined;
+    const limits = this.proxy.config.limits;
+    const busy = (status: number, seconds: number, reason: string) =>
+      createResponse(this.request, status, { reason, headers: [['Retry-After', String(Math.max(1, Math.ceil(seconds)))]] });
+    if (this.proxy.wake.countForAor(this.aor) + pushes > limits.maxHeldPerAor) return busy(486, 30, 'Too many held calls for this user');
+    if (this.proxy.wake.size + pushes > limits.maxHeldTotal) return busy(503, 30, 'Too many held calls');
+    const calleeWait = calleeLimiter.take(this.aor);
+    if (calleeWait > 0) return busy(486, calleeWait / 1000, 'Too many calls to this user');
+    const callerWait = callerLimiter.take(this.caller);
+    if (callerWait > 0) return busy(503, callerWait / 1000, 'Too many calls from this caller');
+    return undefined;
+  }
+
+  start(): void {
+    const cfg = this.proxy.config.proxy;
+    if (this.isInvite) {
+      this.ringTimer = this.proxy.clock.setTimeout(() => this.ringTimeout(), cfg.ringTimeoutSeconds * 1000);
+    }
+    for (const branch of this.branches) {
+      if (branch.kind === 'push') void this.push(branch);
+      else this.sendTo(branch, branch.binding);
+    }
+  }
+
+  // ----- pushing and waking ------------------------------------------------------------
+
+  private wakeTimeoutMs(): number {
+    const ms = this.proxy.config.proxy.wakeTimeoutSeconds * 1000;
+    return this.isInvite ? ms : Math.min(ms, MESSAGE_WAKE_CAP_MS);
+  }
+
+  private async push(branch: Branch): Promise<void> {
+    const proxy = this.proxy;
+    const binding = branch.binding;
+    const push = binding.push!;
+    // Hold first: a device that wakes before the push request returns must not be missed.
+    proxy.wake.add(branch);
+    proxy.metrics.heldCalls.set(proxy.wake.size);
+    branch.wakeTimer = proxy.clock.setTimeout(() => this.wakeTimeout(branch), this.wakeTimeoutMs());
+    branch.pushedAt = proxy.clock.now();
+
+    // One VoIP push per call per device (retransmissions never get here; the same call
+    // forked to us twice does).
+    if (!proxy.claimPush(this.request.callId, binding)) {
+      branch.state = 'waiting';
+      proxy.timelines.record(this.timeline, 'push-deduplicated', { provider: push.provider }, branch.id);
+      return;
+    }
+
+    const payload = this.payload(this.isInvite ? 'call' : 'message');
+    proxy.timelines.record(this.timeline, 'push-sent', { provider: push.provider, kind: payload.type, environment: push.environment }, branch.id);
+    const target = toPushBinding(binding, this.isInvite ? 'call' : 'alert');
+    let outcome: PushOutcome;
+    if (!target) {
+      outcome = { ok: false, provider: push.provider, error: 'PUSH_BAD_TOKEN', reason: 'No alert token for a non-call push', removeBinding: false, latencyMs: 0 };
+    } else {
+      try {
+        outcome = this.isInvite
+          ? await proxy.pusher!.sendCall(target, payload, { deadlineMs: 5000 })
+          : await proxy.pusher!.sendAlert(target, payload, { deadlineMs: 5000 });
+      } catch (error) {
+        outcome = { ok: false, provider: push.provider, error: 'PUSH_UNAVAILABLE', reason: (error as Error).message, removeBinding: false, latencyMs: 0 };
+      }
+    }
+
+    // Delivered through the other APNs environment: the push went out; fix the binding.
+    if (!outcome.ok && outcome.error === 'PUSH_ENVIRONMENT_MISMATCH' && outcome.id) {
+      void this.correctEnvironment(binding, outcome.actualEnvironment);
+      outcome = { ok: true, provider: outcome.provider, id: outcome.id, latencyMs: outcome.latencyMs, status: 200, environment: outcome.actualEnvironment };
+    }
+
+    if (outcome.ok) {
+      proxy.timelines.record(this.timeline, 'push-accepted', { provider: outcome.provider, id: outcome.id, latencyMs: round(outcome.latencyMs) }, branch.id);
+      branch.pushAccepted = true;
+      if (branch.state === 'pushing') branch.state = 'waiting';
+      if (this.isInvite && proxy.config.proxy.ringingOnPush && !this.ringingSent && !this.finalSent) {
+        this.ringingSent = true;
+        this.serverTx.respond(createResponse(this.request, 180, { toTag: this.localTag }));
+        proxy.timelines.record(this.timeline, 'ringing', { by: 'push' });
+      }
+      return;
+    }
+
+    proxy.timelines.record(
+      this.timeline,
+      'push-failed',
+      { provider: outcome.provider, error: outcome.error, reason: outcome.reason, status: outcome.status, removeBinding: outcome.removeBinding },
+      branch.id,
+    );
+    if (outcome.removeBinding) {
+      void proxy.store.remove(binding.id).then((removed) => {
+        if (removed) proxy.logger.info({ aor: binding.aor, binding: binding.id, reason: outcome.ok ? '' : outcome.reason }, 'binding removed after push failure');
+      });
+    }
+    // RFC 8599 §5.6.2: a failed push request rejects the held request (404/480).
+    if (branch.state === 'pushing' || branch.state === 'waiting') {
+      this.releaseWaiter(branch);
+      if (branch.final === undefined) branch.final = { status: 480, reason: `Push failed (${outcome.reason})` };
+      branch.state = 'done';
+      this.checkDone();
+    }
+  }
+
+  private async correctEnvironment(binding: Binding, environment: 'production' | 'sandbox' | undefined): Promise<void> {
+    if (!environment || !binding.push) return;
+    const updated: Binding = { ...binding, push: { ...binding.push, environment } };
+    await this.proxy.store.apply(binding.aor, { upsert: [updated], remove: [] }).catch(() => undefined);
+  }
+
+  private releaseWaiter(branch: Branch): void {
+    branch.wakeTimer?.cancel();
+    branch.wakeTimer = undefined;
+    this.proxy.wake.remove(branch);
+    this.proxy.metrics.heldCalls.set(this.proxy.wake.size);
+  }
+
+  private payload(type: PushPayload['type'], text?: string): PushPayload {
+    const from = this.request.from;
+    let body = text;
+    if (type === 'message' && body === undefined && (this.request.contentType ?? '').startsWith('text/plain')) {
+      body = this.request.body.toString('utf8').slice(0, 200);
+    }
+    return buildPayload(
+      {
+        type,
+        callId: this.request.callId,
+        fromUri: from.uri.toString(),
+        fromName: from.displayName,
+        to: this.aor,
+        video: this.isInvite && /\bm=video\b/.test(this.request.body.toString('latin1')),
+        ttl: Math.round(this.wakeTimeoutMs() / 1000),
+        text: body,
+      },
+      this.proxy.clock,
+    );
+  }
+
+  /** The device registered again (RFC 8599 §5.6.2 step 4): forward the held request. */
+  onWake(branch: Branch, binding: Binding): void {
+    const proxy = this.proxy;
+    branch.wakeTimer?.cancel();
+    branch.wakeTimer = undefined;
+    proxy.metrics.heldCalls.set(proxy.wake.size);
+    branch.woke = true;
+    proxy.timelines.record(
+      this.timeline,
+      'device-registered',
+      { afterPushMs: round(proxy.clock.now() - branch.pushedAt), transport: binding.flow.protocol },
+      branch.id,
+    );
+    if (branch.cancelReason !== undefined) {
+      // Cancel before wake: deliver, then CANCEL at once with the Reason (INVITE only).
+      if (this.isInvite) this.sendTo(branch, binding, branch.cancelReason);
+      else branch.state = 'done';
+      return;
+    }
+    if (branch.state === 'done') return;
+    this.sendTo(branch, binding);
+  }
+
+  private wakeTimeout(branch: Branch): void {
+    const proxy = this.proxy;
+    branch.wakeTimer = undefined;
+    proxy.wake.remove(branch);
+    proxy.metrics.heldCalls.set(proxy.wake.size);
+    if (branch.state !== 'pushing' && branch.state !== 'waiting') return;
+    proxy.timelines.record(this.timeline, 'wake-timeout', { waitedMs: round(proxy.clock.now() - branch.pushedAt) }, branch.id);
+    branch.state = 'done';
+    // RFC 8599 §5.6.2 step 7: the bucket timer expired: 480.
+    if (branch.final === undefined) branch.final = { status: 480, reason: 'Device did not wake' };
+    this.checkDone();
+  }
+
+  // ----- forwarding to a device -----------------------------------------------------------
+
+  /** Send the request to `binding` on `branch` (§16.6); with `cancelWith`, CANCEL it right away. */
+  private sendTo(branch: Branch, binding: Binding, cancelWith?: string | null): void {
+    const proxy = this.proxy;
+    branch.binding = binding;
+    branch.state = 'calling';
+    const out = proxy.prepareForward(this.request);
+    let contact: SipUri;
+    try {
+      contact = parseSipUriStrict(binding.contact);
+    } catch {
+      branch.final = { status: 480, reason: 'Unusable contact' };
+      branch.state = 'done';
+      this.checkDone();
+      return;
+    }
+    // The pn-* parameters are for the registrar and the proxy only (RFC 8599 §4.1, §13).
+    out.uri = stripAllPushParams(contact);
+    // RFC 3327 §5.3: the Path of the binding becomes the route to the device.
+    for (const p of [...binding.path].reverse()) out.prepend('Route', p);
+    const destination = binding.path.length > 0 ? undefined : bindingDestination(binding);
+    void this.resolveAndSend(branch, out, destination, cancelWith);
+  }
+
+  private async resolveAndSend(branch: Branch, out: SipRequest, destination: Destination | undefined, cancelWith: string | null | undefined): Promise<void> {
+    const proxy = this.proxy;
+    let dest = destination;
+    if (!dest) {
+      const { resolveUri } = await import('./routing.js');
+      const first = out.routes[0]?.uri;
+      dest = await resolveUri(first instanceof SipUri ? first : (out.uri as SipUri));
+    }
+    // A connection-oriented device whose connection is gone cannot be reached: 480.
+    if (dest.protocol !== 'udp' && dest.connectionId && !proxy.layer.transportFor(dest.protocol)?.hasConnection(dest.connectionId)) {
+      dest = { ...dest, connectionId: undefined };
+    }
+    branch.destination = dest;
+    if (this.isInvite) proxy.addRecordRoute(out, this.inbound, dest);
+    const woke = branch.woke;
+    const tx = proxy.layer.request(
+      out,
+      dest,
+      {
+        onResponse: (response) => this.onBranchResponse(branch, response),
+        onTimeout: () => this.onBranchFailure(branch, 408, 'Request Timeout'),
+        onTransportError: () => this.onBranchFailure(branch, 480, 'Device unreachable'),
+      },
+      proxy.branchFor(this.request),
+    );
+    branch.tx = tx;
+    proxy.timelines.record(
+      this.timeline,
+      'request-out',
+      { to: `${dest.protocol}:${dest.address}:${dest.port}`, woke, cancelAfter: cancelWith !== undefined },
+      branch.id,
+    );
+    if (woke && cancelWith === undefined) {
+      proxy.metrics.wakeLatency.observe({ provider: branch.binding.push?.provider ?? 'none' }, (proxy.clock.now() - this.startedAt) / 1000);
+    }
+    if (cancelWith !== undefined) this.cancelBranch(branch, cancelWith);
+  }
+
+  private onBranchResponse(branch: Branch, response: SipResponse): void {
+    const proxy = this.proxy;
+    const status = response.status;
+    if (status === 100) {
+      if (branch.state === 'calling') branch.state = 'proceeding';
+      return;
+    }
+    if (status < 200) {
+      if (branch.state === 'calling') branch.state = 'proceeding';
+      if (branch.cancelReason !== undefined || this.finalSent) return;
+      if (!this.ringingSent || status !== 180) proxy.timelines.record(this.timeline, 'response-in', { status }, branch.id);
+      if (status === 180) this.ringingSent = true;
+      this.serverTx.respond(stripTopVia(response));
+      return;
+    }
+    const firstFinal = branch.state !== 'done';
+    branch.state = 'done';
+    if (firstFinal) proxy.timelines.record(this.timeline, 'response-in', { status, reason: response.reason }, branch.id);
+
+    if (status < 300) {
+      if (branch.cancelReason !== undefined || (this.finalSent && !this.answered)) {
+        // A 2xx on a branch whose call is over: close that dialog (ACK + BYE).
+        if (this.isInvite && firstFinal && branch.destination) proxy.hangUpStray2xx(this.request, response, branch.destination);
+        return;
+      }
+      if (this.answered && !firstFinal) {
+        this.serverTx.respond(stripTopVia(response)); // 2xx retransmission (RFC 6026)
+        return;
+      }
+      if (this.answered) {
+        // Another branch also answered: ours won; close this one (§16.7 step 5 note).
+        if (this.isInvite && branch.destination) proxy.hangUpStray2xx(this.request, response, branch.destination);
+        return;
+      }
+      branch.final = { status, reason: response.reason, response };
+      this.answered = true;
+      this.sendFinal(branch.final, 'answered');
+      if (this.isInvite) this.cancelOthers(branch, REASON_ANSWERED_ELSEWHERE);
+      else this.dropWaiters();
+      return;
+    }
+
+    if (!firstFinal) return;
+    branch.final ??= { status, reason: response.reason, response };
+    if (branch.cancelReason !== undefined) {
+      this.checkDone();
+      return;
+    }
+    // §16.7 step 5: a 6xx ends the search: forward it, cancel the rest (declined elsewhere).
+    if (status >= 600 && !this.finalSent) {
+      this.sendFinal(branch.final, 'declined');
+      if (this.isInvite) this.cancelOthers(branch, reasonDeclined(status));
+      else this.dropWaiters();
+      return;
+    }
+    this.checkDone();
+  }
+
+  private onBranchFailure(branch: Branch, status: number, reason: string): void {
+    if (branch.state === 'done') return;
+    branch.state = 'done';
+    branch.final ??= { status, reason };
+    this.proxy.timelines.record(this.timeline, 'response-in', { status, reason, local: true }, branch.id);
+    this.checkDone();
+  }
+
+  // ----- cancelling -----------------------------------------------------------------------
+
+  private cancelOthers(except: Branch | undefined, reason: string | null): void {
+    for (const b of this.branches) if (b !== except) this.cancelBranch(b, reason);
+  }
+
+  /** CANCEL a live branch (§16.10); mark a held one for cancel-on-wake. */
+  private cancelBranch(branch: Branch, reason: string | null): void {
+    const proxy = this.proxy;
+    if (branch.cancelReason !== undefined && branch.tx === undefined) return;
+    const wasCancelled = branch.cancelReason !== undefined;
+    branch.cancelReason = reason;
+    if ((branch.state === 'calling' || branch.state === 'proceeding') && branch.tx instanceof InviteClientTransaction) {
+      if (wasCancelled && branch.final !== undefined) return;
+      const headers: Array<[string, string]> = reason ? [['Reason', reason]] : [];
+      if (proxy.layer.cancel(branch.tx, headers)) {
+        proxy.timelines.record(this.timeline, 'cancel-out', { reason: reason ?? 'caller cancelled' }, branch.id);
+      }
+      return;
+    }
+    if (branch.state === 'pushing' || branch.state === 'waiting') {
+      // The device sleeps: keep waiting so it gets INVITE + CANCEL when it wakes.
+      branch.final ??= { status: 487, reason: 'Request Terminated' };
+      if (!this.isInvite) {
+        this.releaseWaiter(branch);
+        branch.state = 'done';
+      }
+    }
+  }
+
+  /** The caller's CANCEL (§16.10), with its Reason passed on (a PBX says "answered elsewhere"). */
+  cancelByCaller(reasonHeader: string | undefined): void {
+    if (this.finalSent || this.cancelled) return;
+    this.cancelled = true;
+    this.proxy.timelines.record(this.timeline, 'cancel-in', reasonHeader ? { reason: reasonHeader } : undefined);
+    this.cancelOthers(undefined, reasonHeader ?? null);
+    const livePending = this.branches.some((b) => b.tx !== undefined && b.state !== 'done');
+    if (!livePending) {
+      this.sendFinal({ status: 487, reason: 'Request Terminated' }, 'cancelled');
+      return;
+    }
+    this.graceTimer = this.proxy.clock.setTimeout(() => {
+      if (!this.finalSent) this.sendFinal({ status: 487, reason: 'Request Terminated' }, 'cancelled');
+    }, CANCEL_GRACE_MS);
+  }
+
+  private ringTimeout(): void {
+    if (this.finalSent) return;
+    this.proxy.timelines.record(this.timeline, 'ring-timeout');
+    this.cancelOthers(undefined, null);
+    this.sendFinal({ status: 408, reason: 'Request Timeout' }, 'no-answer');
+  }
+
+  private dropWaiters(): void {
+    for (const b of this.branches) {
+      if (b.state === 'pushing' || b.state === 'waiting') {
+        this.releaseWaiter(b);
+        b.state = 'done';
+      }
+    }
+  }
+
+  // ----- completing ---------------------------------------------------------------------
+
+  /** All branches final: forward the best response (§16.7 step 6). */
+  private checkDone(): void {
+    if (this.finalSent) return;
+    if (this.branches.some((b) => b.final === undefined)) return;
+    const best = chooseBest(this.branches.map((b) => b.final!));
+    this.sendFinal(best, this.cancelled ? 'cancelled' : best.status === 480 ? 'unavailable' : 'failed');
+  }
+
+  private sendFinal(result: FinalResult, outcome: string): void {
+    if (this.finalSent) return;
+    this.finalSent = true;
+    this.ringTimer?.cancel();
+    this.graceTimer?.cancel();
+    const proxy = this.proxy;
+    let response: SipResponse;
+    if (result.response) response = stripTopVia(result.response);
+    else {
+      // §16.7 step 6: 503 is not forwarded as such (it would stop the caller retrying).
+      const status = result.status === 503 ? 500 : result.status;
+      response = createResponse(this.request, status, { reason: result.reason, toTag: this.localTag });
+    }
+    this.serverTx.respond(response);
+    proxy.timelines.record(this.timeline, 'response-out', { status: response.status, reason: response.reason });
+    proxy.timelines.end(this.timeline, outcome, response.status);
+    proxy.metrics.calls.inc({ outcome });
+    proxy.callEnded(this);
+    if (outcome !== 'answered') this.missedCallAlerts();
+    else if (proxy.config.proxy.answeredElsewhereAlert) this.alertSleepers('answered_elsewhere');
+  }
+
+  /** Devices that were pushed and never woke get a "missed call" alert (never a VoIP push). */
+  private missedCallAlerts(): void {
+    if (!this.isInvite || !this.proxy.config.proxy.missedCallAlert) return;
+    this.alertSleepers('missed_call');
+  }
+
+  private alertSleepers(type: 'missed_call' | 'answered_elsewhere'): void {
+    const proxy = this.proxy;
+    for (const b of this.branches) {
+      if (!b.pushAccepted || b.woke) continue;
+      const target = toPushBinding(b.binding, 'alert');
+      if (!target || !proxy.pusher) continue;
+      const name = this.request.from.displayName ?? this.request.from.uri.toString();
+      const payload = this.payload(type, type === 'missed_call' ? `Missed call from ${name}` : `Answered on another device`);
+      void proxy.pusher.sendAlert(target, payload).then((outcome) => {
+        proxy.timelines.record(this.timeline, 'alert-push', { type, ok: outcome.ok, provider: outcome.provider }, b.id);
+      });
+    }
+  }
+}
+
+function stripTopVia(response: SipResponse): SipResponse {
+  const out = response.clone();
+  out.removeFirstValue('via');
+  return out;
+}
+
+/** §16.7 step 6: a 6xx if any, else the lowest class; 503 becomes 500 when sent. */
+export function chooseBest(results: FinalResult[]): FinalResult {
+  const rank = (r: FinalResult): number => {
+    const s = r.status;
+    if (s >= 600) return 0;
+    if (s < 400) return 1;
+    if (s < 500) {
+      // Prefer what tells the caller most: busy/declined, auth, then the generic unavailable.
+      if (s === 486) return 2;
+      if (s === 401 || s === 407) return 3;
+      if (s === 487) return 6;
+      if (s === 480 || s === 408) return 5;
+      return 4;
+    }
+    return 7;
+  };
+  return [...results].sort((a, b) => rank(a) - rank(b))[0];
+}
+
+/** The push gateway's view of a binding; alerts to APNs need the alert ("remote") token. */
+export function toPushBinding(binding: Binding, use: 'call' | 'alert'): PushBinding | undefined {
+  const p = binding.push;
+  if (!p) return undefined;
+  let prid = p.prid;
+  if (use === 'alert' && p.provider === 'apns') {
+    // A PushKit (VoIP) token cannot receive alert pushes; only the "remote" token can.
+    if (!p.alertPrid) return undefined;
+    prid = p.alertPrid;
+  }
+  return { bindingId: binding.id, aor: binding.aor, provider: p.provider, prid, param: p.param, environment: p.environment, registeredAt: binding.registeredAt };
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}

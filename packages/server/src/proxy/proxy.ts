@@ -1,0 +1,409 @@
+/**
+ * The stateful forking proxy (RFC 3261 §16) with wake-on-call (RFC 8599 §5.6.2).
+ *
+ * An out-of-dialog INVITE or MESSAGE for a local AOR becomes a ProxyCall that forks to
+ * every binding in parallel: live bindings get the request at once, push bindings get a
+ * push and a held branch that is released when the device registers again. Requests in a
+ * dialog are loose-routed (RFC 3261 §16.4, §16.12) over the flows the devices keep open.
+ */
+
+import { createHash } from 'node:crypto';
+import {
+  type Clock,
+  type Destination,
+  type Flow,
+  type InviteServerTransaction,
+  type ServerTransaction,
+  type SipRequest,
+  type SipResponse,
+  SipUri,
+  type TransactionLayer,
+  createResponse,
+  header,
+  newBranch,
+  parseSipUriStrict,
+  randomToken,
+} from '@pushcall/sip';
+import type { DigestAuthenticator } from '../auth/digest.js';
+import type { PushcallConfig } from '../config/schema.js';
+import type { Binding, BindingStore } from '../location/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { ServerMetrics } from '../observability/metrics.js';
+import type { RegistrationEvent } from '../registrar/registrar.js';
+import { ProxyCall, type Pusher } from './call.js';
+import { RateLimiter } from './limits.js';
+import { isTrusted } from './net.js';
+import { isOwnUri, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
+import { CallTimelines } from './timeline.js';
+import { WakeRegistry } from './wake.js';
+
+/** Our branch ids carry a loop-detection hash (RFC 3261 §16.6 step 8, §16.3 step 4). */
+const BRANCH_PREFIX = 'z9hG4bKpc';
+
+export interface ProxyOptions {
+  config: PushcallConfig;
+  layer: TransactionLayer;
+  store: BindingStore;
+  clock: Clock;
+  logger: Logger;
+  metrics: ServerMetrics;
+  auth?: DigestAuthenticator;
+  pusher?: Pusher;
+  isLocalDomain(host: string): boolean;
+}
+
+export class ProxyCore {
+  readonly config: PushcallConfig;
+  readonly layer: TransactionLayer;
+  readonly store: BindingStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: ServerMetrics;
+  readonly auth: DigestAuthenticator | undefined;
+  pusher: Pusher | undefined;
+  readonly wake = new WakeRegistry();
+  readonly timelines: CallTimelines;
+  /** Active calls by INVITE server transaction key (for CANCEL). */
+  private readonly calls = new Map<string, ProxyCall>();
+  /** One VoIP push per call per device: `${callId}|${device}` -> expiry (ms). */
+  private readonly pushedDevices = new Map<string, number>();
+  private readonly calleeLimiter: RateLimiter;
+  private readonly callerLimiter: RateLimiter;
+  private readonly isLocalDomain: (host: string) => boolean;
+
+  constructor(options: ProxyOptions) {
+    this.config = options.config;
+    this.layer = options.layer;
+    this.store = options.store;
+    this.clock = options.clock;
+    this.logger = options.logger;
+    this.metrics = options.metrics;
+    this.auth = options.auth;
+    this.pusher = options.pusher;
+    this.isLocalDomain = options.isLocalDomain;
+    this.timelines = new CallTimelines(this.clock, this.config.proxy.timelineMaxCalls, this.config.proxy.timelineRetentionSeconds * 1000);
+    this.calleeLimiter = new RateLimiter(this.clock, this.config.limits.perCalleePerMinute);
+    this.callerLimiter = new RateLimiter(this.clock, this.config.limits.perCallerPerMinute);
+  }
+
+  get activeCalls(): number {
+    return this.calls.size;
+  }
+
+  // ----- entry points from the transaction layer ---------------------------------------
+
+  onRequest(request: SipRequest, tx: ServerTransaction, flow: Flow): void {
+    this.route(request, tx, flow).catch((error: unknown) => {
+      this.logger.error({ err: error, method: request.method }, 'proxy error');
+      if (!tx.isFinal) tx.respond(createResponse(request, 500, { reason: 'Proxy error' }));
+    });
+  }
+
+  onCancel(cancel: SipRequest, tx: ServerTransaction, invite: InviteServerTransaction | undefined): void {
+    const call = invite ? this.calls.get(invite.key) : undefined;
+    if (!call) {
+      tx.respond(createResponse(cancel, 481));
+      return;
+    }
+    // §16.10: answer the CANCEL, then cancel every pending branch.
+    tx.respond(createResponse(cancel, 200));
+    call.cancelByCaller(cancel.get('reason'));
+  }
+
+  /** An ACK for a 2xx (end to end): forward statelessly along the route set (§16.11). */
+  onAck(ack: SipRequest, flow: Flow): void {
+    this.forwardStateless(ack, flow).catch((error: unknown) => this.logger.debug({ err: (error as Error).message }, 'ACK not forwarded'));
+  }
+
+  /** A response that matches no client transaction (a 2xx retransmission late): §16.11. */
+  onStrayResponse(response: SipResponse): void {
+    const vias = response.vias;
+    if (vias.length < 2) return;
+    const top = vias[0];
+    if (!top.branch?.startsWith(BRANCH_PREFIX)) return;
+    const next = vias[1];
+    const forwarded = response.clone();
+    forwarded.removeFirstValue('via');
+    const port = typeof next.rport === 'number' ? next.rport : (next.port ?? 5060);
+    const address = next.received ?? (next.host.startsWith('[') ? next.host.slice(1, -1) : next.host);
+    const protocol = next.transport.toLowerCase() as Destination['protocol'];
+    void this.layer.sendStateless(forwarded, { protocol, address, port }).catch(() => undefined);
+  }
+
+  /** A device registered: release the branches held for it (RFC 8599 §5.6.2). */
+  onRegistered(event: RegistrationEvent): void {
+    if (this.wake.size === 0) return;
+    // The REGISTER's 200 OK goes out first (it is sent when this turn's promise chain
+    // completes); the held INVITE follows it.
+    setImmediate(() => this.wake.registered(event.binding));
+  }
+
+  // ----- routing ---------------------------------------------------------------------------
+
+  private async route(request: SipRequest, tx: ServerTransaction, flow: Flow): Promise<void> {
+    // §16.3 step 3: Max-Forwards.
+    const maxForwards = request.maxForwards ?? 70;
+    if (maxForwards <= 0) return tx.respond(createResponse(request, 483));
+    // §16.3 step 4: loop detection with our branch hash.
+    if (this.isLoop(request)) return tx.respond(createResponse(request, 482));
+    // §16.3 step 5: Proxy-Require.
+    if (request.proxyRequire.length > 0) {
+      return tx.respond(createResponse(request, 420, { headers: [['Unsupported', request.proxyRequire.join(', ')]] }));
+    }
+    if (request.method === 'INVITE') tx.respond(createResponse(request, 100));
+
+    // §16.4: loose routing: remove the Route entries that are us.
+    const { remaining, flow: flowToken, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
+    // In a dialog, or routed elsewhere by a Route set: follow it. A request whose only
+    // Route was us is an initial request to process here.
+    if (request.to.tag !== undefined || remaining.length > 0) {
+      return this.forwardInDialog(request, tx, flow, remaining, removed, flowToken);
+    }
+
+    const uri = request.uri;
+    if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
+
+    if (!this.isLocalDomain(uri.hostname) || uri.user === undefined) {
+      if (this.config.proxy.upstream) return this.forwardUpstream(request, tx, flow);
+      return tx.respond(createResponse(request, 404, { reason: 'Not a local domain' }));
+    }
+
+    if (request.method !== 'INVITE' && request.method !== 'MESSAGE' && request.method !== 'OPTIONS' && request.method !== 'SUBSCRIBE' && request.method !== 'NOTIFY' && request.method !== 'REFER' && request.method !== 'INFO') {
+      return tx.respond(createResponse(request, 405, { headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE']] }));
+    }
+
+    // Strangers must not make phones ring: authenticate callers unless trusted.
+    const caller = this.authenticateCaller(request, tx, flow);
+    if (caller === null) return;
+
+    const aor = uri.toAor();
+    const bindings = await this.store.lookup(aor, this.clock.now());
+    if (bindings.length === 0) return tx.respond(createResponse(request, 480, { reason: 'Not registered' }));
+
+    const call = new ProxyCall(this, request, tx, flow, aor, bindings, caller);
+    const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
+    if (refusal) return tx.respond(refusal);
+    if (request.method === 'INVITE') this.calls.set(tx.key, call);
+    call.start();
+  }
+
+  /** Returns the caller identity (username or trusted peer), or null after a 407/403. */
+  private authenticateCaller(request: SipRequest, tx: ServerTransaction, flow: Flow): string | null {
+    if (isTrusted(flow.remoteAddress, this.config.auth.trustedPeers)) return `trusted:${flow.remoteAddress}`;
+    if (this.config.auth.mode === 'open' || !this.auth) return `open:${request.from.uri.toString()}`;
+    const result = this.auth.verify(request.authHeaders('proxy-authorization'), request.method);
+    if (result.outcome === 'challenge') {
+      tx.respond(createResponse(request, 407, { headers: this.auth.challenges(result.stale).map((c) => ['Proxy-Authenticate', c]) }));
+      return null;
+    }
+    if (result.outcome === 'forbidden') {
+      tx.respond(createResponse(request, 403, { reason: result.reason }));
+      return null;
+    }
+    const from = request.from.uri;
+    if (!(from instanceof SipUri) || from.userUnescaped !== result.username) {
+      tx.respond(createResponse(request, 403, { reason: 'From does not match the credentials' }));
+      return null;
+    }
+    return result.username;
+  }
+
+  call(key: string): ProxyCall | undefined {
+    return this.calls.get(key);
+  }
+
+  callEnded(call: ProxyCall): void {
+    if (this.calls.get(call.serverTx.key) === call) this.calls.delete(call.serverTx.key);
+  }
+
+  /** True (and remembered) the first time a device is pushed for a Call-ID. */
+  claimPush(callId: string, binding: Binding): boolean {
+    const device = binding.instanceId ?? `${binding.push?.provider}:${binding.push?.prid}`;
+    const key = `${callId}|${device}`;
+    const now = this.clock.now();
+    const until = this.pushedDevices.get(key);
+    if (until !== undefined && until > now) return false;
+    this.pushedDevices.set(key, now + this.config.proxy.ringTimeoutSeconds * 1000);
+    if (this.pushedDevices.size > 50_000) for (const [k, t] of this.pushedDevices) if (t <= now) this.pushedDevices.delete(k);
+    return true;
+  }
+
+  // ----- forwarding helpers ----------------------------------------------------------------
+
+  /** Branch id with the loop-detection hash of the request (§16.6 step 8). */
+  branchFor(request: SipRequest): string {
+    return `${BRANCH_PREFIX}${this.loopHash(request)}.${newBranch().slice(7)}`;
+  }
+
+  private loopHash(request: SipRequest): string {
+    const h = createHash('sha1');
+    h.update(request.uriText);
+    h.update(request.from.tag ?? '');
+    h.update(request.to.tag ?? '');
+    h.update(request.callId);
+    h.update(String(request.cseq.seq));
+    h.update(request.get('proxy-require') ?? '');
+    h.update(request.getAll('route').join(','));
+    return h.digest('hex').slice(0, 10);
+  }
+
+  private isLoop(request: SipRequest): boolean {
+    const vias = request.vias;
+    if (vias.length < 2) return false;
+    let hash: string | undefined;
+    for (const via of vias) {
+      const branch = via.branch;
+      if (!branch?.startsWith(BRANCH_PREFIX)) continue;
+      if (!isOwnUri(this.layer, new SipUri({ host: via.host, port: via.port }), this.config.advertisedHost)) continue;
+      hash ??= this.loopHash(request);
+      if (branch.slice(BRANCH_PREFIX.length, BRANCH_PREFIX.length + 10) === hash) return true;
+    }
+    return false;
+  }
+
+  /** Prepare a copy of `request` for forwarding (§16.6 steps 1–7). */
+  prepareForward(request: SipRequest): SipRequest {
+    const out = request.clone();
+    out.set('Max-Forwards', String((request.maxForwards ?? 70) - 1));
+    // §22.3: credentials for our realm are consumed here, not forwarded.
+    if (this.auth && out.has('proxy-authorization')) {
+      const kept = out.getAll('proxy-authorization').filter((v) => !v.includes(`realm="${this.auth?.realm}"`));
+      out.remove('proxy-authorization');
+      for (const v of kept) out.append('Proxy-Authorization', v);
+    }
+    return out;
+  }
+
+  /**
+   * Add Record-Route (§16.6 step 4). When the request enters on one transport and leaves on
+   * another (UDP in, WebSocket out), two entries are added (RFC 5658), the one facing the
+   * callee on top; a connection-oriented callee flow is remembered in that entry.
+   */
+  addRecordRoute(out: SipRequest, inbound: Flow, destination: Destination): void {
+    if (!this.config.proxy.recordRoute) return;
+    const inT = this.layer.transportFor(inbound.protocol, inbound.localAddress.includes(':') ? 6 : 4);
+    const outT = this.layer.transportFor(destination.protocol, destination.address.includes(':') ? 6 : 4);
+    if (!inT || !outT) return;
+    const token = destination.protocol !== 'udp' ? destination.connectionId : undefined;
+    if (inT !== outT) out.prepend('Record-Route', recordRouteFor(this.layer, inT));
+    out.prepend('Record-Route', recordRouteFor(this.layer, outT, token));
+  }
+
+  /** Requests inside a dialog, and pre-routed requests (§16.12 loose routing). */
+  private async forwardInDialog(
+    request: SipRequest,
+    tx: ServerTransaction,
+    inbound: Flow,
+    remaining: ReturnType<typeof popOwnRoutes>['remaining'],
+    removed: number,
+    flowToken: string | undefined,
+  ): Promise<void> {
+    const out = this.prepareForward(request);
+    for (let i = 0; i < removed; i++) out.removeFirstValue('route');
+    let destination: Destination;
+    if (remaining.length > 0) {
+      const next = remaining[0].uri;
+      if (!(next instanceof SipUri)) return tx.respond(createResponse(request, 416));
+      destination = await resolveUri(next);
+    } else {
+      const uri = request.uri;
+      if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
+      // The flow token leads back to a device's connection, unless it is where this came from.
+      const useFlow = flowToken && flowToken !== inbound.connectionId ? flowToken : undefined;
+      destination = await resolveUri(uri, useFlow);
+      if (useFlow) {
+        const protocol = useFlow.split(':')[0] as Destination['protocol'];
+        const transport = this.layer.transportFor(protocol);
+        if (transport?.hasConnection(useFlow)) destination = { ...destination, protocol, connectionId: useFlow };
+      }
+    }
+    if (request.method === 'INVITE' && removed > 0) this.addRecordRoute(out, inbound, destination);
+    this.relay(request, out, tx, destination);
+  }
+
+  /** In front of a PBX: non-local requests go to the configured upstream (outbound proxy). */
+  private async forwardUpstream(request: SipRequest, tx: ServerTransaction, inbound: Flow): Promise<void> {
+    const upstream = this.config.proxy.upstream;
+    if (!upstream) return tx.respond(createResponse(request, 404));
+    const caller = this.authenticateCaller(request, tx, inbound);
+    if (caller === null) return;
+    const out = this.prepareForward(request);
+    const parsed = parseSipUriStrict(upstream);
+    const destination = await resolveUri(parsed);
+    out.prepend('Route', `<${parsed.clone().toString()}${parsed.params.has('lr') ? '' : ';lr'}>`);
+    this.addRecordRoute(out, inbound, destination);
+    this.relay(request, out, tx, destination);
+  }
+
+  /** Single-branch stateful relay: responses go back through the server transaction. */
+  private relay(request: SipRequest, out: SipRequest, tx: ServerTransaction, destination: Destination): void {
+    this.layer.request(
+      out,
+      destination,
+      {
+        onResponse: (response) => {
+          if (response.status === 100) return;
+          const back = response.clone();
+          back.removeFirstValue('via');
+          tx.respond(back);
+        },
+        onTimeout: () => {
+          if (!tx.isFinal) tx.respond(createResponse(request, 408));
+        },
+        onTransportError: () => {
+          if (!tx.isFinal) tx.respond(createResponse(request, 503, { reason: 'Next hop unreachable' }));
+        },
+      },
+      this.branchFor(request),
+    );
+  }
+
+  private async forwardStateless(request: SipRequest, inbound: Flow): Promise<void> {
+    const { remaining, flow: flowToken, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
+    const out = this.prepareForward(request);
+    for (let i = 0; i < removed; i++) out.removeFirstValue('route');
+    let destination: Destination;
+    if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await resolveUri(remaining[0].uri);
+    else {
+      const uri = request.uri;
+      if (!(uri instanceof SipUri)) return;
+      const useFlow = flowToken && flowToken !== inbound.connectionId ? flowToken : undefined;
+      destination = await resolveUri(uri);
+      if (useFlow) {
+        const protocol = useFlow.split(':')[0] as Destination['protocol'];
+        if (this.layer.transportFor(protocol)?.hasConnection(useFlow)) destination = { ...destination, protocol, connectionId: useFlow };
+      }
+    }
+    const transport = this.layer.requireTransport(destination);
+    this.layer.addVia(out, transport, this.branchFor(request));
+    await this.layer.sendStateless(out, destination);
+  }
+
+  /** Answer a stray 2xx on a branch whose call is over: ACK it, then BYE (RFC 3261 §13.3.1.4 as UAC). */
+  hangUpStray2xx(invite: SipRequest, response: SipResponse, destination: Destination): void {
+    const contact = response.contacts;
+    if (contact === '*' || contact.length === 0 || !(contact[0].uri instanceof SipUri)) return;
+    const target = contact[0].uri.toString();
+    const routes = response.values('record-route').reverse();
+    const base = [
+      header('Max-Forwards', '70'),
+      header('From', invite.get('from') ?? ''),
+      header('To', response.get('to') ?? ''),
+      header('Call-ID', invite.callId),
+    ];
+    const make = (method: string, cseq: number) => {
+      const headers = [...base.map((h) => ({ ...h })), header('CSeq', `${cseq} ${method}`)];
+      for (const r of routes) headers.push(header('Route', r));
+      if (method === 'BYE') headers.push(header('Reason', 'SIP;cause=200;text="Call completed elsewhere"'));
+      return new (invite.constructor as typeof SipRequest)(method, target, headers);
+    };
+    const ack = make('ACK', invite.cseq.seq);
+    this.layer.addVia(ack, this.layer.requireTransport(destination), newBranch());
+    void this.layer.sendStateless(ack, destination).catch(() => undefined);
+    this.layer.request(make('BYE', invite.cseq.seq + 1), destination, { onResponse() {} });
+  }
+
+  newCallToken(): string {
+    return randomToken(4);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Where requests go (RFC 3261 §16.5–16.6, RFC 3263 in its simplest form, RFC 5626 flows,
+ * RFC 5658 double Record-Route). No NAPTR/SRV: a host name is resolved with the system
+ * resolver; IP addresses are used as they are.
+ */
+
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { type Destination, type NameAddr, SipUri, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
+import type { Binding } from '../location/types.js';
+
+/** Record-Route parameter carrying the connection to a device behind a connection-oriented flow. */
+export const FLOW_PARAM = 'pc-flow';
+
+export function protocolOfUri(uri: SipUri): TransportProtocol {
+  const t = uri.transport;
+  if (t === 'tcp') return uri.isSecure ? 'tls' : 'tcp';
+  if (t === 'tls') return 'tls';
+  if (t === 'ws') return uri.isSecure ? 'wss' : 'ws';
+  if (t === 'wss') return 'wss';
+  return uri.isSecure ? 'tls' : 'udp';
+}
+
+/** Resolve a URI to a destination (maddr, then host; default port per transport). */
+export async function resolveUri(uri: SipUri, connectionId?: string): Promise<Destination> {
+  const protocol = protocolOfUri(uri);
+  const maddr = uri.param('maddr');
+  let host = maddr ?? uri.hostname;
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  const address = isIP(host) ? host : (await lookup(host)).address;
+  const port = uri.port ?? (protocol === 'tls' || protocol === 'wss' ? 5061 : 5060);
+  return { protocol, address, port, connectionId, serverName: isIP(uri.hostname) ? undefined : uri.hostname };
+}
+
+/**
+ * A binding's destination: the flow it registered on (RFC 5626 §5.3). Over connection-
+ * oriented transports only the open connection can reach a device behind NAT; over UDP
+ * the source address of the REGISTER is used (symmetric signalling through NAT).
+ */
+export function bindingDestination(binding: Binding): Destination {
+  const f = binding.flow;
+  return { protocol: f.protocol, address: f.remoteAddress, port: f.remotePort, connectionId: f.connectionId };
+}
+
+export function isFlowOpen(layer: TransactionLayer, binding: Binding): boolean {
+  const f = binding.flow;
+  if (f.protocol === 'udp' || !f.connectionId) return false;
+  const transport = layer.transportFor(f.protocol, f.remoteAddress.includes(':') ? 6 : 4);
+  return transport?.hasConnection(f.connectionId) ?? false;
+}
+
+/** Is this URI one of ours (a Route/Record-Route entry we wrote, or our address)? */
+export function isOwnUri(layer: TransactionLayer, uri: SipUri, advertisedHost?: string): boolean {
+  const host = uri.hostname;
+  const port = uri.portOrDefault;
+  for (const t of layer.listeners) {
+    const local = layer.sentBy(t);
+    const localHost = local.host.startsWith('[') ? local.host.slice(1, -1) : local.host;
+    if ((host === localHost.toLowerCase() || (advertisedHost && host === advertisedHost.toLowerCase())) && port === t.localPort) return true;
+  }
+  return false;
+}
+
+/** Our Record-Route URI for a listener (RFC 3261 §16.6 step 4: with `lr`). */
+export function recordRouteFor(layer: TransactionLayer, transport: Transport, flowConnectionId?: string): string {
+  const { host, port } = layer.sentBy(transport);
+  let uri = `sip:${host}:${port};transport=${VIA_TRANSPORT[transport.protocol].toLowerCase()};lr`;
+  if (flowConnectionId) uri += `;${FLOW_PARAM}=${encodeURIComponent(flowConnectionId)}`;
+  return `<${uri}>`;
+}
+
+/** Remove the Route entries that point at us; returns the flow token if one was there. */
+export function popOwnRoutes(
+  layer: TransactionLayer,
+  routes: NameAddr[],
+  advertisedHost?: string,
+): { remaining: NameAddr[]; flow?: string; removed: number } {
+  let i = 0;
+  let flow: string | undefined;
+  while (i < routes.length) {
+    const uri = routes[i].uri;
+    if (!(uri instanceof SipUri) || !isOwnUri(layer, uri, advertisedHost)) break;
+    const token = uri.param(FLOW_PARAM);
+    if (token) flow = token;
+    i++;
+  }
+  return { remaining: routes.slice(i), flow, removed: i };
+}

@@ -1,0 +1,110 @@
+/**
+ * Every call leaves a timeline: INVITE in, each push (provider, outcome, latency), the
+ * device's REGISTER, INVITE out, responses, CANCEL/BYE, the end. Kept in memory for a
+ * while (bounded count and age) and served by the admin API.
+ */
+
+import type { Clock } from '@pushcall/sip';
+
+export type TimelineEventKind =
+  | 'invite-in'
+  | 'message-in'
+  | 'trying'
+  | 'branch-live'
+  | 'push-sent'
+  | 'push-accepted'
+  | 'push-failed'
+  | 'push-deduplicated'
+  | 'ringing'
+  | 'device-registered'
+  | 'request-out'
+  | 'response-in'
+  | 'response-out'
+  | 'cancel-in'
+  | 'cancel-out'
+  | 'wake-timeout'
+  | 'ring-timeout'
+  | 'alert-push'
+  | 'ack'
+  | 'bye'
+  | 'ended';
+
+export interface TimelineEvent {
+  /** ms since the epoch. */
+  at: number;
+  /** ms since the call started. */
+  offsetMs: number;
+  kind: TimelineEventKind;
+  branch?: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface CallTimeline {
+  callId: string;
+  method: string;
+  from: string;
+  to: string;
+  startedAt: number;
+  endedAt?: number;
+  outcome?: string;
+  finalStatus?: number;
+  events: TimelineEvent[];
+}
+
+export class CallTimelines {
+  private readonly calls = new Map<string, CallTimeline>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly maxCalls: number,
+    private readonly retentionMs: number,
+  ) {}
+
+  start(callId: string, method: string, from: string, to: string): CallTimeline {
+    const key = this.keyFor(callId);
+    const timeline: CallTimeline = { callId, method, from, to, startedAt: this.clock.now(), events: [] };
+    this.calls.set(key, timeline);
+    this.trim();
+    return timeline;
+  }
+
+  /** A second INVITE with the same Call-ID (forked to us twice) gets its own timeline key. */
+  private keyFor(callId: string): string {
+    if (!this.calls.has(callId)) return callId;
+    let i = 2;
+    while (this.calls.has(`${callId}#${i}`)) i++;
+    return `${callId}#${i}`;
+  }
+
+  record(timeline: CallTimeline, kind: TimelineEventKind, detail?: Record<string, unknown>, branch?: string): void {
+    const at = this.clock.now();
+    const event: TimelineEvent = { at, offsetMs: Math.round((at - timeline.startedAt) * 10) / 10, kind };
+    if (branch !== undefined) event.branch = branch;
+    if (detail !== undefined) event.detail = detail;
+    timeline.events.push(event);
+  }
+
+  end(timeline: CallTimeline, outcome: string, finalStatus: number | undefined): void {
+    if (timeline.endedAt !== undefined) return;
+    timeline.endedAt = this.clock.now();
+    timeline.outcome = outcome;
+    timeline.finalStatus = finalStatus;
+    this.record(timeline, 'ended', { outcome, status: finalStatus });
+  }
+
+  get(callId: string): CallTimeline | undefined {
+    return this.calls.get(callId);
+  }
+
+  list(limit = 100): CallTimeline[] {
+    return [...this.calls.values()].slice(-limit).reverse();
+  }
+
+  private trim(): void {
+    const cutoff = this.clock.now() - this.retentionMs;
+    for (const [key, t] of this.calls) {
+      if (this.calls.size <= this.maxCalls && (t.endedAt === undefined || t.endedAt >= cutoff)) break;
+      this.calls.delete(key);
+    }
+  }
+}

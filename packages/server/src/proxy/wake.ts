@@ -1,0 +1,74 @@
+/**
+ * The SIP Request Push Bucket (RFC 8599 §5.2): branches held while their device wakes.
+ * A branch is released when "the same device" registers again, matched by binding id
+ * (the registrar keeps the id for the same +sip.instance), then +sip.instance, then push
+ * token (RFC 8599 §5.3 allows matching on the pn-* parameters alone).
+ */
+
+import type { Binding } from '../location/types.js';
+
+export interface WakeWaiter {
+  readonly binding: Binding;
+  /** Called once with the binding the device just registered. */
+  wake(binding: Binding): void;
+}
+
+export class WakeRegistry {
+  private readonly byBinding = new Map<string, Set<WakeWaiter>>();
+  private readonly byInstance = new Map<string, Set<WakeWaiter>>();
+  private readonly byToken = new Map<string, Set<WakeWaiter>>();
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Held branches per AOR (for the per-AOR cap). */
+  countForAor(aor: string): number {
+    let n = 0;
+    for (const set of this.byBinding.values()) for (const w of set) if (w.binding.aor === aor) n++;
+    return n;
+  }
+
+  add(waiter: WakeWaiter): void {
+    const b = waiter.binding;
+    addTo(this.byBinding, b.id, waiter);
+    if (b.instanceId) addTo(this.byInstance, `${b.aor}\u0000${b.instanceId}`, waiter);
+    if (b.push) addTo(this.byToken, `${b.push.provider}\u0000${b.push.prid}`, waiter);
+    this.count++;
+  }
+
+  remove(waiter: WakeWaiter): void {
+    const b = waiter.binding;
+    if (!removeFrom(this.byBinding, b.id, waiter)) return;
+    if (b.instanceId) removeFrom(this.byInstance, `${b.aor}\u0000${b.instanceId}`, waiter);
+    if (b.push) removeFrom(this.byToken, `${b.push.provider}\u0000${b.push.prid}`, waiter);
+    this.count--;
+  }
+
+  /** The device behind `binding` registered: release every branch waiting for it. */
+  registered(binding: Binding): number {
+    const found = new Set<WakeWaiter>();
+    for (const w of this.byBinding.get(binding.id) ?? []) found.add(w);
+    if (binding.instanceId) for (const w of this.byInstance.get(`${binding.aor}\u0000${binding.instanceId}`) ?? []) found.add(w);
+    if (binding.push) for (const w of this.byToken.get(`${binding.push.provider}\u0000${binding.push.prid}`) ?? []) found.add(w);
+    for (const w of found) {
+      this.remove(w);
+      w.wake(binding);
+    }
+    return found.size;
+  }
+}
+
+function addTo<K>(map: Map<K, Set<WakeWaiter>>, key: K, w: WakeWaiter): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(w);
+}
+
+function removeFrom<K>(map: Map<K, Set<WakeWaiter>>, key: K, w: WakeWaiter): boolean {
+  const set = map.get(key);
+  if (!set || !set.delete(w)) return false;
+  if (set.size === 0) map.delete(key);
+  return true;
+}
