@@ -3,7 +3,17 @@
  * with the reason when it is not obvious; docs/configuration.md documents the same.
  */
 
+import { isIP } from 'node:net';
 import { z } from 'zod';
+
+/** `10.0.0.1`, `10.0.0.0/8`, `::1`, `2001:db8::/32`: a typo would otherwise never match (and silently trust nobody). */
+function isAddressOrCidr(rule: string): boolean {
+  const [address, prefix, extra] = rule.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 /** A port written as 1-5 digits that is above 65535 (NaN, i.e. a malformed spec, is the regex's job). */
 const portTooLarge = (spec: string) => Number(spec.slice(spec.lastIndexOf(':') + 1)) > 65535;
@@ -109,7 +119,7 @@ export const configSchema = z
           })
           .default([]),
         /** Peers (IP or CIDR) whose INVITEs are not challenged: the PBX, a trunk. */
-        trustedPeers: z.array(z.string()).default([]),
+        trustedPeers: z.array(z.string().refine(isAddressOrCidr, 'expected an IPv4/IPv6 address or CIDR prefix (10.0.0.0/8, 2001:db8::/32)')).default([]),
         /** Secret for stateless nonces; random per start when unset. */
         nonceSecret: z.string().optional(),
       })

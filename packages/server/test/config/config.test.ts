@@ -63,6 +63,8 @@ describe('validateConfig: errors with paths', () => {
     ['unknown auth mode', { auth: { mode: 'none' } }, 'auth.mode: Invalid option'],
     ['unknown algorithm', { auth: { algorithms: ['SHA-512'] } }, 'auth.algorithms.0: Invalid option'],
     ['no algorithm', { auth: { algorithms: [] } }, 'auth.algorithms: Too small'],
+    ['trusted peer that is not an address', { auth: { trustedPeers: ['10.0.0.0/8', 'pbx.example.com'] } }, 'auth.trustedPeers.1: expected an IPv4/IPv6 address or CIDR prefix'],
+    ['trusted peer with a bad prefix', { auth: { trustedPeers: ['10.0.0.0/33'] } }, 'auth.trustedPeers.0: expected an IPv4/IPv6 address or CIDR prefix'],
     ['unknown store type', { store: { type: 'redis' } }, 'store.type: Invalid option'],
     ['bad log level', { log: { level: 'verbose' } }, 'log.level: Invalid option'],
     ['top level not an object', ['a'], '(root): Invalid input: expected object, received array'],
@@ -84,13 +86,17 @@ describe('validateConfig: errors with paths', () => {
     assert.equal(error.issues.length, 4, JSON.stringify(error.issues));
   });
 
-  it('accepts IPv6 and hostname listeners, port 0 (ephemeral), HA1-only users', () => {
+  it('accepts IPv6 and hostname listeners, port 0 (ephemeral), HA1-only users, address/CIDR trusted peers', () => {
     const config = validateConfig({
       listen: ['udp:[::1]:5060', 'tcp:sip.example.com:5060', 'wss:0.0.0.0:0'],
-      auth: { users: [{ username: 'a', ha1: 'A'.repeat(32) }, { username: 'b', ha1Sha256: 'b'.repeat(64) }] },
+      auth: {
+        users: [{ username: 'a', ha1: 'A'.repeat(32) }, { username: 'b', ha1Sha256: 'b'.repeat(64) }],
+        trustedPeers: ['192.0.2.1', '10.0.0.0/8', '::1', '2001:db8::/32'],
+      },
     });
     assert.equal(config.listen.length, 3);
     assert.equal(config.auth.users.length, 2);
+    assert.equal(config.auth.trustedPeers.length, 4);
   });
 
   it('null / undefined is the empty config', () => {
