@@ -4,7 +4,18 @@
  */
 
 import { isIP } from 'node:net';
+import { parseSipUriStrict } from '@pushcall/sip';
 import { z } from 'zod';
+
+/** Parsed when a request is forwarded; a bad value must fail at startup, not per call. */
+function isSipUri(text: string): boolean {
+  try {
+    parseSipUriStrict(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** `10.0.0.1`, `10.0.0.0/8`, `::1`, `2001:db8::/32`: a typo would otherwise never match (and silently trust nobody). */
 function isAddressOrCidr(rule: string): boolean {
@@ -142,7 +153,7 @@ export const configSchema = z
         /** Send 180 Ringing to the caller once a push is accepted. */
         ringingOnPush: z.boolean().default(true),
         /** Outbound proxy for requests to non-local domains (in front of a PBX). */
-        upstream: z.string().optional(),
+        upstream: z.string().refine(isSipUri, 'expected a SIP or SIPS URI (sip:pbx.example.com:5060;transport=tcp)').optional(),
         missedCallAlert: z.boolean().default(true),
         answeredElsewhereAlert: z.boolean().default(false),
         /** How long finished call timelines are kept for the admin API. */

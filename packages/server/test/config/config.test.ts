@@ -65,6 +65,7 @@ describe('validateConfig: errors with paths', () => {
     ['no algorithm', { auth: { algorithms: [] } }, 'auth.algorithms: Too small'],
     ['trusted peer that is not an address', { auth: { trustedPeers: ['10.0.0.0/8', 'pbx.example.com'] } }, 'auth.trustedPeers.1: expected an IPv4/IPv6 address or CIDR prefix'],
     ['trusted peer with a bad prefix', { auth: { trustedPeers: ['10.0.0.0/33'] } }, 'auth.trustedPeers.0: expected an IPv4/IPv6 address or CIDR prefix'],
+    ['proxy.upstream not a SIP URI', { proxy: { upstream: 'pbx.example.com:5060' } }, 'proxy.upstream: expected a SIP or SIPS URI'],
     ['unknown store type', { store: { type: 'redis' } }, 'store.type: Invalid option'],
     ['bad log level', { log: { level: 'verbose' } }, 'log.level: Invalid option'],
     ['top level not an object', ['a'], '(root): Invalid input: expected object, received array'],
@@ -97,6 +98,7 @@ describe('validateConfig: errors with paths', () => {
     assert.equal(config.listen.length, 3);
     assert.equal(config.auth.users.length, 2);
     assert.equal(config.auth.trustedPeers.length, 4);
+    assert.equal(validateConfig({ proxy: { upstream: 'sip:pbx.example.com:5060;transport=tcp' } }).proxy.upstream, 'sip:pbx.example.com:5060;transport=tcp');
   });
 
   it('null / undefined is the empty config', () => {
