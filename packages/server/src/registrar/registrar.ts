@@ -23,8 +23,11 @@ import type { PushcallConfig } from '../config/schema.js';
 import type { Binding, BindingStore, PushRegistration } from '../location/types.js';
 import { type PushInspection, inspectPushParams } from './push-params.js';
 
-/** Extensions the registrar understands in Require (RFC 3261 §8.2.2.3). */
-const SUPPORTED_EXTENSIONS = ['path', 'outbound', 'gruu'];
+/**
+ * Extensions the registrar understands in Require (RFC 3261 §8.2.2.3). Not `gruu`: no GRUU
+ * is ever assigned (RFC 5627 §5), so a UA that requires it must get 420, not a 200 without.
+ */
+const SUPPORTED_EXTENSIONS = ['path', 'outbound'];
 
 export interface RegistrationEvent {
   binding: Binding;

@@ -725,6 +725,11 @@ describe('domains and Require (RFC 3261 §10.3 steps 1-2)', () => {
     assert.equal(res.get('unsupported'), 'foo, bar');
     assert.equal((await t.store.all()).length, 0);
     assert.equal((await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>'], headers: [['Require', 'path, outbound']] })).status, 200);
+    // No GRUU is ever assigned (RFC 5627), so requiring it is refused; merely supporting it is fine.
+    const gruu = await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>'], headers: [['Require', 'gruu']] });
+    assert.equal(gruu.status, 420);
+    assert.equal(gruu.get('unsupported'), 'gruu');
+    assert.equal((await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>'], headers: [['Supported', 'gruu, path']] })).status, 200);
   });
 });
 
