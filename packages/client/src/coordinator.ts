@@ -467,7 +467,12 @@ export class CallCoordinator {
             : undefined;
 
     if (rec) this.note(rec, 'push', 'in', `${push.transport} push (${p.type})`);
-    if (p.type === 'message') this.emit({ type: 'message', payload: p });
+    if (p.type === 'message') {
+      this.emit({ type: 'message', payload: p });
+      // RFC 8599 §4.1.3: every push MUST trigger a binding-refresh REGISTER; the held
+      // MESSAGE is delivered once it succeeds.
+      this.refreshRegistration('push');
+    }
     if (p.type === 'missed_call') this.emit({ type: 'missedCall', payload: p });
 
     if (push.mustReport) {

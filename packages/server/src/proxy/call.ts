@@ -74,6 +74,7 @@ export class Branch implements WakeWaiter {
   final: FinalResult | undefined = undefined;
   /** undefined: not cancelled; null: plain CANCEL; string: the Reason header to send. */
   cancelReason: string | null | undefined = undefined;
+  cancelSent = false;
   pushAccepted = false;
   woke = false;
   pushedAt = 0;
@@ -461,14 +462,14 @@ export class ProxyCall {
   /** CANCEL a live branch (§16.10); mark a held one for cancel-on-wake. */
   private cancelBranch(branch: Branch, reason: string | null): void {
     const proxy = this.proxy;
-    if (branch.cancelReason !== undefined && branch.tx === undefined) return;
-    const wasCancelled = branch.cancelReason !== undefined;
-    branch.cancelReason = reason;
+    if (branch.cancelSent || branch.state === 'done') return;
+    // The first reason sticks: a call answered elsewhere stays "answered elsewhere".
+    if (branch.cancelReason === undefined) branch.cancelReason = reason;
+    const why = branch.cancelReason;
     if ((branch.state === 'calling' || branch.state === 'proceeding') && branch.tx instanceof InviteClientTransaction) {
-      if (wasCancelled && branch.final !== undefined) return;
-      const headers: Array<[string, string]> = reason ? [['Reason', reason]] : [];
-      if (proxy.layer.cancel(branch.tx, headers)) {
-        proxy.timelines.record(this.timeline, 'cancel-out', { reason: reason ?? 'caller cancelled' }, branch.id);
+      branch.cancelSent = true;
+      if (proxy.layer.cancel(branch.tx, why ? [['Reason', why]] : [])) {
+        proxy.timelines.record(this.timeline, 'cancel-out', { reason: why ?? 'caller cancelled' }, branch.id);
       }
       return;
     }

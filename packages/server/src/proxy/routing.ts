@@ -6,7 +6,7 @@
 
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { type Destination, type NameAddr, SipUri, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
+import { type Destination, type NameAddr, SipUri, parseSipUriStrict, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
 import type { Binding } from '../location/types.js';
 
 /** Record-Route parameter carrying the connection to a device behind a connection-oriented flow. */
@@ -34,11 +34,24 @@ export async function resolveUri(uri: SipUri, connectionId?: string): Promise<De
 
 /**
  * A binding's destination: the flow it registered on (RFC 5626 §5.3). Over connection-
- * oriented transports only the open connection can reach a device behind NAT; over UDP
- * the source address of the REGISTER is used (symmetric signalling through NAT).
+ * oriented transports only the open connection can reach a device behind NAT. Over UDP the
+ * REGISTER's source is used (symmetric signalling through NAT) when the UA asked for
+ * outbound (reg-id) or its Contact names another address than it sent from; a Contact on
+ * the source host itself (a desk phone registered by a provisioning tool, say) is used as
+ * written, port included.
  */
 export function bindingDestination(binding: Binding): Destination {
   const f = binding.flow;
+  if (f.protocol === 'udp' && binding.regId === undefined) {
+    try {
+      const contact = parseSipUriStrict(binding.contact);
+      if (contact.hostname === f.remoteAddress.toLowerCase() && protocolOfUri(contact) === 'udp') {
+        return { protocol: 'udp', address: f.remoteAddress, port: contact.portOrDefault };
+      }
+    } catch {
+      // fall back to the flow
+    }
+  }
   return { protocol: f.protocol, address: f.remoteAddress, port: f.remotePort, connectionId: f.connectionId };
 }
 

@@ -89,9 +89,12 @@ export class FcmProvider implements PushProvider {
     return this.send(binding, payload, 'HIGH', opts);
   }
 
-  /** Alerts: answered/declined elsewhere must stop ringing now (HIGH); missed call / message NORMAL. */
+  /**
+   * Alerts: answered/declined elsewhere must stop ringing now, and a message push wakes the
+   * app to fetch the held SIP MESSAGE (RFC 8599 §5.6.2): HIGH. A missed-call notice: NORMAL.
+   */
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
-    const urgent = payload.type === 'answered_elsewhere' || payload.type === 'declined_elsewhere' || payload.type === 'call';
+    const urgent = payload.type !== 'missed_call';
     return this.send(binding, payload, urgent ? 'HIGH' : 'NORMAL', opts);
   }
 
