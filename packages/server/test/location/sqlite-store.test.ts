@@ -381,7 +381,7 @@ describe('SqliteBindingStore vs MemoryBindingStore (property)', () => {
           await store.close();
         }
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
   });
 });
