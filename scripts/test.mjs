@@ -9,7 +9,6 @@ import { join } from 'node:path';
 const SYSTEM_PACKAGES = [
   // [binary, Debian package]
   ['sipp', 'sip-tester'],
-  ['redis-server', 'redis-server'],
 ];
 
 function has(bin) {

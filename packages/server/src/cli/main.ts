@@ -13,4 +13,17 @@ try {
   // push command not available in this build
 }
 
+// `pushcall sim` (the phone fleet) ships with the testkit; loaded only when asked for, so
+// `pushcall serve` does not pay for it.
+if (process.argv[2] === 'sim') {
+  try {
+    const testkit = (await import('@pushcall/testkit')) as { registerSimCommand?: (p: Command) => void };
+    testkit.registerSimCommand?.(program);
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    process.stderr.write('pushcall: the sim command needs @pushcall/testkit\n');
+    process.exit(2);
+  }
+}
+
 await program.parseAsync(process.argv);
