@@ -11,7 +11,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeCharts } from './charts.js';
-import { cpuDelta, cpuInfo, cpuSample, memSample, udpPortStats, versions } from './lib/proc.js';
+import {
+  cpuDelta,
+  cpuInfo,
+  cpuSample,
+  memSample,
+  type SystemCpuSample,
+  systemCpuDelta,
+  systemCpuSample,
+  udpPortStats,
+  versions,
+} from './lib/proc.js';
 import {
   type BenchSection,
   type CallStep,
@@ -172,6 +182,8 @@ async function startServer(name: ServerName, registrations: number, lifetimeSec:
 class ServerMonitor {
   rssPeakKb = 0;
   drops = 0;
+  readonly sysBefore: SystemCpuSample = systemCpuSample();
+  sysAfter: SystemCpuSample = this.sysBefore;
   private readonly timer: NodeJS.Timeout;
   constructor(private readonly h: ServerHandle) {
     this.timer = setInterval(() => this.sample(), 500);
@@ -185,6 +197,7 @@ class ServerMonitor {
   }
   stop(): void {
     clearInterval(this.timer);
+    this.sysAfter = systemCpuSample();
     this.sample();
   }
 }
@@ -238,6 +251,8 @@ function baseStep(
     cpuSource: cpu.source,
     serverCpuUsPerOp: s.successful > 0 ? round(cpu.us / s.successful, 2) : null,
     serverCores: round(cpu.us / 1000 / Math.max(cpu.wallMs, 1), 3),
+    machineBusyCores: round(systemCpuDelta(mon.sysBefore, mon.sysAfter).busyCores, 2),
+    machineStealCores: round(systemCpuDelta(mon.sysBefore, mon.sysAfter).stealCores, 2),
     serverRssKb: mem.rssKb,
     serverRssPeakKb: Math.max(mon.rssPeakKb, mem.rssKb),
     serverPssKb: mem.pssKb,
@@ -373,7 +388,7 @@ function describe(s: StepBase): string {
   return (
     `${s.server.padEnd(17)} offered ${String(s.offeredRate).padStart(6)}/s sent ${s.achievedRate.toFixed(0).padStart(6)}/s ok ${s.successRate.toFixed(0).padStart(6)}/s ` +
     `failed ${s.failed} unfinished ${s.unfinished} retrans ${s.retransPct.toFixed(3)}% drops ${s.serverSocketDrops} ` +
-    `cpu ${s.serverCpuUsPerOp?.toFixed(1) ?? '—'} µs/op (${s.serverCores.toFixed(2)} cores) sipp ${s.clientCpuUsPerOp?.toFixed(1) ?? '—'} µs/op ` +
+    `cpu ${s.serverCpuUsPerOp?.toFixed(1) ?? '—'} µs/op (${s.serverCores.toFixed(2)} cores, machine ${s.machineBusyCores.toFixed(2)}) sipp ${s.clientCpuUsPerOp?.toFixed(1) ?? '—'} µs/op ` +
     `pss ${(s.serverPssKb / 1024).toFixed(0)} MB ${s.sustained ? (s.clientLimited ? 'OK (SIPp-limited)' : 'OK') : 'NOT SUSTAINED'}`
   );
 }

@@ -277,3 +277,24 @@ export function versions(): Versions {
     kamailio: firstLine('kamailio', ['-v'], /^version:/)?.replace(/^version:\s*/, '') ?? null,
   };
 }
+
+export interface SystemCpuSample {
+  at: number;
+  busyTicks: number;
+  stealTicks: number;
+}
+
+/** Whole-machine CPU from /proc/stat: busy (everything but idle/iowait) and steal ticks. */
+export function systemCpuSample(): SystemCpuSample {
+  const line = (readText('/proc/stat') ?? '').split('\n')[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+  return { at: performance.now(), busyTicks: user + nice + system + irq + softirq + steal, stealTicks: steal };
+}
+
+/** Machine busy and steal time between two samples, in cores (nproc = all busy). */
+export function systemCpuDelta(a: SystemCpuSample, b: SystemCpuSample): { busyCores: number; stealCores: number } {
+  const sec = Math.max((b.at - a.at) / 1000, 1e-3);
+  const hz = clockTicksPerSecond();
+  return { busyCores: (b.busyTicks - a.busyTicks) / hz / sec, stealCores: (b.stealTicks - a.stealTicks) / hz / sec };
+}

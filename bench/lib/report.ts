@@ -32,6 +32,9 @@ export interface StepBase {
   serverCpuUsPerOp: number | null;
   /** server CPU / wall time over the step, in cores (2 = both cores of this machine) */
   serverCores: number;
+  /** whole machine (server + SIPp + anything else running), in cores, and hypervisor steal */
+  machineBusyCores: number;
+  machineStealCores: number;
   serverRssKb: number;
   serverRssPeakKb: number;
   serverPssKb: number;
@@ -132,14 +135,14 @@ const mb = (kb: number): string => (kb / 1024).toFixed(0);
 
 function stepTable(steps: StepBase[], opName: string): string[] {
   const out = [
-    `| server | offered /s | sent /s | ${opName} ok /s | failed | unfinished | retrans % | server drops | server CPU µs/${opName} | server cores | SIPp µs/${opName} | RSS MB (sum) | PSS MB | verdict |`,
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    `| server | offered /s | sent /s | ${opName} ok /s | failed | unfinished | retrans % | server drops | server CPU µs/${opName} | server cores | machine busy cores | SIPp µs/${opName} | RSS MB (sum) | PSS MB | verdict |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   const sorted = [...steps].sort((a, b) => a.offeredRate - b.offeredRate || a.server.localeCompare(b.server));
   for (const s of sorted) {
     const verdict = s.sustained ? (s.clientLimited ? 'ok (SIPp-limited)' : 'ok') : 'NOT sustained';
     out.push(
-      `| ${s.server} | ${fmtInt(s.offeredRate)} | ${fmtInt(s.achievedRate)} | ${fmtInt(s.successRate)} | ${fmtInt(s.failed)} | ${fmtInt(s.unfinished)} | ${fmtPct(s.retransPct)} | ${fmtInt(s.serverSocketDrops)} | ${fmt1(s.serverCpuUsPerOp)} | ${s.serverCores.toFixed(2)} | ${fmt1(s.clientCpuUsPerOp)} | ${mb(s.serverRssPeakKb)} | ${mb(s.serverPssKb)} | ${verdict} |`,
+      `| ${s.server} | ${fmtInt(s.offeredRate)} | ${fmtInt(s.achievedRate)} | ${fmtInt(s.successRate)} | ${fmtInt(s.failed)} | ${fmtInt(s.unfinished)} | ${fmtPct(s.retransPct)} | ${fmtInt(s.serverSocketDrops)} | ${fmt1(s.serverCpuUsPerOp)} | ${s.serverCores.toFixed(2)} | ${s.machineBusyCores.toFixed(2)}${s.machineStealCores >= 0.05 ? ` (steal ${s.machineStealCores.toFixed(2)})` : ''} | ${fmt1(s.clientCpuUsPerOp)} | ${mb(s.serverRssPeakKb)} | ${mb(s.serverPssKb)} | ${verdict} |`,
     );
   }
   return out;
@@ -191,6 +194,7 @@ export function renderMarkdown(r: CompareResult): string {
     '- **sent /s**: calls SIPp actually created per second while creating (from its `-trace_stat` rows); **ok /s**: successful ones over the same window.',
     '- **retrans %**: SIPp retransmissions per 100 calls (for calls: UAC + UAS). **server drops**: `drops` of the server socket in `/proc/net/udp{,6}`.',
     '- **server CPU**: utime+stime of every server process and thread (per-thread schedstat when available), delta over the step, divided by successful operations. Kamailio: the main process and all forked children.',
+    '- **machine busy cores**: all CPU time on the machine during the step (`/proc/stat`): server + SIPp + other sessions\' work; drops while it is well below nproc point at scheduling/bursts or neighbours, not at a saturated server.',
     '- **RSS MB (sum)**: peak of the summed VmRSS (counts Kamailio\'s shared memory once per process); **PSS MB**: summed Pss at the end of the step (shared pages split fairly).',
     '- **sustained**: 0 failed, 0 unfinished, < 0.1 % retransmissions, 0 server socket drops. "SIPp-limited": SIPp sent < 97 % of the offered rate (it costs 25–34 µs CPU per REGISTER itself on these 2 cores), so compare CPU per operation past that point.',
     '',
