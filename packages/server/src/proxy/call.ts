@@ -532,12 +532,11 @@ export class ProxyCall {
     this.graceTimer?.cancel();
     const proxy = this.proxy;
     let response: SipResponse;
-    if (result.response) response = stripTopVia(result.response);
-    else {
-      // §16.7 step 6: 503 is not forwarded as such (it would stop the caller retrying).
-      const status = result.status === 503 ? 500 : result.status;
-      response = createResponse(this.request, status, { reason: result.reason, toTag: this.localTag });
-    }
+    // §16.7 step 6: a 503 is not forwarded as such (the caller would take it as this proxy
+    // being overloaded and stop retrying through it): it becomes 500, from a branch too.
+    if (result.status === 503) response = createResponse(this.request, 500, { reason: 'Server Internal Error', toTag: result.response?.to.tag ?? this.localTag });
+    else if (result.response) response = stripTopVia(result.response);
+    else response = createResponse(this.request, result.status, { reason: result.reason, toTag: this.localTag });
     this.serverTx.respond(response);
     proxy.timelines.record(this.timeline, 'response-out', { status: response.status, reason: response.reason });
     proxy.timelines.end(this.timeline, outcome, response.status);

@@ -343,6 +343,8 @@ export class ProxyCore {
       {
         onResponse: (response) => {
           if (response.status === 100) return;
+          // §16.7 step 6: a next hop's 503 goes back as 500 (not "this proxy is overloaded").
+          if (response.status === 503) return tx.respond(createResponse(request, 500, { toTag: response.to.tag }));
           const back = response.clone();
           back.removeFirstValue('via');
           tx.respond(back);
