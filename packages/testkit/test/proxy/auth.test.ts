@@ -1,0 +1,112 @@
+/**
+ * Callers are authenticated (RFC 3261 §22.3 proxy digest) so strangers cannot make phones
+ * ring, unless they come from a trusted peer (auth.trustedPeers: the PBX, a trunk).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { SipRequest } from '@pushcall/sip';
+import { type Lab, type SipUserAgent, digestAuthorization, pickChallenge, startLab } from '../../src/index.js';
+import { RawUdpPeer, ackFor, callerUa, inviteText, registeredUa, uniq } from './helpers.js';
+
+describe('caller authentication (auth.mode digest)', () => {
+  let lab: Lab;
+  let bob: SipUserAgent;
+  const peers: RawUdpPeer[] = [];
+
+  before(async () => {
+    lab = await startLab({
+      users: [
+        { username: 'alice', password: 'alice-pw' },
+        { username: 'bob', password: 'bob-pw' },
+      ],
+      config: { auth: { trustedPeers: ['127.0.0.2', '127.0.0.4/31'] } as never },
+    });
+    bob = await registeredUa(lab, 'bob', { password: 'bob-pw' });
+    // bob is busy: a 486 means the INVITE got through authentication and reached him.
+    bob.events.onRequest = (r: SipRequest) => {
+      if (r.method === 'INVITE') setTimeout(() => bob.reject(r.callId, 486), 20);
+    };
+  });
+  after(async () => {
+    for (const p of peers) p.close();
+    await bob.close();
+    await lab.close();
+  });
+
+  async function peerAt(address: string): Promise<RawUdpPeer> {
+    const p = await RawUdpPeer.open(address);
+    peers.push(p);
+    return p;
+  }
+
+  async function rawInvite(from: RawUdpPeer, o: { fromUser?: string; extra?: string[]; method?: string } = {}) {
+    const callId = uniq('auth');
+    const text = inviteText({ from, target: 'sip:bob@127.0.0.1', callId, fromHost: '127.0.0.1', ...o });
+    await from.send(text, lab.address('udp'));
+    const response = await from.final(callId, o.method ?? 'INVITE', 5000);
+    if ((o.method ?? 'INVITE') === 'INVITE') await from.send(ackFor(text, response), lab.address('udp'));
+    return { response, callId };
+  }
+
+  it('an INVITE without credentials is challenged: 407 with Proxy-Authenticate', async () => {
+    const { response } = await rawInvite(await peerAt('127.0.0.1'));
+    assert.equal(response.status, 407);
+    const challenges = response.authHeaders('proxy-authenticate');
+    assert.ok(challenges.length >= 1);
+    assert.equal(challenges[0].scheme.toLowerCase(), 'digest');
+    assert.ok(challenges[0].get('nonce'));
+    assert.equal(challenges[0].get('realm'), 'pushcall');
+    assert.ok(!bob.received.some((r) => r.callId === response.callId), 'bob never saw it');
+  });
+
+  it('a MESSAGE without credentials is challenged too', async () => {
+    const { response } = await rawInvite(await peerAt('127.0.0.1'), { method: 'MESSAGE' });
+    assert.equal(response.status, 407);
+  });
+
+  it('a registered user with credentials gets through; our realm\'s credentials are not forwarded (§22.3)', async () => {
+    const alice = callerUa(lab, 'alice', { password: 'alice-pw' });
+    try {
+      const response = await alice.call('sip:bob@127.0.0.1');
+      assert.equal(response.status, 486, 'reached bob');
+      const atBob = bob.received.find((r) => r.method === 'INVITE' && r.callId === response.callId)!;
+      assert.equal(atBob.get('proxy-authorization'), undefined);
+    } finally {
+      await alice.close();
+    }
+  });
+
+  it('valid credentials with someone else\'s From: 403', async () => {
+    const peer = await peerAt('127.0.0.1');
+    const first = await rawInvite(peer, { fromUser: 'bob' });
+    assert.equal(first.response.status, 407);
+    const challenge = pickChallenge(first.response.authHeaders('proxy-authenticate'))!;
+    const auth = digestAuthorization(challenge, 'alice', 'alice-pw', 'INVITE', 'sip:bob@127.0.0.1');
+    const { response } = await rawInvite(peer, { fromUser: 'bob', extra: [`Proxy-Authorization: ${auth}`] });
+    assert.equal(response.status, 403);
+  });
+
+  it('a wrong password never gets through', async () => {
+    const peer = await peerAt('127.0.0.1');
+    const first = await rawInvite(peer, { fromUser: 'alice' });
+    const challenge = pickChallenge(first.response.authHeaders('proxy-authenticate'))!;
+    const auth = digestAuthorization(challenge, 'alice', 'not-the-password', 'INVITE', 'sip:bob@127.0.0.1');
+    const { response } = await rawInvite(peer, { fromUser: 'alice', extra: [`Proxy-Authorization: ${auth}`] });
+    assert.ok(response.status === 403 || response.status === 407, `refused (${response.status})`);
+  });
+
+  it('a trusted peer by address (127.0.0.2) is not challenged', async () => {
+    const { response } = await rawInvite(await peerAt('127.0.0.2'), { fromUser: 'pbx' });
+    assert.equal(response.status, 486, 'reached bob without credentials');
+  });
+
+  it('a trusted peer by CIDR prefix (127.0.0.5 in 127.0.0.4/31) is not challenged', async () => {
+    const { response } = await rawInvite(await peerAt('127.0.0.5'), { fromUser: 'pbx' });
+    assert.equal(response.status, 486);
+  });
+
+  it('an address outside the trusted prefixes (127.0.0.3) is challenged', async () => {
+    const { response } = await rawInvite(await peerAt('127.0.0.3'), { fromUser: 'pbx' });
+    assert.equal(response.status, 407);
+  });
+});
