@@ -275,3 +275,58 @@ export async function rawUas(lab: Lab, user: string, status: number, delayMs = 5
   await registerRaw(lab, peer, user);
   return peer;
 }
+
+/** CANCEL for an INVITE sent as `invite` text (same Via branch, RFC 3261 §9.1). */
+export function cancelFor(invite: string, reason?: string): string {
+  const lines = invite.split('\r\n');
+  const requestLine = lines[0].replace(/^INVITE/, 'CANCEL');
+  const keep = lines.filter((l) => /^(Via|From|To|Call-ID|Max-Forwards):/i.test(l));
+  const cseq = lines.find((l) => /^CSeq:/i.test(l))!.replace('INVITE', 'CANCEL');
+  return sipText(requestLine, [...keep, cseq, reason ? `Reason: ${reason}` : undefined]);
+}
+
+/** A call placed from a raw peer: `ringing` resolves on 180, `final` on the final response. */
+export async function rawCall(lab: Lab, from: RawUdpPeer, target: string, o: Partial<Parameters<typeof inviteText>[0]> = {}) {
+  const callId = o.callId ?? uniq('call');
+  const text = inviteText({ from, target, callId, ...o });
+  await from.send(text, lab.address('udp'));
+  const final = from.final(callId, 'INVITE', 30_000).then(async (r) => {
+    if (r.status >= 300) await from.send(ackFor(text, r), lab.address('udp'));
+    return r;
+  });
+  return {
+    callId,
+    text,
+    final,
+    ringing: () => from.wait<SipResponse>((m) => !m.isRequest && m.callId === callId && (m as SipResponse).status === 180, 5000, `180 for ${callId}`),
+    cancel: async (reason?: string) => {
+      await from.send(cancelFor(text, reason), lab.address('udp'));
+      return from.final(callId, 'CANCEL');
+    },
+  };
+}
+
+export interface PushUaOptions {
+  provider: 'apns' | 'fcm';
+  /** The whole pn-prid (a token, or the Flexisip `tok1:voip&tok2:remote` form). */
+  prid: string;
+  param?: string;
+  protocol?: 'udp' | 'tcp' | 'ws';
+  extra?: Record<string, string>;
+}
+
+/** A UA registered with RFC 8599 push parameters (stays awake until closed). */
+export async function pushUa(lab: Lab, user: string, o: PushUaOptions, uaExtra: Partial<SipUaOptions> = {}): Promise<{ ua: SipUserAgent; register: SipResponse }> {
+  const ua = new SipUserAgent({
+    user,
+    domain: '127.0.0.1',
+    server: lab.address(o.protocol ?? 'udp'),
+    instanceId: `urn:uuid:${randomUUID()}`,
+    ...uaExtra,
+  });
+  const param = o.param ?? (o.provider === 'apns' ? 'TEAM123456.com.example.pushcall.voip' : 'pushcall-lab');
+  (ua as unknown as { pushParams: unknown }).pushParams = { pnProvider: o.provider, pnPrid: o.prid, pnParam: param, extra: o.extra };
+  const register = await ua.registerAsync(600);
+  if (register.status !== 200) throw new Error(`REGISTER ${user}: ${register.status} ${register.reason}`);
+  return { ua, register };
+}
