@@ -90,3 +90,20 @@ export type {
   VoipPushEventName,
   VoipPushModule,
 } from './adapters/react-native.js';
+// SIP.js adapter (type-only imports of sip.js; the app passes SIP.js's classes in).
+export {
+  SipJsAdapter,
+  addContactUriParams,
+  escapeParamValue,
+  pnsFromFeatureCaps,
+  pushContactUriParams,
+  sdpHasVideo,
+  staticSessionDescriptionHandlerFactory,
+} from './adapters/sipjs.js';
+export type {
+  RegistrationInfo,
+  SipJsAdapterOptions,
+  SipJsClasses,
+  StaticSdhOptions,
+  StaticSessionDescriptionHandler,
+} from './adapters/sipjs.js';

@@ -1,0 +1,379 @@
+/**
+ * SIP.js (the `sip.js` package, a real SIP user agent) against pushcall over WebSocket,
+ * driven by the client SDK's CallCoordinator through the SIP.js adapter, on a simulated
+ * iPhone (SimulatedIos: PushKit + CallKit rules), woken by the APNs emulator.
+ *
+ * SIP.js's Web transport needs a WHATWG WebSocket; Node 20 has none, so the `ws` package's
+ * WebSocket is installed as `globalThis.WebSocket` below. Media is signalling-only
+ * (`staticSessionDescriptionHandlerFactory`): there is no WebRTC in Node.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { WebSocket as WsWebSocket } from 'ws';
+import { Inviter, Registerer, UserAgent } from 'sip.js';
+import {
+  CallCoordinator,
+  type CoordinatorEvent,
+  SipJsAdapter,
+  apnsPushConfig,
+  callUuid,
+  staticSessionDescriptionHandlerFactory,
+} from '@pushcall/client';
+import { systemClock } from '@pushcall/sip';
+import {
+  LAB_BUNDLE_ID,
+  LAB_TEAM_ID,
+  type Lab,
+  SimulatedIos,
+  SipUserAgent,
+  freePort,
+  runSipp,
+  scenario,
+  sippAvailable,
+  startLab,
+} from '../../src/index.js';
+
+const g = globalThis as { WebSocket?: unknown };
+g.WebSocket ??= WsWebSocket;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 8000, what = 'condition'): Promise<void> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** An iPhone app built on SIP.js: SimulatedIos + CallCoordinator + SipJsAdapter. */
+class SipJsPhone {
+  readonly ios: SimulatedIos;
+  readonly adapter: SipJsAdapter;
+  readonly coordinator: CallCoordinator;
+  readonly userAgent: UserAgent;
+  readonly token = randomBytes(32).toString('hex');
+  readonly instanceId = randomUUID();
+  readonly events: CoordinatorEvent[] = [];
+  readonly sipLog: string[] = [];
+  /** Delay between APNs delivering the push and the app's PushKit handler (launch). */
+  launchDelayMs = 0;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(
+    private readonly lab: Lab,
+    readonly user: string,
+    options: { gracefulShutdown?: boolean; hackIpInContact?: boolean } = {},
+  ) {
+    this.ios = new SimulatedIos({ clock: systemClock, name: `sipjs-${user}` });
+    this.userAgent = new UserAgent({
+      uri: UserAgent.makeURI(`sip:${user}@127.0.0.1`),
+      displayName: user,
+      transportOptions: { server: `ws://127.0.0.1:${lab.server.port('ws')}`, traceSip: true },
+      sessionDescriptionHandlerFactory: staticSessionDescriptionHandlerFactory(),
+      instanceId: this.instanceId,
+      userAgentString: 'SIP.js/0.21.2 pushcall-test',
+      gracefulShutdown: options.gracefulShutdown ?? true,
+      // Workaround for a pushcall bug (see the 'todo' test at the end): with SIP.js's default
+      // `<random>.invalid` Contact host, in-dialog requests towards SIP.js (the caller's ACK
+      // and BYE) are lost because the proxy resolves the Request-URI host before it uses the
+      // Record-Route flow token. An IP host (192.0.2.x) avoids the DNS lookup.
+      hackIpInContact: options.hackIpInContact ?? true,
+      logBuiltinEnabled: false,
+      logLevel: 'debug',
+      logConnector: (level, category, _label, content) => {
+        if (category === 'sip.Transport' || level === 'error' || level === 'warn') this.sipLog.push(`${level} ${category}: ${content}`);
+      },
+    });
+    this.adapter = new SipJsAdapter({
+      sip: { UserAgent, Registerer, Inviter },
+      userAgent: this.userAgent,
+      registererOptions: { expires: 600 },
+    });
+    this.coordinator = new CallCoordinator({
+      ui: this.ios,
+      push: this.ios.push,
+      sip: this.adapter,
+      clock: systemClock,
+      pushConfig: apnsPushConfig({ teamId: LAB_TEAM_ID, bundleId: LAB_BUNDLE_ID }),
+      strict: true,
+    });
+    this.coordinator.events.subscribe((e) => this.events.push(e));
+  }
+
+  get aor(): string {
+    return `sip:${this.user}@127.0.0.1`;
+  }
+
+  /** Install: token from PushKit → REGISTER with RFC 8599 params; resolves when registered. */
+  async install(): Promise<void> {
+    this.lab.apns.registerDevice({ token: this.token, bundleId: LAB_BUNDLE_ID, environment: 'production' });
+    this.unsubscribe = this.lab.apns.subscribe(this.token, (push) => {
+      if (push.pushType !== 'voip') return;
+      setTimeout(() => this.ios.deliverVoipPush(push.payload), this.launchDelayMs);
+    });
+    const registered = this.nextRegistration();
+    this.coordinator.start();
+    this.ios.deliverToken(this.token);
+    const state = await registered;
+    assert.equal(state, 'registered', this.sipLog.join('\n'));
+  }
+
+  nextRegistration(): Promise<string> {
+    return new Promise((resolve) => {
+      const off = this.coordinator.events.subscribe((e) => {
+        if (e.type !== 'registration') return;
+        off();
+        resolve(e.state.state);
+      });
+    });
+  }
+
+  /** The app is suspended: iOS kills its WebSocket. The binding (and its push token) stays. */
+  async sleep(how: 'disconnect' | 'stop'): Promise<void> {
+    if (how === 'disconnect') await this.userAgent.transport.disconnect();
+    else await this.userAgent.stop();
+    assert.equal(this.userAgent.isConnected(), false);
+  }
+
+  received(method: string): string[] {
+    return this.sipLog.filter((l) => l.includes('Received WebSocket text message') && new RegExp(`\\n${method} sip:`).test(l));
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe?.();
+    this.coordinator.dispose();
+    await this.adapter.dispose({ unregister: true });
+  }
+}
+
+async function bindingsOf(lab: Lab, aor: string) {
+  return (await lab.server.store.all()).filter((b) => b.aor === aor);
+}
+
+describe('SIP.js over WebSocket with RFC 8599 push (SipJsAdapter + CallCoordinator)', () => {
+  let lab: Lab;
+  const phones: SipJsPhone[] = [];
+  const uas: SipUserAgent[] = [];
+
+  before(async () => {
+    assert.ok(sippAvailable(), 'sipp must be installed (apt-get install -y sip-tester)');
+    lab = await startLab({
+      config: {
+        proxy: { wakeTimeoutSeconds: 5, ringTimeoutSeconds: 20 } as never,
+        limits: { perCalleePerMinute: 1000, perCallerPerMinute: 1000 } as never,
+      },
+    });
+  });
+  after(async () => {
+    for (const p of phones) await p.close().catch(() => undefined);
+    for (const u of uas) await u.close();
+    await lab.close();
+  });
+
+  function phone(user: string, options?: { gracefulShutdown?: boolean; hackIpInContact?: boolean }): SipJsPhone {
+    const p = new SipJsPhone(lab, user, options);
+    phones.push(p);
+    return p;
+  }
+
+  function caller(user: string): SipUserAgent {
+    const ua = new SipUserAgent({ user, domain: '127.0.0.1', server: lab.address('udp'), instanceId: `urn:uuid:${randomUUID()}`, displayName: `Caller ${user}` });
+    uas.push(ua);
+    return ua;
+  }
+
+  it('registers with pn-provider/pn-prid/pn-param: push binding stored, Feature-Caps +sip.pns, no pn-* outside REGISTER', async () => {
+    const alice = phone('alice-reg');
+    await alice.install();
+    const [binding, ...others] = await bindingsOf(lab, alice.aor);
+    assert.equal(others.length, 0);
+    assert.ok(binding.push, 'a push binding');
+    assert.equal(binding.push.provider, 'apns');
+    assert.equal(binding.push.prid, alice.token);
+    assert.equal(binding.push.param, `${LAB_TEAM_ID}.${LAB_BUNDLE_ID}.voip`);
+    assert.equal(binding.instanceId, `<urn:uuid:${alice.instanceId}>`);
+    assert.equal(binding.regId, 1);
+    assert.equal(binding.flow.protocol, 'ws');
+    assert.match(binding.contact, /;transport=ws/);
+    assert.match(binding.contact, new RegExp(`;pn-prid=${alice.token}`));
+    // RFC 8599 §5.4: the registrar says it will push (one Feature-Caps per PNS type).
+    assert.deepEqual(alice.adapter.registration?.pns, ['apns']);
+    assert.ok(alice.adapter.registration?.featureCaps.some((v) => /^\*;\+sip\.pns="apns"/.test(v)));
+    // The Contact SIP.js uses outside REGISTER carries no push parameter (RFC 8599 §13).
+    assert.doesNotMatch(alice.userAgent.contact.toString(), /pn-/);
+    assert.match(alice.userAgent.contact.toString({ register: true }), /pn-provider=apns;pn-prid=/);
+
+    // A new VoIP token: the coordinator re-registers; the same binding gets the new pn-prid.
+    const newToken = randomBytes(32).toString('hex');
+    const again = alice.nextRegistration();
+    alice.ios.deliverToken(newToken);
+    assert.equal(await again, 'registered');
+    const after = await bindingsOf(lab, alice.aor);
+    assert.equal(after.length, 1, 'updated in place (same +sip.instance / reg-id), not added');
+    assert.equal(after[0].push?.prid, newToken);
+    assert.equal(after[0].id, binding.id);
+
+    // Token invalidated: unregister removes the binding.
+    const gone = alice.nextRegistration();
+    alice.ios.invalidateToken();
+    assert.equal(await gone, 'unregistered');
+    assert.equal((await bindingsOf(lab, alice.aor)).length, 0);
+  });
+
+  it('sleeping SIP.js is woken by the APNs push, registers, gets the INVITE, answers: the caller gets 200 OK', async () => {
+    const bob = phone('bob');
+    await bob.install();
+    await bob.sleep('disconnect');
+    await waitFor(async () => {
+      const [b] = await bindingsOf(lab, bob.aor);
+      return b !== undefined; // binding kept while asleep
+    });
+    const pushesBefore = lab.apns.received.length;
+
+    // Answer as soon as the INVITE rings (after the push reported the call to CallKit).
+    const off = bob.coordinator.events.subscribe((e) => {
+      if (e.type === 'transition' && e.to === 'ringing') setTimeout(() => bob.ios.userAnswers(e.uuid), 50);
+    });
+
+    const carol = caller('carol');
+    const callId = `sipjs-wake-${Date.now()}@test`;
+    const started = Date.now();
+    const response = await carol.call(bob.aor, { callId });
+    off();
+    assert.equal(response.status, 200, `caller got ${response.status}\n${bob.sipLog.slice(-6).join('\n')}`);
+    const setupMs = Date.now() - started;
+
+    // Exactly one VoIP push, for this call.
+    const pushes = lab.apns.received.slice(pushesBefore);
+    assert.equal(pushes.length, 1);
+    assert.equal(pushes[0].pushType, 'voip');
+    assert.equal((pushes[0].payload as { pushcall: { call_id: string } }).pushcall.call_id, callId);
+
+    // The coordinator converged push and INVITE on one call and never broke Apple's rules.
+    const uuid = callUuid(callId);
+    const call = bob.coordinator.call(uuid);
+    assert.ok(call);
+    assert.equal(call.state, 'active');
+    assert.equal(call.pushSeen, true);
+    assert.equal(call.inviteSeen, true);
+    assert.equal(call.details.displayName, 'Caller carol', 'INVITE details replaced the payload placeholder');
+    const path = bob.events.filter((e): e is Extract<CoordinatorEvent, { type: 'transition' }> => e.type === 'transition' && e.uuid === uuid).map((e) => e.to);
+    assert.deepEqual(path, ['pushed', 'ringing', 'answering', 'active']);
+    assert.equal(bob.ios.kills, 0);
+    assert.deepEqual(bob.ios.violations, []);
+    assert.equal(bob.userAgent.isConnected(), true, 'SIP.js reconnected on the push');
+
+    // Privacy: neither the INVITE SIP.js received nor its 200 OK carry pn-* parameters.
+    const invitation = bob.adapter.session(callId) as unknown as { request: { ruri: { toString(): string } } };
+    assert.doesNotMatch(invitation.request.ruri.toString(), /pn-/);
+    assert.doesNotMatch(response.get('contact') ?? '', /pn-/);
+    assert.match(response.get('contact') ?? '', /transport=ws/i);
+
+    // The caller hangs up: BYE reaches SIP.js over the new WebSocket; the call ends.
+    carol.hangup(callId);
+    await waitFor(() => bob.coordinator.call(uuid)?.state === 'ended', 5000, 'BYE at SIP.js');
+    assert.equal(bob.coordinator.call(uuid)?.endReason, 'remoteEnded');
+    const timeline = lab.server.timelines.get(callId);
+    assert.ok(timeline);
+    assert.equal(timeline.outcome, 'answered');
+    console.log(`# wake → 200 OK in ${setupMs} ms`);
+  });
+
+  it('desk phone answers before SIP.js wakes: SIP.js gets INVITE then CANCEL (Reason cause=200) → answeredElsewhere', async () => {
+    const dave = phone('dave', { gracefulShutdown: false });
+    await dave.install();
+    await dave.sleep('stop'); // the other way to sleep: UserAgent stopped without unregistering
+    assert.equal((await bindingsOf(lab, dave.aor)).length, 1, 'a non-graceful stop keeps the binding');
+    dave.launchDelayMs = 1200; // the app launches after the desk phone answered
+
+    const deskPort = await freePort();
+    const server = `127.0.0.1:${lab.server.port('udp')}`;
+    const desk = runSipp({ remote: server, localPort: deskPort, scenario: scenario('uas-answer', { answer_ms: 200 }), timeoutMs: 15_000 });
+    const reg = await runSipp({ remote: server, scenario: scenario('register-contact', { user: 'dave', contact: `sip:desk@127.0.0.1:${deskPort}` }) });
+    assert.equal(reg.exitCode, 0, reg.errors);
+    const pushesBefore = lab.apns.received.length;
+    const sipp = await runSipp({ remote: server, scenario: scenario('uac-call', { callee: 'dave', talk_ms: 100 }), timeoutMs: 15_000 });
+    assert.equal(sipp.exitCode, 0, sipp.errors);
+    assert.equal((await desk).exitCode, 0, 'the desk phone answered and got ACK and BYE');
+    assert.equal(lab.apns.received.length, pushesBefore + 1);
+    const callId = (lab.apns.received[pushesBefore].payload as { pushcall: { call_id: string } }).pushcall.call_id;
+    const uuid = callUuid(callId);
+
+    await waitFor(() => dave.coordinator.call(uuid)?.state === 'ended', 8000, 'call ended at the SIP.js phone');
+    const call = dave.coordinator.call(uuid)!;
+    assert.equal(call.endReason, 'answeredElsewhere');
+    assert.equal(call.inviteSeen, true, 'SIP.js got the INVITE after waking');
+    const cancels = dave.received('CANCEL');
+    assert.equal(cancels.length, 1, dave.sipLog.join('\n'));
+    assert.match(cancels[0], /Reason: SIP;cause=200;text="Call completed elsewhere"/);
+    const cancelStep = dave.coordinator.timeline(uuid).find((t) => t.what === 'CANCEL');
+    assert.equal(cancelStep?.detail, 'SIP;cause=200');
+    assert.equal(dave.ios.kills, 0);
+    assert.equal(dave.ios.call(uuid)?.endReason, 'answeredElsewhere', 'CallKit was told answeredElsewhere');
+  });
+  it('outgoing call from SIP.js (start action → Inviter): callee answers, SIP.js hangs up with BYE', async () => {
+    const hank = phone('hank');
+    await hank.install();
+    const gina = caller('gina');
+    (gina.options as { autoAnswerMs?: number }).autoAnswerMs = 50;
+    assert.equal((await gina.registerAsync(600)).status, 200);
+    const uuid = hank.ios.userStartsCall('sip:gina@127.0.0.1');
+    await waitFor(() => hank.coordinator.call(uuid)?.state === 'active', 5000, 'outgoing call active');
+    const callId = hank.coordinator.call(uuid)!.callId!;
+    assert.deepEqual(gina.callState(callId), { state: 'established' });
+    const invite = gina.received.find((r) => r.method === 'INVITE' && r.callId === callId);
+    assert.ok(invite);
+    assert.doesNotMatch(invite.get('contact') ?? '', /pn-/, 'no push token in the INVITE Contact (RFC 8599 §13)');
+    hank.ios.userEnds(uuid);
+    await waitFor(() => gina.received.some((r) => r.method === 'BYE' && r.callId === callId), 3000, 'BYE at the callee');
+    assert.equal(hank.coordinator.call(uuid)?.state, 'ended');
+  });
+
+  it(
+    'outgoing call from SIP.js: the callee hangs up and its BYE reaches SIP.js',
+    { todo: 'pushcall server: the Record-Route facing a caller on a connection-oriented flow carries no pc-flow token; see docs/sipjs.md' },
+    async () => {
+      const ivan = phone('ivan');
+      await ivan.install();
+      const judy = caller('judy');
+      (judy.options as { autoAnswerMs?: number }).autoAnswerMs = 50;
+      assert.equal((await judy.registerAsync(600)).status, 200);
+      const uuid = ivan.ios.userStartsCall('sip:judy@127.0.0.1');
+      await waitFor(() => ivan.coordinator.call(uuid)?.state === 'active', 5000, 'outgoing call active');
+      const callId = ivan.coordinator.call(uuid)!.callId!;
+      judy.hangup(callId);
+      await waitFor(() => ivan.coordinator.call(uuid)?.state === 'ended', 3000, 'BYE at SIP.js');
+      assert.equal(ivan.coordinator.call(uuid)?.endReason, 'remoteEnded');
+    },
+  );
+
+  it(
+    'in-dialog requests reach SIP.js with its default .invalid Contact host (ACK and BYE from the caller)',
+    { todo: 'pushcall server: forwardInDialog/forwardStateless call resolveUri (DNS) on the Request-URI before applying the pc-flow token; see docs/sipjs.md' },
+    async () => {
+      // Minimal reproduction, no push involved: SIP.js registers over WS with its default
+      // Contact `sip:<random>@<random>.invalid;transport=ws` and auto-answers; a UDP caller
+      // calls it, gets 200 OK, sends ACK and BYE through the Record-Route. Neither arrives.
+      const erin = phone('erin', { hackIpInContact: false });
+      await erin.install();
+      assert.match(erin.userAgent.contact.toString(), /\.invalid;transport=ws>$/);
+      erin.adapter.setDelegate({
+        onInvite: (i) => erin.adapter.answer(i.callId, { video: false }),
+        onCancel() {},
+        onBye() {},
+        onCallState() {},
+        onRegistration() {},
+      });
+      const frank = caller('frank');
+      const callId = `sipjs-invalid-${Date.now()}@test`;
+      const response = await frank.call(erin.aor, { callId });
+      assert.equal(response.status, 200, 'the initial INVITE is routed over the registered flow');
+      frank.hangup(callId);
+      await waitFor(() => erin.received('BYE').length > 0, 3000, 'BYE at SIP.js').catch(() => undefined);
+      assert.equal(erin.received('ACK').length, 1, 'the ACK for the 2xx reached SIP.js');
+      assert.equal(erin.received('BYE').length, 1, 'the BYE reached SIP.js');
+    },
+  );
+});
