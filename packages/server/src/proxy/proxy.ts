@@ -12,6 +12,7 @@ import {
   type Clock,
   type Destination,
   type Flow,
+  InviteClientTransaction,
   type InviteServerTransaction,
   type ServerTransaction,
   type SipRequest,
@@ -65,6 +66,8 @@ export class ProxyCore {
   readonly timelines: CallTimelines;
   /** Active calls by INVITE server transaction key (for CANCEL). */
   private readonly calls = new Map<string, ProxyCall>();
+  /** INVITEs relayed on a single branch (upstream, in dialog) by server transaction key, for CANCEL. */
+  private readonly relays = new Map<string, InviteClientTransaction>();
   /** One VoIP push per call per device: `${callId}|${device}` -> expiry (ms). */
   private readonly pushedDevices = new Map<string, number>();
   private readonly calleeLimiter: RateLimiter;
@@ -101,6 +104,15 @@ export class ProxyCore {
 
   onCancel(cancel: SipRequest, tx: ServerTransaction, invite: InviteServerTransaction | undefined): void {
     const call = invite ? this.calls.get(invite.key) : undefined;
+    const relayed = invite && !call ? this.relays.get(invite.key) : undefined;
+    if (relayed) {
+      // §16.10 for a single-branch relay (a call to the PBX): pass the CANCEL and its
+      // RFC 3326 Reason on; the next hop's 487 comes back through the INVITE's transaction.
+      tx.respond(createResponse(cancel, 200));
+      const reason = cancel.getAll('reason');
+      this.layer.cancel(relayed, reason.map((r) => ['Reason', r] as [string, string]));
+      return;
+    }
     if (!call) {
       tx.respond(createResponse(cancel, 481));
       return;
@@ -157,6 +169,10 @@ export class ProxyCore {
     // In a dialog, or routed elsewhere by a Route set: follow it. A request whose only
     // Route was us is an initial request to process here.
     if (request.to.tag !== undefined || remaining.length > 0) {
+      // Only a dialog we record-routed (a Route entry of ours) is relayed as it is; a
+      // request with a To-tag or a Route set but none of our entries would otherwise make
+      // pushcall an open relay to any host: its sender must authenticate like a caller.
+      if (removed === 0 && this.authenticateCaller(request, tx, flow) === null) return;
       return this.forwardInDialog(request, tx, flow, remaining, removed, flowToken);
     }
 
@@ -337,12 +353,14 @@ export class ProxyCore {
 
   /** Single-branch stateful relay: responses go back through the server transaction. */
   private relay(request: SipRequest, out: SipRequest, tx: ServerTransaction, destination: Destination): void {
-    this.layer.request(
+    const done = () => this.relays.delete(tx.key);
+    const client = this.layer.request(
       out,
       destination,
       {
         onResponse: (response) => {
           if (response.status === 100) return;
+          if (response.status >= 200) done();
           // §16.7 step 6: a next hop's 503 goes back as 500 (not "this proxy is overloaded").
           if (response.status === 503) return tx.respond(createResponse(request, 500, { toTag: response.to.tag }));
           const back = response.clone();
@@ -350,18 +368,24 @@ export class ProxyCore {
           tx.respond(back);
         },
         onTimeout: () => {
+          done();
           if (!tx.isFinal) tx.respond(createResponse(request, 408));
         },
         onTransportError: () => {
+          done();
           if (!tx.isFinal) tx.respond(createResponse(request, 503, { reason: 'Next hop unreachable' }));
         },
       },
       this.branchFor(request),
     );
+    if (client instanceof InviteClientTransaction && !tx.isFinal) this.relays.set(tx.key, client);
   }
 
   private async forwardStateless(request: SipRequest, inbound: Flow): Promise<void> {
     const { remaining, flow: flowToken, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
+    // An ACK cannot be challenged: without a Route of ours (a dialog we record-routed) it is
+    // relayed only for senders that need no authentication (see route()).
+    if (removed === 0 && this.config.proxy.recordRoute && this.auth && !isTrusted(inbound.remoteAddress, this.config.auth.trustedPeers)) return;
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;

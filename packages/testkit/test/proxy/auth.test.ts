@@ -105,6 +105,29 @@ describe('caller authentication (auth.mode digest)', () => {
     assert.equal(response.status, 486);
   });
 
+  it('not an open relay: a request with a To-tag but no Route of ours is challenged, not forwarded', async () => {
+    const victim = await peerAt('127.0.0.1');
+    const stranger = await peerAt('127.0.0.1');
+    const callId = uniq('relay');
+    const target = `sip:victim@${victim.hostPort}`;
+    for (const method of ['INVITE', 'BYE', 'MESSAGE']) {
+      const text = inviteText({ from: stranger, target, callId: `${callId}-${method}`, method, extra: [] }).replace(`To: <${target}>`, `To: <${target}>;tag=forged`);
+      await stranger.send(text, lab.address('udp'));
+      const response = await stranger.final(`${callId}-${method}`, method);
+      assert.equal(response.status, 407, `${method}: ${response.status}`);
+      if (method === 'INVITE') await stranger.send(ackFor(text, response), lab.address('udp'));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(victim.messages.length, 0, 'nothing reached the target');
+  });
+
+  it('not an open relay: an initial request pre-routed to another host is challenged', async () => {
+    const victim = await peerAt('127.0.0.1');
+    const { response } = await rawInvite(await peerAt('127.0.0.1'), { extra: [`Route: <sip:${victim.hostPort};lr>`] });
+    assert.equal(response.status, 407);
+    assert.equal(victim.messages.length, 0);
+  });
+
   it('an address outside the trusted prefixes (127.0.0.3) is challenged', async () => {
     const { response } = await rawInvite(await peerAt('127.0.0.3'), { fromUser: 'pbx' });
     assert.equal(response.status, 407);

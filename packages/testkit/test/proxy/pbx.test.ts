@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Lab, SimulatedPhone, SipUserAgent, freePort, runSipp, scenario, sippAvailable, startLab } from '../../src/index.js';
-import { sleep, waitFor } from './helpers.js';
+import { RawUdpPeer, rawCall, sleep, waitFor } from './helpers.js';
 
 const DOMAIN = 'pushcall.test';
 /** The PBX sends from this loopback address; only it is trusted. */
@@ -103,5 +103,52 @@ describe('in front of a PBX (proxy.upstream, auth.trustedPeers)', () => {
     const invite = timeline.events.find((e) => e.kind === 'invite-in')!;
     assert.equal(invite.detail?.caller, `trusted:${PBX_ADDRESS}`);
     assert.equal(timeline.outcome, 'cancelled');
+  });
+});
+
+describe('calls relayed to the upstream: CANCEL and failures', () => {
+  let lab: Lab;
+  let pbx: RawUdpPeer;
+  let caller: RawUdpPeer;
+
+  before(async () => {
+    pbx = await RawUdpPeer.open();
+    caller = await RawUdpPeer.open();
+    lab = await startLab({ config: { domains: [DOMAIN], proxy: { upstream: `sip:127.0.0.1:${pbx.port}` } as never } });
+  });
+  after(async () => {
+    pbx.close();
+    caller.close();
+    await lab.close();
+  });
+
+  it('the caller hangs up while the PBX rings: the CANCEL (with its Reason) is passed on and the 487 comes back', async () => {
+    // The PBX only rings; it answers a CANCEL with 200 and the INVITE with 487.
+    pbx.onRequest = (r) => {
+      if (r.method === 'INVITE') void pbx.respond(r, 180, { toTag: 'pbxtag' });
+      if (r.method === 'CANCEL') {
+        void pbx.respond(r, 200);
+        const invite = pbx.requests('INVITE').find((i) => i.callId === r.callId)!;
+        void pbx.respond(invite, 487, { toTag: 'pbxtag' });
+      }
+    };
+    const call = await rawCall(lab, caller, 'sip:100@pbx.test');
+    await call.ringing();
+    const cancelled = await call.cancel('SIP;cause=16;text="Normal call clearing"');
+    assert.equal(cancelled.status, 200);
+    assert.equal((await call.final).status, 487);
+    const cancel = pbx.requests('CANCEL').find((r) => r.callId === call.callId);
+    assert.ok(cancel, 'the PBX got the CANCEL');
+    const invite = pbx.requests('INVITE').find((r) => r.callId === call.callId)!;
+    assert.equal(cancel.via.branch, invite.via.branch, 'for the branch pushcall created (§16.10)');
+    assert.equal(cancel.get('reason'), 'SIP;cause=16;text="Normal call clearing"');
+  });
+
+  it('a 503 from the PBX reaches the device as 500 (§16.7 step 6)', async () => {
+    pbx.onRequest = (r) => {
+      if (r.method === 'INVITE') void pbx.respond(r, 503, { headers: [['Retry-After', '60']] });
+    };
+    const call = await rawCall(lab, caller, 'sip:101@pbx.test');
+    assert.equal((await call.final).status, 500);
   });
 });
