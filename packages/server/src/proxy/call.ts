@@ -159,7 +159,11 @@ export class ProxyCall {
     if (this.proxy.wake.size + pushes > limits.maxHeldTotal) return busy(503, 30, 'Too many held calls');
     const calleeWait = calleeLimiter.take(this.aor);
     if (calleeWait > 0) return busy(486, calleeWait / 1000, 'Too many calls to this user');
-    const callerWait = callerLimiter.take(this.caller);
+    // A trusted peer (the PBX) carries many callers: limit each calling party it asserts,
+    // not the PBX as one caller (60 calls a minute for a whole company is not abuse).
+    const from = this.request.from.uri;
+    const callerKey = this.caller.startsWith('trusted:') ? `${this.caller}|${from instanceof SipUri ? from.toAor() : from.toString()}` : this.caller;
+    const callerWait = callerLimiter.take(callerKey);
     if (callerWait > 0) return busy(503, callerWait / 1000, 'Too many calls from this caller');
     return undefined;
   }

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Lab, SimulatedPhone, SipUserAgent, freePort, runSipp, scenario, sippAvailable, startLab } from '../../src/index.js';
-import { RawUdpPeer, rawCall, sleep, waitFor } from './helpers.js';
+import type { SipResponse } from '@pushcall/sip';
+import { RawUdpPeer, pushUa, rawCall, sleep, waitFor } from './helpers.js';
 
 const DOMAIN = 'pushcall.test';
 /** The PBX sends from this loopback address; only it is trusted. */
@@ -150,5 +151,41 @@ describe('calls relayed to the upstream: CANCEL and failures', () => {
     };
     const call = await rawCall(lab, caller, 'sip:101@pbx.test');
     assert.equal((await call.final).status, 500);
+  });
+});
+
+describe('a trusted PBX and the per-caller limit', () => {
+  let lab: Lab;
+  before(async () => {
+    lab = await startLab({
+      config: {
+        auth: { trustedPeers: ['127.0.0.2'] } as never,
+        proxy: { wakeTimeoutSeconds: 1 } as never,
+        limits: { perCallerPerMinute: 2, perCalleePerMinute: 1000 } as never,
+      },
+    });
+  });
+  after(async () => lab.close());
+
+  it('is limited per calling party it asserts, not as one caller', async () => {
+    const token = (await import('node:crypto')).randomBytes(32).toString('hex');
+    lab.apns.registerDevice({ token, bundleId: 'com.example.pushcall', environment: 'production' });
+    const { ua } = await pushUa(lab, 'sales', { provider: 'apns', prid: token });
+    await ua.close();
+    const trunk = await RawUdpPeer.open('127.0.0.2');
+    try {
+      const finals: Array<Promise<SipResponse>> = [];
+      for (const from of ['201', '202', '203', '201']) {
+        const call = await rawCall(lab, trunk, 'sip:sales@127.0.0.1', { fromUser: from, fromHost: 'pbx.test' });
+        await call.ringing();
+        finals.push(call.final);
+      }
+      const third = await rawCall(lab, trunk, 'sip:sales@127.0.0.1', { fromUser: '201', fromHost: 'pbx.test' });
+      const refused = await third.final;
+      assert.equal(refused.status, 503, 'the third call from 201 within a minute');
+      for (const f of finals) assert.equal((await f).status, 480);
+    } finally {
+      trunk.close();
+    }
   });
 });
