@@ -34,7 +34,7 @@ import type { RegistrationEvent } from '../registrar/registrar.js';
 import { ProxyCall, type Pusher } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { isOwnUri, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
+import { isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
 import { CallTimelines } from './timeline.js';
 import { WakeRegistry } from './wake.js';
 
@@ -165,7 +165,7 @@ export class ProxyCore {
     if (request.method === 'INVITE') tx.respond(createResponse(request, 100));
 
     // §16.4: loose routing: remove the Route entries that are us.
-    const { remaining, flow: flowToken, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
+    const { remaining, flows, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
     // In a dialog, or routed elsewhere by a Route set: follow it. A request whose only
     // Route was us is an initial request to process here.
     if (request.to.tag !== undefined || remaining.length > 0) {
@@ -173,7 +173,7 @@ export class ProxyCore {
       // request with a To-tag or a Route set but none of our entries would otherwise make
       // pushcall an open relay to any host: its sender must authenticate like a caller.
       if (removed === 0 && this.authenticateCaller(request, tx, flow) === null) return;
-      return this.forwardInDialog(request, tx, flow, remaining, removed, flowToken);
+      return this.forwardInDialog(request, tx, flow, remaining, removed, flows);
     }
 
     const uri = request.uri;
@@ -300,9 +300,13 @@ export class ProxyCore {
     const inT = this.layer.transportFor(inbound.protocol, inbound.localAddress.includes(':') ? 6 : 4);
     const outT = this.layer.transportFor(destination.protocol, destination.address.includes(':') ? 6 : 4);
     if (!inT || !outT) return;
-    const token = destination.protocol !== 'udp' ? destination.connectionId : undefined;
-    if (inT !== outT) out.prepend('Record-Route', recordRouteFor(this.layer, inT));
-    out.prepend('Record-Route', recordRouteFor(this.layer, outT, token));
+    // Each connection-oriented side gets its own entry with its flow, so that requests in
+    // the dialog reach a caller on TCP/WS too (over the connection it called from), not
+    // only the callee.
+    const calleeToken = destination.protocol !== 'udp' ? destination.connectionId : undefined;
+    const callerToken = inbound.protocol !== 'udp' ? inbound.connectionId : undefined;
+    if (inT !== outT || (callerToken !== undefined && callerToken !== calleeToken)) out.prepend('Record-Route', recordRouteFor(this.layer, inT, callerToken));
+    out.prepend('Record-Route', recordRouteFor(this.layer, outT, calleeToken));
   }
 
   /** Requests inside a dialog, and pre-routed requests (§16.12 loose routing). */
@@ -312,7 +316,7 @@ export class ProxyCore {
     inbound: Flow,
     remaining: ReturnType<typeof popOwnRoutes>['remaining'],
     removed: number,
-    flowToken: string | undefined,
+    flows: string[],
   ): Promise<void> {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
@@ -324,8 +328,8 @@ export class ProxyCore {
     } else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
-      // The flow token leads back to a device's connection, unless it is where this came from.
-      const useFlow = flowToken && flowToken !== inbound.connectionId ? flowToken : undefined;
+      // A flow token leads to a device's connection, unless it is where this came from.
+      const useFlow = outboundFlow(flows, inbound.connectionId);
       destination = await resolveUri(uri, useFlow);
       if (useFlow) {
         const protocol = useFlow.split(':')[0] as Destination['protocol'];
@@ -382,7 +386,7 @@ export class ProxyCore {
   }
 
   private async forwardStateless(request: SipRequest, inbound: Flow): Promise<void> {
-    const { remaining, flow: flowToken, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
+    const { remaining, flows, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
     // An ACK cannot be challenged: without a Route of ours (a dialog we record-routed) it is
     // relayed only for senders that need no authentication (see route()).
     if (removed === 0 && this.config.proxy.recordRoute && this.auth && !isTrusted(inbound.remoteAddress, this.config.auth.trustedPeers)) return;
@@ -393,7 +397,7 @@ export class ProxyCore {
     else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return;
-      const useFlow = flowToken && flowToken !== inbound.connectionId ? flowToken : undefined;
+      const useFlow = outboundFlow(flows, inbound.connectionId);
       destination = await resolveUri(uri);
       if (useFlow) {
         const protocol = useFlow.split(':')[0] as Destination['protocol'];

@@ -87,15 +87,27 @@ export function popOwnRoutes(
   layer: TransactionLayer,
   routes: NameAddr[],
   advertisedHost?: string,
-): { remaining: NameAddr[]; flow?: string; removed: number } {
+): { remaining: NameAddr[]; flow?: string; flows: string[]; removed: number } {
   let i = 0;
   let flow: string | undefined;
+  const flows: string[] = [];
   while (i < routes.length) {
     const uri = routes[i].uri;
     if (!(uri instanceof SipUri) || !isOwnUri(layer, uri, advertisedHost)) break;
     const token = uri.param(FLOW_PARAM);
-    if (token) flow = token;
+    if (token) {
+      flow = token;
+      flows.push(token);
+    }
     i++;
   }
-  return { remaining: routes.slice(i), flow, removed: i };
+  return { remaining: routes.slice(i), flow, flows, removed: i };
+}
+
+/**
+ * The flow an in-dialog request must leave on: of the tokens in our Route entries (one per
+ * connection-oriented side of the dialog), the one that is not where the request came from.
+ */
+export function outboundFlow(flows: readonly string[], inboundConnectionId: string | undefined): string | undefined {
+  return flows.find((t) => t !== inboundConnectionId);
 }

@@ -111,4 +111,68 @@ describe('in-dialog routing through the Record-Route flow token', () => {
     assert.equal(rr[0].param('transport'), 'udp');
     assert.equal(rr[0].param('pc-flow'), undefined);
   });
+
+  describe('the caller on a connection (TCP/WS): requests from the callee reach it over that connection', () => {
+    /** A request from the callee's side of the dialog (route set = Record-Route as received, §12.1.1). */
+    function fromCallee(method: string, peer: RawUdpPeer, invite: SipRequest, cseq: number): string {
+      const routes = invite.getAll('record-route').flatMap((v) => v.split(/,(?=\s*<)/)).map((v) => v.trim());
+      const contact = invite.contacts === '*' ? '' : invite.contacts[0].uri.toString();
+      return sipText(`${method} ${contact} SIP/2.0`, [
+        `Via: SIP/2.0/UDP ${peer.hostPort};branch=z9hG4bK${uniq('c').replace(/[^a-z0-9]/gi, '')};rport`,
+        'Max-Forwards: 70',
+        `From: ${invite.get('to')};tag=rawtag`,
+        `To: ${invite.get('from')}`,
+        `Call-ID: ${invite.callId}`,
+        `CSeq: ${cseq} ${method}`,
+        ...routes.map((r) => `Route: ${r}`),
+      ]);
+    }
+
+    for (const protocol of ['tcp', 'ws'] as const) {
+      it(`caller on ${protocol.toUpperCase()}, callee on UDP: the callee's BYE reaches the caller`, async () => {
+        const callee = await RawUdpPeer.open();
+        callee.onRequest = (r) => {
+          if (r.method === 'INVITE') void callee.respond(r, 200, { body: 'v=0\r\n' });
+        };
+        const user = `callee-of-${protocol}`;
+        const { registerRaw } = await import('./helpers.js');
+        await registerRaw(lab, callee, user);
+        const a = await registeredUa(lab, `caller-${protocol}`, { server: lab.address(protocol) });
+        uas.push(a);
+        try {
+          const ok = await a.call(`sip:${user}@127.0.0.1`);
+          assert.equal(ok.status, 200);
+          const invite = callee.requests('INVITE').find((r) => r.callId === ok.callId)!;
+          const rr = invite.recordRoutes.map((r) => r.uri as SipUri);
+          assert.equal(rr.length, 2);
+          assert.ok(rr[1].param('pc-flow')?.startsWith(`${protocol}:`), `caller-facing entry carries the caller's flow: ${invite.getAll('record-route').join(' | ')}`);
+          await callee.send(fromCallee('BYE', callee, invite, 1), lab.address('udp'));
+          const byeOk = await callee.final(ok.callId, 'BYE');
+          assert.equal(byeOk.status, 200, 'the caller knew the dialog');
+          assert.ok(a.received.some((r) => r.method === 'BYE' && r.callId === ok.callId));
+        } finally {
+          callee.close();
+        }
+      });
+    }
+
+    it('caller and callee both on TCP: BYE reaches the other side in both directions', async () => {
+      const b = await registeredUa(lab, 'tcp-callee', { server: lab.address('tcp'), autoAnswerMs: 20 });
+      const a = await registeredUa(lab, 'tcp-caller', { server: lab.address('tcp') });
+      const c = await registeredUa(lab, 'tcp-callee2', { server: lab.address('tcp'), autoAnswerMs: 20 });
+      uas.push(a, b, c);
+      // The callee hangs up.
+      const first = await a.call('sip:tcp-callee@127.0.0.1');
+      assert.equal(first.status, 200);
+      await waitFor(() => b.received.some((r) => r.method === 'ACK' && r.callId === first.callId), 3000, 'ACK at the callee');
+      b.hangup(first.callId);
+      await waitFor(() => a.received.some((r) => r.method === 'BYE' && r.callId === first.callId), 3000, 'BYE at the caller');
+      // The caller hangs up.
+      const second = await a.call('sip:tcp-callee2@127.0.0.1');
+      assert.equal(second.status, 200);
+      await waitFor(() => c.received.some((r) => r.method === 'ACK' && r.callId === second.callId), 3000, 'ACK at the callee');
+      a.hangup(second.callId);
+      await waitFor(() => c.received.some((r) => r.method === 'BYE' && r.callId === second.callId), 3000, 'BYE at the callee');
+    });
+  });
 });
