@@ -38,8 +38,9 @@
  * fixed SDP: signalling works, no media flows.
  */
 import type {
-  Cancel,
   Bye,
+  Cancel,
+  Emitter,
   Invitation,
   Inviter,
   InviterOptions,
@@ -279,7 +280,8 @@ export class SipJsAdapter implements SipPort {
   private pushParams: PushContactParams | undefined;
   private readonly calls = new Map<string, CallEntry>();
   private registering: Promise<void> | undefined;
-  private pending: { expires: 'register' | 'unregister' } | undefined;
+  private pending: 'register' | 'unregister' | undefined;
+  private waiters: Array<(state: RegistrationState) => void> = [];
   private audioEnabled = false;
   private disposed = false;
   private lastInfo: RegistrationInfo | undefined;
@@ -325,15 +327,10 @@ export class SipJsAdapter implements SipPort {
     this.schedule('unregister');
   }
 
-  /** REGISTER now and resolve once its final response was handled (tests, app start). */
-  async registerAndWait(params?: PushContactParams): Promise<RegistrationState> {
+  /** REGISTER now; resolves with the outcome of that REGISTER (or of a later one queued behind it). */
+  registerAndWait(params?: PushContactParams): Promise<RegistrationState> {
     return new Promise((resolve) => {
-      const prev = this.delegate;
-      const once = (state: RegistrationState) => {
-        this.delegate = prev;
-        resolve(state);
-      };
-      this.delegate = { ...noopDelegate, ...prev, onRegistration: (s) => { prev?.onRegistration(s); once(s); } } as SipDelegate;
+      this.waiters.push(resolve);
       this.register(params);
     });
   }
@@ -346,7 +343,7 @@ export class SipJsAdapter implements SipPort {
   private schedule(kind: 'register' | 'unregister'): void {
     if (this.disposed) return;
     if (this.registering) {
-      this.pending = { expires: kind };
+      this.pending = kind;
       return;
     }
     this.registering = this.run(kind)
@@ -358,7 +355,7 @@ export class SipJsAdapter implements SipPort {
         this.registering = undefined;
         const next = this.pending;
         this.pending = undefined;
-        if (next) this.schedule(next.expires);
+        if (next) this.schedule(next);
       });
   }
 
@@ -386,7 +383,24 @@ export class SipJsAdapter implements SipPort {
         if (state === 'Unregistered') defer(() => settle(kind === 'register' ? { state: 'failed', reason: 'REGISTER response dropped by SIP.js' } : { state: 'unregistered' }));
       };
       registerer.stateChange.addListener(listener);
-      const off = () => registerer.stateChange.removeListener(listener);
+      // And when SIP.js stops waiting for a final response: a 2xx without "our" Contact is
+      // dropped with no state change at all when the Registerer was already Unregistered.
+      // (`waiting`/`waitingChange` are private in 0.21; without them the watchdog decides.)
+      const internals = registerer as unknown as { readonly waiting?: boolean; readonly waitingChange?: Emitter<boolean> };
+      const onWaiting = (waiting: boolean) => {
+        if (waiting) return;
+        void Promise.resolve().then(() => {
+          if (internals.waiting) return; // SIP.js sent a new REGISTER itself (423 retry)
+          const ok = kind === 'register' ? registerer.state === 'Registered' : registerer.state !== 'Registered';
+          if (ok) settle(kind === 'register' ? { state: 'registered' } : { state: 'unregistered' });
+          else settle({ state: 'failed', reason: 'REGISTER response dropped by SIP.js (no Contact of ours, or no expires)' });
+        });
+      };
+      internals.waitingChange?.addListener(onWaiting);
+      const off = () => {
+        registerer.stateChange.removeListener(listener);
+        internals.waitingChange?.removeListener(onWaiting);
+      };
       // Timer F is 32 s; SIP.js then reports a 408 itself. This only catches a lost path.
       const watchdog = setTimeout(() => settle({ state: 'failed', reason: 'no final response to REGISTER' }), 40_000);
       const requestDelegate = {
@@ -443,6 +457,8 @@ export class SipJsAdapter implements SipPort {
   private report(state: RegistrationState): void {
     this.lastReported = state.state;
     this.delegate?.onRegistration(state);
+    if (this.pending) return; // a newer REGISTER is queued: waiters get its outcome
+    for (const resolve of this.waiters.splice(0)) resolve(state);
   }
 
   /** Add the push params to the Contact SIP.js renders for REGISTER, and only there. */
@@ -509,10 +525,14 @@ export class SipJsAdapter implements SipPort {
     }
     if (state !== S.Terminated) return;
     this.calls.delete(entry.callId);
-    if (entry.endReported || entry.endedLocally) return;
-    entry.endReported = true;
-    // Ended by SIP.js itself: no-answer timer, ACK never came, transport gone, 4xx-6xx.
-    this.callState(entry.callId, { state: 'failed', reason: entry.answered ? 'session terminated' : 'not answered' });
+    // SIP.js changes the state before it calls the request delegate (an Inviter's final
+    // error response, with its code): let that report first.
+    void Promise.resolve().then(() => {
+      if (entry.endReported || entry.endedLocally) return;
+      entry.endReported = true;
+      // Ended by SIP.js itself: no-answer timer, ACK never came, transport gone.
+      this.callState(entry.callId, { state: 'failed', reason: entry.answered ? 'session terminated' : 'not answered' });
+    });
   }
 
   answer(callId: string, options: { readonly video: boolean }): void {
@@ -690,11 +710,3 @@ function infoFrom(message: IncomingMessageLike): RegistrationInfo {
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
-
-const noopDelegate: SipDelegate = {
-  onInvite() {},
-  onCancel() {},
-  onBye() {},
-  onCallState() {},
-  onRegistration() {},
-};
