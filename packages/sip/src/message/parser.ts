@@ -249,7 +249,7 @@ const EMPTY = Buffer.alloc(0);
 function parseStartLine(line: string, headers: HeaderField[]): SipMessage {
   if (line.startsWith('SIP/')) {
     // Exactly three digits, then SP (or nothing): "SIP/2.0 4294967301 ..." is not a 429.
-    const m = /^(SIP\/\d+\.\d+) (\d{3})(?: (.*))?$/i.exec(line);
+    const m = /^(SIP\/\d+\.\d+) (\d{3})(?: (.*))?$/is.exec(line); // s: a reason may contain U+2028
     if (!m) throw new SipParseError('Malformed status line', line.slice(0, 60));
     const status = Number(m[2]);
     if (status < 100 || status > 699) throw new SipParseError('Status code out of range', m[2]);

@@ -35,6 +35,11 @@ describe('RFC 3261 §7.1 Request-Line and §7.2 Status-Line', () => {
     assert.equal(res.startLine(), 'SIP/2.0 486 Busy Here, try later');
   });
 
+  test('a reason phrase may hold any UTF-8, including U+2028 LINE SEPARATOR', () => {
+    const res = parseResponse(wire(['SIP/2.0 480 Abwesend\u2028zurück\u2029später', ...basicHeaders('INVITE'), 'Content-Length: 0']));
+    assert.equal(res.reason, 'Abwesend\u2028zurück\u2029später');
+  });
+
   test('the SIP-Version is case-insensitive and written upper-case', () => {
     assert.equal(parseRequest(request().toString().replace('SIP/2.0\r\n', 'sip/2.0\r\n')).version, 'SIP/2.0');
   });
