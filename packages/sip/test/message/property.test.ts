@@ -99,7 +99,9 @@ const common = fc.record({
   compact: fc.boolean(),
 });
 
-function buildHeaders(c: fc.RecordValue<typeof common> extends infer T ? T : never, method: string): HeaderField[] {
+type Common = typeof common extends fc.Arbitrary<infer T> ? T : never;
+
+function buildHeaders(c: Common, method: string): HeaderField[] {
   const h: HeaderField[] = [];
   for (const v of c.vias) h.push(header(c.compact ? 'v' : 'Via', `SIP/2.0/${v.transport} ${v.host}${v.port ? `:${v.port}` : ''};branch=z9hG4bK${v.branch}${v.rport ? ';rport' : ''}`));
   h.push(header(c.compact ? 'f' : 'From', c.from.toString()));
