@@ -44,9 +44,7 @@ export interface HeaderSource {
   /** One past the CRLFCRLF that ends the header block. */
   end: number;
   startLine: string;
-  /** The header fields as parsed (identity checked) ... */
-  fields: HeaderField[];
-  /** ... and their names and values, interleaved (in case a field object was edited). */
+  /** The header names and values as parsed, interleaved. */
   texts: string[];
   /** The single Content-Length header's value. */
   contentLength: number;
@@ -339,13 +337,13 @@ export abstract class SipMessage {
 
   private sourceIntact(src: HeaderSource): boolean {
     if (this.body.length !== src.contentLength) return false;
+    // Same names and values in the same order give the same bytes, whichever objects hold them.
     const headers = this.headers;
-    const fields = src.fields;
-    if (headers.length !== fields.length) return false;
     const texts = src.texts;
+    if (headers.length * 2 !== texts.length) return false;
     for (let i = 0; i < headers.length; i++) {
       const h = headers[i];
-      if (h !== fields[i] || h.name !== texts[2 * i] || h.value !== texts[2 * i + 1]) return false;
+      if (h.name !== texts[2 * i] || h.value !== texts[2 * i + 1]) return false;
     }
     return this.startLine() === src.startLine;
   }

@@ -236,7 +236,7 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
       texts[2 * i] = headers[i].name;
       texts[2 * i + 1] = headers[i].value;
     }
-    message.setSource({ data, start, end: bodyStart, startLine, fields: headers.slice(), texts, contentLength: message.body.length });
+    message.setSource({ data, start, end: bodyStart, startLine, texts, contentLength: message.body.length });
   }
 
   if (message instanceof SipRequest) checkRequest(message, required);

@@ -244,20 +244,21 @@ function parseSipUri(text: string, scheme: 'sip' | 'sips', from: number): SipUri
     i = j;
   }
 
-  let params = new Params();
-  let headers = new Params();
-  const headersAt = rest.indexOf('?', i);
-  const paramText = headersAt === -1 ? rest.slice(i) : rest.slice(i, headersAt);
-  if (paramText.length > 0) {
-    if (paramText.charCodeAt(0) !== 59) throw new SipParseError('Malformed URI', `unexpected "${paramText.slice(0, 20)}" after host`);
-    // uri-parameters: paramchar = param-unreserved / unreserved / escaped (§25.1), checked
-    // on the whole text at once rather than per parameter.
-    if (!URI_PARAMS.test(paramText)) throw new SipParseError('Malformed URI parameter', paramText.slice(0, 40));
-    if (paramText.includes('%') && BAD_ESCAPE.test(paramText)) throw new SipParseError('Malformed %-escape in URI parameter', paramText.slice(0, 40));
-    params = Params.parse(paramText.slice(1), ';');
-    for (const [name] of params) if (name.length === 0 || name.includes('=')) throw new SipParseError('Malformed URI parameter', name.slice(0, 40));
+  let params: Params | undefined;
+  let headers: Params | undefined;
+  if (i < rest.length) {
+    const headersAt = rest.indexOf('?', i);
+    if (headersAt !== i) {
+      const paramText = headersAt === -1 ? (i === 0 ? rest : rest.slice(i)) : rest.slice(i, headersAt);
+      if (paramText.charCodeAt(0) !== 59) throw new SipParseError('Malformed URI', `unexpected "${paramText.slice(0, 20)}" after host`);
+      // uri-parameters: names are paramchars (§25.1); checked on the whole text at once
+      // rather than per parameter.
+      if (!URI_PARAMS.test(paramText)) throw new SipParseError('Malformed URI parameter', paramText.slice(0, 40));
+      if (paramText.includes('%') && BAD_ESCAPE.test(paramText)) throw new SipParseError('Malformed %-escape in URI parameter', paramText.slice(0, 40));
+      params = Params.parse(paramText.slice(1), ';');
+    }
+    if (headersAt !== -1) headers = Params.parse(rest.slice(headersAt + 1), '&');
   }
-  if (headersAt !== -1) headers = Params.parse(rest.slice(headersAt + 1), '&');
 
   return new SipUri({ scheme, user, password, host, port, params, headers });
 }
