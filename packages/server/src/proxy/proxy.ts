@@ -329,16 +329,24 @@ export class ProxyCore {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
       // A flow token leads to a device's connection, unless it is where this came from.
-      const useFlow = outboundFlow(flows, inbound.connectionId);
-      destination = await resolveUri(uri, useFlow);
-      if (useFlow) {
-        const protocol = useFlow.split(':')[0] as Destination['protocol'];
-        const transport = this.layer.transportFor(protocol);
-        if (transport?.hasConnection(useFlow)) destination = { ...destination, protocol, connectionId: useFlow };
-      }
+      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri));
     }
     if (request.method === 'INVITE' && removed > 0) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination);
+  }
+
+  /**
+   * The destination for an open connection-oriented flow, without resolving the Request-URI:
+   * the device's Contact may not be resolvable at all (a WebSocket client's `*.invalid`
+   * host, RFC 7118 §5), and only the connection reaches it anyway.
+   */
+  private flowDestination(flowId: string | undefined): Destination | undefined {
+    if (!flowId) return undefined;
+    const protocol = flowId.split(':')[0] as Destination['protocol'];
+    const transport = this.layer.transportFor(protocol);
+    if (!transport?.hasConnection(flowId)) return undefined;
+    const flow = (transport as Partial<{ getFlow(id: string): Flow | undefined }>).getFlow?.(flowId);
+    return { protocol, address: flow?.remoteAddress ?? transport.localAddress, port: flow?.remotePort ?? 0, connectionId: flowId };
   }
 
   /** In front of a PBX: non-local requests go to the configured upstream (outbound proxy). */
@@ -397,12 +405,7 @@ export class ProxyCore {
     else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return;
-      const useFlow = outboundFlow(flows, inbound.connectionId);
-      destination = await resolveUri(uri);
-      if (useFlow) {
-        const protocol = useFlow.split(':')[0] as Destination['protocol'];
-        if (this.layer.transportFor(protocol)?.hasConnection(useFlow)) destination = { ...destination, protocol, connectionId: useFlow };
-      }
+      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri));
     }
     const transport = this.layer.requireTransport(destination);
     this.layer.addVia(out, transport, this.branchFor(request));
