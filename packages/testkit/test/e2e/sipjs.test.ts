@@ -76,11 +76,9 @@ class SipJsPhone {
       ...(options.password ? { authorizationUsername: user, authorizationPassword: options.password } : {}),
       userAgentString: 'SIP.js/0.21.2 pushcall-test',
       gracefulShutdown: options.gracefulShutdown ?? true,
-      // Workaround for a pushcall bug (see the 'todo' test below): with SIP.js's default
-      // `<random>.invalid` Contact host, in-dialog requests towards SIP.js (the caller's ACK
-      // and BYE) are lost because the proxy resolves the Request-URI host before it uses the
-      // Record-Route flow token. An IP host (192.0.2.x) avoids the DNS lookup.
-      hackIpInContact: options.hackIpInContact ?? true,
+      // SIP.js's default Contact host is `<random>.invalid` (RFC 7118 §5.2); `hackIpInContact`
+      // writes 192.0.2.x instead. Both must work: in-dialog requests follow the flow token.
+      hackIpInContact: options.hackIpInContact ?? false,
       logBuiltinEnabled: false,
       logLevel: 'debug',
       logConnector: (level, category, _label, content) => {
@@ -350,30 +348,30 @@ describe('SIP.js over WebSocket with RFC 8599 push (SipJsAdapter + CallCoordinat
   );
 
   it(
-    'in-dialog requests reach SIP.js with its default .invalid Contact host (ACK and BYE from the caller)',
-    { todo: 'pushcall server: forwardInDialog/forwardStateless call resolveUri (DNS) on the Request-URI before applying the pc-flow token; see docs/sipjs.md' },
+    'in-dialog requests reach SIP.js, with its .invalid Contact host and with hackIpInContact (ACK and BYE from the caller)',
     async () => {
-      // Minimal reproduction, no push involved: SIP.js registers over WS with its default
-      // Contact `sip:<random>@<random>.invalid;transport=ws` and auto-answers; a UDP caller
-      // calls it, gets 200 OK, sends ACK and BYE through the Record-Route. Neither arrives.
-      const erin = phone('erin', { hackIpInContact: false });
-      await erin.install();
-      assert.match(erin.userAgent.contact.toString(), /\.invalid;transport=ws>$/);
-      erin.adapter.setDelegate({
-        onInvite: (i) => erin.adapter.answer(i.callId, { video: false }),
-        onCancel() {},
-        onBye() {},
-        onCallState() {},
-        onRegistration() {},
-      });
-      const frank = caller('frank');
-      const callId = `sipjs-invalid-${Date.now()}@test`;
-      const response = await frank.call(erin.aor, { callId });
-      assert.equal(response.status, 200, 'the initial INVITE is routed over the registered flow');
-      frank.hangup(callId);
-      await waitFor(() => erin.received('BYE').length > 0, 1500, 'BYE at SIP.js').catch(() => undefined);
-      assert.equal(erin.received('ACK').length, 1, 'the ACK for the 2xx reached SIP.js');
-      assert.equal(erin.received('BYE').length, 1, 'the BYE reached SIP.js');
+      // Was a server bug (fixed in b44fd99): the proxy resolved the Request-URI host by DNS
+      // before using the Record-Route flow token, so with SIP.js's `.invalid` host the
+      // caller's BYE got 500 and the ACK was lost. No push involved: SIP.js auto-answers.
+      for (const [user, hackIpInContact] of [['erin', false], ['erin-ip', true]] as const) {
+        const erin = phone(user, { hackIpInContact });
+        await erin.install();
+        assert.match(erin.userAgent.contact.toString(), hackIpInContact ? /@192\.0\.2\.\d+;transport=ws>$/ : /\.invalid;transport=ws>$/);
+        erin.adapter.setDelegate({
+          onInvite: (i) => erin.adapter.answer(i.callId, { video: false }),
+          onCancel() {},
+          onBye() {},
+          onCallState() {},
+          onRegistration() {},
+        });
+        const frank = caller(`frank-${user}`);
+        const callId = `sipjs-${user}-${Date.now()}@test`;
+        const response = await frank.call(erin.aor, { callId });
+        assert.equal(response.status, 200, 'the initial INVITE is routed over the registered flow');
+        frank.hangup(callId);
+        await waitFor(() => erin.received('BYE').length > 0, 3000, 'BYE at SIP.js');
+        assert.equal(erin.received('ACK').length, 1, 'the ACK for the 2xx reached SIP.js');
+      }
     },
   );
 });
