@@ -15,6 +15,12 @@ export interface PushRegistration {
   param?: string;
   /** APNs only. */
   environment?: ApnsEnvironment;
+  /**
+   * The client said which environment (apns.dev, pn-apns-env, legacy .dev/.prod). When it
+   * did not, an environment learned from APNs (sandbox/production mix-up) is kept across
+   * refreshes instead of being reset to the default.
+   */
+  environmentDeclared?: boolean;
   /** APNs alert ("remote") token when the client sent two (Flexisip form), for alerts. */
   alertPrid?: string;
   /** Which wire form the client used (for diagnostics). */

@@ -9,11 +9,20 @@ export function redactToken(token: string | undefined): string {
   return `${token.slice(0, 6)}…${token.slice(-4)}`;
 }
 
-const TOKEN_PARAMS = /((?:pn-prid|pn-tok|pn-purr)=)([^;>&?\s,]+)/gi;
+const TOKEN_PARAMS = /((?:pn-prid|pn-tok|pn-purr)=)([^;>?\s,]+)/gi;
 
-/** Mask push tokens inside a URI or a whole SIP message text. */
+/**
+ * Mask push tokens inside a URI or a whole SIP message text, including every token of the
+ * multi-token form (`pn-prid=tok1:voip&tok2:remote`).
+ */
 export function redactUriText(text: string): string {
-  return text.replace(TOKEN_PARAMS, (_, name: string, value: string) => `${name}${redactToken(value)}`);
+  return text.replace(TOKEN_PARAMS, (_, name: string, value: string) => {
+    const parts = value.split('&').map((part) => {
+      const colon = part.lastIndexOf(':');
+      return colon > 0 ? `${redactToken(part.slice(0, colon))}${part.slice(colon)}` : redactToken(part);
+    });
+    return `${name}${parts.join('&')}`;
+  });
 }
 
 /** Mask digest responses and other credentials in a SIP message text. */

@@ -100,6 +100,7 @@ function inspectRfc8599(uri: SipUri, options: PushInspectionOptions): PushInspec
       prid,
       param,
       environment: provider === 'apns' ? (environment ?? options.apnsDefaultEnvironment) : undefined,
+      ...(provider === 'apns' && environment !== undefined ? { environmentDeclared: true } : {}),
       form: 'rfc8599',
     },
     options,

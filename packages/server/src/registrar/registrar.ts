@@ -244,6 +244,11 @@ export class Registrar {
         continue;
       }
       const sameToken = match?.push && p.push && match.push.provider === p.push.provider && match.push.prid === p.push.prid;
+      // Keep an APNs environment learned from a sandbox/production mix-up (proxy/call.ts)
+      // unless the client now says which one it uses.
+      if (sameToken && p.push && match?.push?.environment && !p.push.environmentDeclared) {
+        p.push = { ...p.push, environment: match.push.environment };
+      }
       const hasPnsreg = p.contact.params.has('+sip.pnsreg');
       if (hasPnsreg && p.push) pnsreg.requested = true;
       const binding: Binding = {
