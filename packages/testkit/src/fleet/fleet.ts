@@ -172,6 +172,10 @@ export interface FleetReport {
   push: { accepted: number; callPushes: number; alertPushes: number; delivered: number; lost: number };
   relay?: RelayStats;
   durationSeconds: number;
+  /** Seconds from the last call placed until every call and phone had settled. */
+  drainSeconds: number;
+  /** Every call (omit when writing a summary). */
+  records: FleetCallRecord[];
 }
 
 /** A clock with sub-millisecond `now()` for latencies measured in the fleet process. */
@@ -266,6 +270,7 @@ export async function runFleet(input: Partial<FleetOptions> = {}): Promise<Fleet
   let apnsSandbox: ApnsEmulator;
   let fcm: FcmEmulator;
   let callPhaseEnd = 0;
+  let drainSeconds = 0;
   let timelines: TimelineLike[] | undefined;
 
   const pushOpts = { deliveryDelayMs: o.pushDelayMs, lossProbability: o.pushLoss, seed: o.seed + 11, clock: hiResClock };
@@ -385,12 +390,14 @@ export async function runFleet(input: Partial<FleetOptions> = {}): Promise<Fleet
         await sleep(Math.max(1, Math.min(20, wait)));
       }
       log(`${placed} calls placed (${skipped} skipped: no free phone); draining`);
+      const drainStart = Date.now();
       // Drain: every call ends within giveUpMs + talk + wake timeout; cap it anyway.
       const drainCap = Date.now() + o.giveUpMs + o.talkMs + o.wakeTimeoutSeconds * 1000 + 10_000;
       while ((live.size > 0 || slots.some((s) => s.busy && s.call)) && Date.now() < drainCap) {
         releaseSlots();
         await sleep(50);
       }
+      drainSeconds = Math.round((Date.now() - drainStart) / 100) / 10;
     } finally {
       clearInterval(releaser);
     }
@@ -644,6 +651,8 @@ export async function runFleet(input: Partial<FleetOptions> = {}): Promise<Fleet
       push,
       relay: relay?.stats,
       durationSeconds: Math.round((Date.now() - started) / 100) / 10,
+      drainSeconds,
+      records,
     };
   }
 }
