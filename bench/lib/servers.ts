@@ -2,7 +2,8 @@
 // its CLI). Each start gives a fresh process (group) on its own UDP port; stop() kills it
 // and every child it forked.
 import { createSocket } from 'node:dgram';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { parse as parseYaml } from 'yaml';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -211,12 +212,32 @@ export function pushcallCommand(o: PushcallOptions, dataDir: string): { cmd: str
   };
 }
 
+/**
+ * The REGISTER benchmark uses RFC 8599 Contacts (pn-provider=apns), which pushcall accepts
+ * only when an APNs provider is configured (else 555). Add one with a throwaway ES256 key
+ * made for this run; its endpoint is never contacted because nothing is called.
+ */
+function withPushProvider(configPath: string, dataDir: string): string {
+  const config = (parseYaml(readFileSync(configPath, 'utf8')) ?? {}) as Record<string, unknown>;
+  const push = (config.push ?? {}) as Record<string, unknown>;
+  if (!push.apns) {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keyFile = join(dataDir, 'bench-apns-key.p8');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), { mode: 0o600 });
+    push.apns = { keyFile, keyId: 'BENCHKEY01', teamId: 'TEAM123456', endpoints: { production: 'https://127.0.0.1:9', sandbox: 'https://127.0.0.1:9' }, pingIntervalMs: 0 };
+    config.push = push;
+  }
+  const out = join(dataDir, 'pushcall-bench.generated.yaml');
+  writeFileSync(out, JSON.stringify(config, null, 2));
+  return out;
+}
+
 export async function startPushcall(o: PushcallOptions): Promise<ServerHandle> {
   if (!pushcallAvailable()) throw new Error(`pushcall server not found: ${PUSHCALL_MAIN}`);
   assertUdpPortFree(o.udpPort, 'pushcall');
   const dataDir = o.dataDir ?? join(o.workDir, `pushcall-data-${o.udpPort}-${Date.now()}`);
   mkdirSync(dataDir, { recursive: true });
-  const { cmd, args } = pushcallCommand(o, dataDir);
+  const { cmd, args } = pushcallCommand({ ...o, configPath: withPushProvider(o.configPath ?? PUSHCALL_CONFIG, dataDir) }, dataDir);
   const proc = spawnTracked({
     name: 'pushcall',
     cmd,

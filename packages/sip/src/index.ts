@@ -5,3 +5,4 @@ export * from './util/random.js';
 export * from './message/index.js';
 export * from './transaction/index.js';
 export * from './transport/index.js';
+export * from './responder.js';
