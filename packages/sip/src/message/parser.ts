@@ -270,32 +270,33 @@ function parseStartLine(line: string, headers: HeaderField[]): SipMessage {
 }
 
 function checkRequest(request: SipRequest, present: number): void {
-  // The headers a 400 needs (RFC 3261 §8.2.6.2) and the transaction layer reads: a
-  // failure here leaves nothing to answer with, so the request is dropped.
+  // A 400 copies Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2) and goes back along
+  // the top Via: without them, or with an unreadable top Via, the request is dropped.
   if (present !== 31) {
     for (const [key, display] of REQUIRED_REQUEST) {
       if (!request.has(key)) throw new SipParseError(`Missing ${display} header`);
     }
   }
   void request.via;
-  const cseq = request.cseq;
-  void request.callId;
-  void request.from;
-  void request.to;
-  // Everything else the core relies on: errors from here on can be answered with a 400.
-  // Other headers stay lazy.
+  // What the transaction layer and the core rely on. Other headers stay lazy. An error here
+  // can be answered when the To header (which gets the 400's tag) is readable: a malformed
+  // CSeq or From is echoed back as written (RFC 4475 §3.1.2.4 expects a 400 for it).
   try {
+    const cseq = request.cseq;
     if (cseq.method !== request.method && request.method !== 'ACK' && request.method !== 'CANCEL') {
       throw new SipParseError('CSeq method does not match the request method');
     }
     if (request.method === 'ACK' && cseq.method !== 'ACK') throw new SipParseError('CSeq method does not match the request method');
     if (request.method === 'CANCEL' && cseq.method !== 'CANCEL') throw new SipParseError('CSeq method does not match the request method');
+    void request.callId;
+    void request.from;
+    void request.to;
     void request.maxForwards;
     void request.uri;
   } catch (err) {
-    if (err instanceof SipParseError) {
+    if (err instanceof SipParseError && canAnswer(request)) {
       err.answerable = true;
-      (err as SipParseError & { request?: SipRequest }).request = request;
+      (err as AnswerableParseError).request = request;
     }
     throw err;
   }
@@ -309,17 +310,15 @@ function checkResponse(response: SipResponse, present: number): void {
 }
 
 /**
- * True when a 400 can be built for this request: it has a top Via to send it to and
- * readable From, To, Call-ID and CSeq to copy (RFC 3261 §8.2.6.2). Only used on error paths.
+ * True when a 400 can be built for this request (RFC 3261 §8.2.6.2): Via, From, To, Call-ID
+ * and CSeq are present to be copied, the top Via is readable (the response goes there) and
+ * To is readable (the response adds its tag). Only used on error paths.
  */
 function canAnswer(message: SipMessage): message is SipRequest {
   if (!(message instanceof SipRequest)) return false;
   try {
     for (const [key] of REQUIRED_REQUEST) if (!message.has(key)) return false;
     void message.via;
-    void message.cseq;
-    void message.callId;
-    void message.from;
     void message.to;
     return true;
   } catch {

@@ -327,8 +327,9 @@ describe('typed access: From, To (RFC 3261 §20.20, §20.39)', () => {
     assert.equal(from.toString(), 'Plain Name <sip:alice@example.com>;tag=1928301774');
   });
 
-  test('a duplicate or missing From/To is an unanswerable SipParseError', () => {
-    expectParseError(() => parse(request('OPTIONS', ['From: <sip:x@y.com>;tag=2'])), /Duplicate From header/, false);
+  test('a missing or unreadable To makes the request unanswerable; a duplicate From is answered with 400', () => {
+    expectParseError(() => parse(request('OPTIONS', ['From: <sip:x@y.com>;tag=2'])), /Duplicate From header/, true);
+    expectParseError(() => parse(request('OPTIONS', ['To: <sip:x@y.com>'])), /Duplicate To header/, false);
     expectParseError(() => parse(request().toString().replace(/To: .*\r\n/, '')), /Missing To header/, false);
     expectParseError(() => parse(request().toString().replace('To: <sip:bob@example.com>', 'To: <sip:bob@example.com')), /To header/, false);
   });
@@ -337,7 +338,7 @@ describe('typed access: From, To (RFC 3261 §20.20, §20.39)', () => {
 describe('typed access: Call-ID, CSeq, Max-Forwards', () => {
   test('Call-ID is the trimmed value; duplicates are an error', () => {
     assert.equal(parseRequest(request()).callId, 'a84b4c76e66710@pc33.example.com');
-    expectParseError(() => parse(request('OPTIONS', ['i: other'])), /Duplicate Call-ID/, false);
+    expectParseError(() => parse(request('OPTIONS', ['i: other'])), /Duplicate Call-ID/, true);
   });
 
   test('CSeq: sequence number and method, leading zeros, up to 2**32-1', () => {
@@ -345,8 +346,9 @@ describe('typed access: Call-ID, CSeq, Max-Forwards', () => {
     assert.equal(req.cseq.seq, 42);
     assert.equal(req.cseq.method, 'OPTIONS');
     assert.equal(parseRequest(request().toString().replace('314159', '4294967295')).cseq.seq, 4294967295);
-    expectParseError(() => parse(request().toString().replace('314159', '4294967296')), /CSeq number out of range/, false);
-    expectParseError(() => parse(request().toString().replace('CSeq: 314159 OPTIONS', 'CSeq: OPTIONS')), /Malformed CSeq/, false);
+    // A malformed CSeq is echoed back in a 400 as written (RFC 4475 §3.1.2.4).
+    expectParseError(() => parse(request().toString().replace('314159', '4294967296')), /CSeq number out of range/, true);
+    expectParseError(() => parse(request().toString().replace('CSeq: 314159 OPTIONS', 'CSeq: OPTIONS')), /Malformed CSeq/, true);
   });
 
   test('CSeq method must match the request method, except for ACK and CANCEL rules (§8.1.1.5)', () => {
