@@ -7,3 +7,5 @@ export * from './phone/sip-ua.js';
 export * from './phone/digest-client.js';
 export * from './phone/simulated-phone.js';
 export * from './lab.js';
+export * from './fleet/index.js';
+export * from './demo/index.js';

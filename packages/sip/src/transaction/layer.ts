@@ -64,6 +64,13 @@ export class TransactionLayer implements TransactionSender {
   private readonly advertisedHost: string | undefined;
   private readonly transports: Transport[] = [];
   private readonly serverTransactions = new Map<string, ServerTransaction>();
+  /**
+   * Completed non-INVITE server transactions over UDP, as final-response bytes, in two
+   * generations rotated every 64*T1: an entry lives between one and two Timer J periods.
+   */
+  private completedCurrent = new Map<string, { bytes: Buffer; destination: Destination }>();
+  private completedPrevious = new Map<string, { bytes: Buffer; destination: Destination }>();
+  private rotation: { cancel(): void } | undefined;
   private readonly clientTransactions = new Map<string, ClientTransaction>();
   private readonly ctx: TransactionContext;
   user: TransactionLayerUser;
@@ -158,6 +165,12 @@ export class TransactionLayer implements TransactionSender {
     const existing = this.serverTransactions.get(key);
     if (existing) {
       existing.receiveRequest(request);
+      return;
+    }
+    const completed = this.completedCurrent.get(key) ?? this.completedPrevious.get(key);
+    if (completed) {
+      // §17.2.2: a retransmission in Completed gets the final response again.
+      void this.send(completed.bytes, completed.destination).catch(() => undefined);
       return;
     }
     if (request.method === 'ACK') {
@@ -288,6 +301,24 @@ export class TransactionLayer implements TransactionSender {
     return flow.connectionId;
   }
 
+  retire(key: string, response: Buffer, destination: Destination): void {
+    this.completedCurrent.set(key, { bytes: response, destination });
+    if (this.rotation === undefined) this.scheduleRotation();
+  }
+
+  private scheduleRotation(): void {
+    this.rotation = this.clock.setTimeout(() => {
+      this.completedPrevious = this.completedCurrent;
+      this.completedCurrent = new Map();
+      if (this.completedPrevious.size > 0) this.scheduleRotation();
+      else this.rotation = undefined;
+    }, 64 * this.timers.T1);
+  }
+
+  get completedTransactionCount(): number {
+    return this.completedCurrent.size + this.completedPrevious.size;
+  }
+
   release(transaction: Transaction): void {
     if (this.serverTransactions.get(transaction.key) === transaction) this.serverTransactions.delete(transaction.key);
     else if (this.clientTransactions.get(transaction.key) === transaction) this.clientTransactions.delete(transaction.key);
@@ -298,6 +329,9 @@ export class TransactionLayer implements TransactionSender {
   }
 
   async close(): Promise<void> {
+    this.rotation?.cancel();
+    this.completedCurrent.clear();
+    this.completedPrevious.clear();
     for (const tx of [...this.serverTransactions.values(), ...this.clientTransactions.values()]) tx.terminate();
     await Promise.all(this.transports.map((t) => t.close()));
   }

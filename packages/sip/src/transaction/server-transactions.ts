@@ -159,6 +159,13 @@ export class NonInviteServerTransaction extends ServerTransaction {
       return;
     }
     this.stateTransition(S.Completed);
+    const retire = this.ctx.sender.retire;
+    if (!this.reliable && retire && this.lastResponseBytes) {
+      // Timer J is kept by the layer's compact completed-response cache.
+      retire.call(this.ctx.sender, this.key, this.lastResponseBytes, this.destination);
+      this.stateTransition(S.Terminated);
+      return;
+    }
     // Timer J: absorb retransmissions for 64*T1 over UDP, then forget.
     this.startTimer(timerJ(this.ctx.timers, this.reliable), () => this.stateTransition(S.Terminated));
   }

@@ -35,6 +35,13 @@ export interface TransactionSender {
   send(data: Buffer, destination: Destination): Promise<string | undefined>;
   /** The layer forgets a terminated transaction. */
   release(transaction: Transaction): void;
+  /**
+   * A non-INVITE server transaction in Completed over UDP only has to answer request
+   * retransmissions with its final response until Timer J. The layer keeps just the bytes
+   * and the destination (a few hundred bytes instead of the whole transaction and request),
+   * which is what lets a registrar hold 64*T1 worth of REGISTERs at tens of thousands a second.
+   */
+  retire?(key: string, response: Buffer, destination: Destination): void;
 }
 
 export interface TransactionContext {

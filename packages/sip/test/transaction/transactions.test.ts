@@ -208,6 +208,7 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
 describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
   it('absorbs retransmissions in Trying and resends the final response afterwards', () => {
     const { clock, layer, transport, rec } = setup();
+    void layer;
     transport.inject(incoming('OPTIONS'));
     transport.inject(incoming('OPTIONS'));
     assert.equal(rec.requests.length, 1, 'retransmission not passed to the TU');
@@ -217,10 +218,15 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     assert.equal(transport.sent.length, 1);
     transport.inject(incoming('OPTIONS'));
     assert.equal(transport.sent.length, 2, 'final response resent');
+    assert.equal(tx.state, TransactionState.Terminated, 'over UDP the layer keeps only the response bytes');
+    assert.equal(layer.completedTransactionCount, 1);
     clock.advance(32_000);
-    assert.equal(tx.state, TransactionState.Terminated);
     transport.inject(incoming('OPTIONS'));
-    assert.equal(rec.requests.length, 2, 'after Timer J the same branch is a new request');
+    assert.equal(transport.sent.length, 3, 'still absorbed and answered after Timer J (kept up to 2 x 64*T1)');
+    clock.advance(64_000);
+    assert.equal(layer.completedTransactionCount, 0);
+    transport.inject(incoming('OPTIONS'));
+    assert.equal(rec.requests.length, 2, 'after the cache rotated out the same branch is a new request');
   });
 
   it('sends responses to the source address and port when rport is requested (RFC 3581)', () => {

@@ -1,0 +1,94 @@
+/**
+ * CPU cost of one REGISTER through pushcall's own layers, without sockets: bytes in →
+ * parse → transaction → registrar → store (SQLite group commit) → response serialized and
+ * handed to a transport that drops it. Isolates pushcall's work from the kernel and SIPp.
+ *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite]
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { validateConfig, createPushcall } from '@pushcall/server';
+import type { Flow, SendTarget, Transport, TransportEvents } from '@pushcall/sip';
+
+const count = Number(process.argv[2] ?? 200_000);
+const storeType = (process.argv[3] ?? 'sqlite') as 'memory' | 'sqlite';
+const dir = mkdtempSync(join(tmpdir(), 'reg-inproc-'));
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+writeFileSync(join(dir, 'k.p8'), privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+
+const config = validateConfig({
+  listen: ['udp:127.0.0.1:0'],
+  dataDir: dir,
+  store: { type: storeType },
+  auth: { mode: 'open' },
+  admin: { enabled: false },
+  log: { level: 'warn' },
+  push: { apns: { keyFile: join(dir, 'k.p8'), keyId: 'KEY1234567', teamId: 'TEAM123456', endpoints: { production: 'https://127.0.0.1:9', sandbox: 'https://127.0.0.1:9' }, pingIntervalMs: 0 } },
+});
+const server = await createPushcall({ config });
+
+let sent = 0;
+let events!: TransportEvents;
+class NullTransport implements Transport {
+  readonly protocol = 'udp' as const;
+  readonly reliable = false;
+  readonly localAddress = '127.0.0.1';
+  readonly localPort = 5060;
+  async listen() {}
+  async send(target: SendTarget): Promise<Flow> {
+    sent++;
+    return { protocol: 'udp', localAddress: '127.0.0.1', localPort: 5060, remoteAddress: target.address, remotePort: target.port };
+  }
+  hasConnection() {
+    return false;
+  }
+  async close() {}
+}
+server.layer.addTransport((e) => {
+  events = e;
+  return new NullTransport();
+});
+
+const token = () => randomBytes(32).toString('hex');
+function register(i: number): Buffer {
+  return Buffer.from(
+    [
+      'REGISTER sip:127.0.0.1 SIP/2.0',
+      `Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-${i}-1;rport`,
+      'Max-Forwards: 70',
+      `From: <sip:u${i}@127.0.0.1>;tag=${i}r`,
+      `To: <sip:u${i}@127.0.0.1>`,
+      `Call-ID: ${i}-bench@127.0.0.1`,
+      'CSeq: 1 REGISTER',
+      `Contact: <sip:u${i}@127.0.0.1:5061;pn-provider=apns;pn-prid=${token()};pn-param=TEAM123456.com.example.app.voip>`,
+      'Expires: 3600',
+      'User-Agent: pushcall-bench',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n'),
+  );
+}
+const messages = Array.from({ length: count }, (_, i) => register(i));
+const flow: Flow = { protocol: 'udp', localAddress: '127.0.0.1', localPort: 5060, remoteAddress: '127.0.0.1', remotePort: 5061 };
+
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+const batch = 500;
+for (let i = 0; i < count; i += batch) {
+  for (let j = i; j < Math.min(count, i + batch); j++) events.onMessage({ data: messages[j], flow });
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+}
+while (sent < count) await new Promise((r) => setImmediate(r));
+const cpu = process.cpuUsage(cpu0);
+const ms = performance.now() - t0;
+const stats = await server.store.stats();
+console.log(JSON.stringify({
+  count, store: storeType, wallMs: Math.round(ms), perSecond: Math.round(count / (ms / 1000)),
+  cpuMicrosPerRegister: Math.round(((cpu.user + cpu.system) / count) * 10) / 10,
+  bindings: stats.bindings, rssMB: Math.round(process.memoryUsage().rss / 1e6),
+}));
+process.exit(0);
