@@ -7,7 +7,8 @@ import type { Binding, BindingStore, StoreStats } from './types.js';
 export class MemoryBindingStore implements BindingStore {
   protected readonly byAor = new Map<string, Binding[]>();
   protected readonly byId = new Map<string, Binding>();
-  protected readonly byToken = new Map<string, Set<string>>();
+  /** Push token -> binding ids (nearly always one: a plain array is cheaper than a Set). */
+  protected readonly byToken = new Map<string, string[]>();
 
   async lookup(aor: string, now: number): Promise<Binding[]> {
     return this.lookupSync(aor, now);
@@ -40,9 +41,9 @@ export class MemoryBindingStore implements BindingStore {
     list.push(binding);
     if (binding.push) {
       const key = tokenKey(binding.push.provider, binding.push.prid);
-      let ids = this.byToken.get(key);
-      if (!ids) this.byToken.set(key, (ids = new Set()));
-      ids.add(binding.id);
+      const ids = this.byToken.get(key);
+      if (!ids) this.byToken.set(key, [binding.id]);
+      else if (!ids.includes(binding.id)) ids.push(binding.id);
     }
   }
 
@@ -64,8 +65,11 @@ export class MemoryBindingStore implements BindingStore {
     if (binding.push) {
       const key = tokenKey(binding.push.provider, binding.push.prid);
       const ids = this.byToken.get(key);
-      ids?.delete(binding.id);
-      if (ids && ids.size === 0) this.byToken.delete(key);
+      if (ids) {
+        const i = ids.indexOf(binding.id);
+        if (i !== -1) ids.splice(i, 1);
+        if (ids.length === 0) this.byToken.delete(key);
+      }
     }
   }
 

@@ -28,6 +28,15 @@ import { type PushInspection, inspectPushParams } from './push-params.js';
  * is ever assigned (RFC 5627 §5), so a UA that requires it must get 420, not a 200 without.
  */
 const SUPPORTED_EXTENSIONS = ['path', 'outbound'];
+const NO_PATH: string[] = [];
+
+/** The Date header changes once a second; format it once a second. */
+let dateCache = { second: -1, text: '' };
+function httpDate(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== dateCache.second) dateCache = { second, text: new Date(second * 1000).toUTCString() };
+  return dateCache.text;
+}
 
 export interface RegistrationEvent {
   binding: Binding;
@@ -133,9 +142,10 @@ export class Registrar {
       if (result.username !== to.userUnescaped) return createResponse(request, 403, { reason: 'Credentials do not match the AOR' });
     }
 
-    const run = async () => this.update(request, flow, aor);
-    const previous = this.locks.get(aor) ?? Promise.resolve();
-    const current = previous.then(run, run);
+    // REGISTERs of one AOR run one after the other; the common case (no other REGISTER of
+    // this AOR in flight) starts at once without chaining promises.
+    const previous = this.locks.get(aor);
+    const current = previous ? previous.then(() => this.update(request, flow, aor), () => this.update(request, flow, aor)) : this.update(request, flow, aor);
     this.locks.set(aor, current);
     try {
       return await current;
@@ -218,7 +228,8 @@ export class Registrar {
     const remove = new Set<string>();
     const events: RegistrationEvent[] = [];
     const removedEvents: Array<[Binding, 'unregistered' | 'replaced' | 'same-token']> = [];
-    const path = request.values('path');
+    const pathValues = request.values('path');
+    const path = pathValues.length === 0 ? NO_PATH : pathValues;
     const pnsreg = { requested: false };
 
     for (const p of planned) {
@@ -234,6 +245,10 @@ export class Registrar {
           : b.instanceId === undefined && contactMatches(parseSipUriStrict(b.contact), p.uri, pridlessRemoval),
       );
       if (match && match.callId === request.callId && cseq <= match.cseq) {
+        // The same CSeq again is a retransmission whose response the transaction layer no
+        // longer holds: answer it again, changing nothing (idempotent, as stateless
+        // registrars do). A lower CSeq is out of order (§10.3 step 7).
+        if (cseq === match.cseq) return this.ok(request, existing, [...featureCapsProviders], pnsreg.requested || existing.some((b) => b.pnsreg && b.push));
         return createResponse(request, 400, { reason: 'Out-of-order CSeq for this binding' });
       }
       if (p.expires === 0) {
@@ -328,7 +343,7 @@ export class Registrar {
       if (pnsreg) fc += `;+sip.pnsreg=${quote(String(this.config.registrar.pnsregSeconds))}`;
       headers.push(['Feature-Caps', fc]);
     }
-    headers.push(['Date', new Date(now).toUTCString()]);
+    headers.push(['Date', httpDate(now)]);
     return createResponse(request, 200, { headers });
   }
 }

@@ -313,10 +313,16 @@ describe('query without Contact (RFC 3261 §10.3 step 8, §10.2.3)', () => {
 
 describe('Call-ID and CSeq ordering (RFC 3261 §10.3 step 7)', () => {
   const contact = '<sip:alice@192.0.2.10:5062>';
-  for (const [name, cseq] of [
-    ['lower', 4],
-    ['equal', 5],
-  ] as const) {
+  it('the same Call-ID and CSeq again is a late retransmission: answered 200 again, nothing changes', async () => {
+    const t = setup();
+    assert.equal((await t.registrar.handle(request({ callId: 'c1', cseq: 5, contacts: [contact], expires: 600 }), FLOW)).status, 200);
+    const before = await t.snapshot();
+    const res = await t.registrar.handle(request({ callId: 'c1', cseq: 5, contacts: [contact], expires: 0 }), FLOW);
+    assert.equal(res.status, 200);
+    assert.equal(await t.snapshot(), before);
+  });
+
+  for (const [name, cseq] of [['lower', 4]] as const) {
     it(`same Call-ID with a ${name} CSeq is rejected and the binding is unchanged`, async () => {
       const t = setup();
       assert.equal((await t.registrar.handle(request({ callId: 'c1', cseq: 5, contacts: [contact], expires: 600 }), FLOW)).status, 200);

@@ -53,6 +53,8 @@ export interface TransactionLayerOptions {
   limits?: Partial<ParseLimits>;
   /** Host written in Via/Record-Route when a transport is bound to a wildcard address. */
   advertisedHost?: string;
+  /** Completed non-INVITE UDP responses kept per generation (Timer J cache); default 50,000. */
+  completedCacheLimit?: number;
 }
 
 export type TransportFactory = (events: TransportEvents) => Transport;
@@ -71,6 +73,7 @@ export class TransactionLayer implements TransactionSender {
   private completedCurrent = new Map<string, { bytes: Buffer; destination: Destination }>();
   private completedPrevious = new Map<string, { bytes: Buffer; destination: Destination }>();
   private rotation: { cancel(): void } | undefined;
+  private readonly completedLimit: number;
   private readonly clientTransactions = new Map<string, ClientTransaction>();
   private readonly ctx: TransactionContext;
   user: TransactionLayerUser;
@@ -81,6 +84,7 @@ export class TransactionLayer implements TransactionSender {
     this.timers = { ...DEFAULT_TIMERS, ...options.timers };
     this.limits = options.limits;
     this.advertisedHost = options.advertisedHost;
+    this.completedLimit = options.completedCacheLimit ?? 50_000;
     this.ctx = { clock: this.clock, timers: this.timers, sender: this };
   }
 
@@ -160,7 +164,6 @@ export class TransactionLayer implements TransactionSender {
   private receiveRequest(request: SipRequest, flow: Flow): void {
     const top = request.via;
     const key = serverKey(request, top);
-    this.stampVia(request, flow);
 
     const existing = this.serverTransactions.get(key);
     if (existing) {
@@ -173,6 +176,7 @@ export class TransactionLayer implements TransactionSender {
       void this.send(completed.bytes, completed.destination).catch(() => undefined);
       return;
     }
+    this.stampVia(request, flow);
     if (request.method === 'ACK') {
       // Either absorbed above (non-2xx ACK) or end to end (2xx ACK, §17.1.1.3 / RFC 6026).
       this.user.onAck(request, flow);
@@ -303,6 +307,12 @@ export class TransactionLayer implements TransactionSender {
 
   retire(key: string, response: Buffer, destination: Destination): void {
     this.completedCurrent.set(key, { bytes: response, destination });
+    if (this.completedCurrent.size >= this.completedLimit) {
+      // Bounded memory under flood: rotate early. A retransmission older than the cache
+      // reaches the TU again, which must (and the registrar does) treat it idempotently.
+      this.completedPrevious = this.completedCurrent;
+      this.completedCurrent = new Map();
+    }
     if (this.rotation === undefined) this.scheduleRotation();
   }
 
