@@ -99,6 +99,9 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
   private readonly incoming = new Map<string, IncomingCall>();
   private readonly dialogs = new Map<string, Dialog>();
   private readonly outgoing = new Map<string, { tx: InviteClientTransaction; request: SipRequest }>();
+  /** Calls whose 2xx has been ACKed (stops 2xx retransmission). */
+  private readonly acked = new Set<string>();
+  private readonly acks = new Map<string, SipRequest>();
   /** Everything received, for assertions. */
   readonly received: SipRequest[] = [];
   registered = false;
@@ -290,6 +293,7 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
 
   onAck(ack: SipRequest): void {
     this.received.push(ack);
+    this.acked.add(ack.callId);
   }
 
   // ----- SipPort actions ---------------------------------------------------------------
@@ -302,14 +306,30 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
     }
     call.answered = true;
     const invite = call.invite;
-    call.tx.respond(
-      createResponse(invite, 200, {
-        toTag: call.localTag,
-        body: SDP(false),
-        contentType: 'application/sdp',
-        headers: [['Contact', `<${this.contactUri(false)}>`], ...invite.getAll('record-route').map((r) => ['Record-Route', r] as [string, string])],
-      }),
-    );
+    const ok = createResponse(invite, 200, {
+      toTag: call.localTag,
+      body: SDP(false),
+      contentType: 'application/sdp',
+      headers: [['Contact', `<${this.contactUri(false)}>`], ...invite.getAll('record-route').map((r) => ['Record-Route', r] as [string, string])],
+    });
+    call.tx.respond(ok);
+    // RFC 3261 §13.3.1.4: the UAS core retransmits the 2xx (T1 doubling to T2) until the
+    // ACK arrives, and ends the dialog with a BYE if none came within 64*T1.
+    const T1 = 500;
+    const T2 = 4000;
+    const started = this.clock.now();
+    const retransmit = (interval: number) => {
+      this.clock.setTimeout(() => {
+        if (this.acked.has(callId) || !this.dialogs.has(callId)) return;
+        if (this.clock.now() - started >= 64 * T1) {
+          this.hangup(callId);
+          return;
+        }
+        call.tx.respond(ok);
+        retransmit(Math.min(interval * 2, T2));
+      }, interval);
+    };
+    retransmit(T1);
     this.dialogs.set(callId, {
       callId,
       localTag: call.localTag,
@@ -391,6 +411,7 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
         const tx = layer.request(request, this.destination(), {
           onResponse: (r) => {
             if (r.status < 200) this.delegate?.onCallState(callId, { state: 'progress', code: r.status });
+            else if (r.status < 300 && ackSent) void this.resendAck(callId);
             else resolve(r);
           },
           onTimeout: () => reject(new Error('INVITE timed out')),
@@ -398,6 +419,7 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
         }) as InviteClientTransaction;
         this.outgoing.set(callId, { tx, request });
       });
+    let ackSent = false;
     let response = await attempt(build());
     if ((response.status === 407 || response.status === 401) && this.options.password) {
       const challenge = pickChallenge(response.authHeaders(response.status === 407 ? 'proxy-authenticate' : 'www-authenticate') as AuthValue[]);
@@ -422,6 +444,8 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
       dialog.localCSeq = cseq - 1;
       if (this.layer) {
         this.layer.addVia(ack, this.layer.requireTransport(this.destination()), newBranch());
+        this.acks.set(callId, ack);
+        ackSent = true;
         await this.layer.sendStateless(ack, this.destination());
       }
       this.delegate?.onCallState(callId, { state: 'established' });
@@ -429,6 +453,12 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
       this.delegate?.onCallState(callId, { state: 'failed', code: response.status, reason: response.reason });
     }
     return response;
+  }
+
+  /** A 2xx came again: our ACK was lost (RFC 3261 §13.2.2.4): send the same ACK again. */
+  private async resendAck(callId: string): Promise<void> {
+    const ack = this.acks.get(callId);
+    if (ack && this.layer) await this.layer.sendStateless(ack, this.destination()).catch(() => undefined);
   }
 
   /** Cancel an outgoing call that is still ringing (the caller hangs up). */
