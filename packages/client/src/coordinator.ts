@@ -716,7 +716,10 @@ export class CallCoordinator {
         return;
       case 'answerPending':
       case 'answering':
-        rec.answerActions.push(action);
+        // One answer is already held; fulfilling a second one too would complete an action
+        // on a call the first already connected. The duplicate fails, the first stands.
+        if (rec.answerActions.length > 0) this.failAction(action, 'answer already in progress');
+        else rec.answerActions.push(action);
         return;
       case 'active':
         action.fulfill();

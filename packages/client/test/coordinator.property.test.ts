@@ -27,6 +27,9 @@ import { CallCoordinator, apnsPushConfig, callUuid, endReasonForCancelHeader } f
 import { FakeSipPort } from './support/fake-sip.js';
 import { T0, apns, payload } from './support/harness.js';
 
+/** Replay a failure: FC_SEED=<seed> [FC_PATH=<path>] (printed by fast-check when a property fails). */
+const replay = process.env.FC_SEED ? { seed: Number(process.env.FC_SEED), ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}) } : {};
+
 const CALLS = ['c0@pbx', 'c1@pbx', 'c2@pbx'];
 const REASONS = [
   'SIP;cause=200;text="Call completed elsewhere"',
@@ -306,14 +309,14 @@ function run(platform: 'ios' | 'android', cmds: Cmd[]): void {
 test('invariants hold on a simulated iPhone under random interleavings', () => {
   fc.assert(
     fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 60 }), (cmds) => run('ios', cmds)),
-    { numRuns: 400 },
+    { numRuns: 400, ...replay },
   );
 });
 
 test('invariants hold on a simulated Android phone under random interleavings', () => {
   fc.assert(
     fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 60 }), (cmds) => run('android', cmds)),
-    { numRuns: 200 },
+    { numRuns: 200, ...replay },
   );
 });
 
@@ -336,6 +339,6 @@ test('ghost calls, every Reason, answer races: a focused interleaving per call',
         run('ios', cmds);
       },
     ),
-    { numRuns: 300 },
+    { numRuns: 300, ...replay },
   );
 });

@@ -1,0 +1,41 @@
+/**
+ * `npm run bench`: every benchmark in turn, each writing its results under bench/results/.
+ * BENCHMARKS.md quotes those files. Loopback only; every server and peer is stopped at the end.
+ *
+ *   npm run bench                      # all, full length (~30 min on the 2-core machine)
+ *   npm run bench -- --quick           # all, short steps (~8 min)
+ *   npm run bench -- --only sip,push   # a subset: message, register, push, sip, wake
+ */
+import { spawnSync } from 'node:child_process';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const onlyIndex = args.indexOf('--only');
+const only = onlyIndex >= 0 ? args[onlyIndex + 1].split(',') : undefined;
+
+interface Step {
+  name: string;
+  what: string;
+  argv: string[];
+}
+
+const tsx = ['--conditions=source', '--import', 'tsx'];
+const steps: Step[] = [
+  { name: 'message', what: 'SIP parse+serialize (REGISTER with RFC 8599 params, INVITE with SDP)', argv: [...tsx, 'bench/sip-message.ts'] },
+  { name: 'register', what: 'CPU per REGISTER through pushcall without sockets (memory and SQLite stores)', argv: [...tsx, 'bench/register-inprocess.ts', quick ? '50000' : '200000', 'sqlite'] },
+  { name: 'push', what: 'APNs client to the emulator: pushes/s and added latency at 1,000/s', argv: [...tsx, 'bench/push.ts', ...(quick ? ['--quick'] : [])] },
+  { name: 'sip', what: 'REGISTER and proxied calls: pushcall vs Kamailio (-x tlsf, packaged) with SIPp', argv: [...tsx, 'bench/sip-compare.ts', ...(quick ? ['--quick'] : [])] },
+  { name: 'wake', what: 'wake at scale: 5,000 sleeping phones, 100 calls/s', argv: [...tsx, 'bench/wake.ts', ...(quick ? ['--quick'] : [])] },
+];
+
+let failed = 0;
+for (const step of steps) {
+  if (only && !only.includes(step.name)) continue;
+  console.log(`\n=== ${step.name}: ${step.what}\n$ node ${step.argv.slice(3).join(' ')}`);
+  const result = spawnSync(process.execPath, step.argv, { stdio: 'inherit' });
+  if (result.status !== 0) {
+    failed++;
+    console.error(`=== ${step.name} failed (exit ${result.status})`);
+  }
+}
+if (failed > 0) process.exit(1);
