@@ -39,12 +39,13 @@ import {
   pushcallAvailable,
   type ServerHandle,
   startKamailio,
+  startNodeFloor,
   startPushcall,
 } from './lib/servers.js';
 import { type SippResult, SippRun, runSipp, scenario, writeRegisterCsv } from './lib/sipp.js';
 import { stopAll } from './lib/spawned.js';
 
-const ALL_SERVERS = ['pushcall', 'kamailio-tlsf', 'kamailio-packaged'] as const;
+const ALL_SERVERS = ['pushcall', 'kamailio-tlsf', 'kamailio-packaged', 'node-floor'] as const;
 type ServerName = (typeof ALL_SERVERS)[number];
 
 const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts [options]
@@ -160,6 +161,8 @@ function kamailioShmMb(registrations: number): number {
 }
 
 async function startServer(name: ServerName, registrations: number, lifetimeSec: number): Promise<ServerHandle> {
+  // Not a SIP server: the cost of Node's UDP path alone (canned 200), REGISTER only.
+  if (name === 'node-floor') return startNodeFloor({ udpPort: ports.pushcall + 5, workDir, maxLifetimeSec: lifetimeSec });
   if (name === 'pushcall') {
     return startPushcall({
       udpPort: ports.pushcall,

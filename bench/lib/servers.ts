@@ -232,6 +232,24 @@ function withPushProvider(configPath: string, dataDir: string): string {
   return out;
 }
 
+/** The Node UDP floor (bench/node-udp-floor.ts): a canned-200 responder, for reference. */
+export async function startNodeFloor(o: { udpPort: number; workDir: string; maxLifetimeSec?: number }): Promise<ServerHandle> {
+  assertUdpPortFree(o.udpPort, 'node-floor');
+  const args = [join(REPO_ROOT, 'bench', 'node-udp-floor.ts'), String(o.udpPort)];
+  const proc = spawnTracked({
+    name: 'node-floor',
+    cmd: process.execPath,
+    args: ['--import', 'tsx', ...args],
+    cwd: REPO_ROOT,
+    logBase: join(o.workDir, `node-floor-${o.udpPort}-${Date.now()}`),
+    maxLifetimeSec: o.maxLifetimeSec ?? 3600,
+    env: process.env,
+  });
+  const h = handle('node-floor', o.udpPort, ['node', '--import', 'tsx', ...args].join(' '), proc);
+  await waitReady(h, 30_000);
+  return h;
+}
+
 export async function startPushcall(o: PushcallOptions): Promise<ServerHandle> {
   if (!pushcallAvailable()) throw new Error(`pushcall server not found: ${PUSHCALL_MAIN}`);
   assertUdpPortFree(o.udpPort, 'pushcall');

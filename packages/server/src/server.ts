@@ -82,7 +82,7 @@ export class PushcallServer implements TransactionLayerUser {
       options.store ??
       (this.config.store.type === 'memory'
         ? new MemoryBindingStore()
-        : new SqliteBindingStore(this.config.store.file ?? join(this.config.dataDir, 'bindings.sqlite')));
+        : new SqliteBindingStore(this.config.store.file ?? join(this.config.dataDir, 'bindings.sqlite'), { commitDelayMs: this.config.store.commitDelayMs }));
     const realm = this.config.auth.realm ?? this.config.domains[0] ?? 'pushcall';
     this.auth =
       this.config.auth.mode === 'digest'

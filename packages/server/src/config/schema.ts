@@ -68,6 +68,11 @@ export const configSchema = z
         file: z.string().optional(),
         /** Expired bindings are swept this often. */
         sweepIntervalSeconds: z.number().int().positive().default(30),
+        /**
+         * Group-commit window (SQLite): REGISTERs within it share one transaction and are
+         * answered after it commits. 0 = end of the event-loop turn.
+         */
+        commitDelayMs: z.number().int().min(0).max(100).default(2),
       })
       .strict()
       .prefault({}),

@@ -29,8 +29,20 @@ export class SqliteBindingStore extends MemoryBindingStore {
   private pending: PendingWrite | null = null;
   private closed = false;
 
-  constructor(readonly file: string) {
+  /**
+   * Group commit window: writes queued within this many ms share one transaction. 0 commits
+   * at the end of the event-loop turn. A few ms keeps the per-transaction WAL cost off each
+   * REGISTER under load, at the price of that much added response latency.
+   */
+  private readonly commitDelayMs: number;
+  private flushTimer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(
+    readonly file: string,
+    options: { commitDelayMs?: number } = {},
+  ) {
     super();
+    this.commitDelayMs = options.commitDelayMs ?? 0;
     let db: Database.Database | undefined;
     try {
       if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -97,7 +109,9 @@ export class SqliteBindingStore extends MemoryBindingStore {
   private queue(upsert: Binding[], remove: string[]): Promise<void> {
     if (this.pending === null) {
       this.pending = { upsert: new Map(), remove: new Set(), waiters: [] };
-      setImmediate(() => this.flush());
+      if (this.commitDelayMs > 0) {
+        this.flushTimer = setTimeout(() => this.flush(), this.commitDelayMs);
+      } else setImmediate(() => this.flush());
     }
     const p = this.pending;
     for (const id of remove) {
@@ -116,6 +130,10 @@ export class SqliteBindingStore extends MemoryBindingStore {
     const p = this.pending;
     if (p === null) return;
     this.pending = null;
+    if (this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
     try {
       this.db.transaction(() => {
         for (const id of p.remove) this.deleteStmt.run(id);

@@ -92,7 +92,11 @@ export class Branch implements WakeWaiter {
     this.state = kind === 'push' ? 'pushing' : 'calling';
   }
 
-  wake(binding: Binding): void {
+  /** Monotonic ms when the waking REGISTER arrived. */
+  registerReceivedAt: number | undefined = undefined;
+
+  wake(binding: Binding, registerReceivedAt?: number): void {
+    this.registerReceivedAt = registerReceivedAt;
     this.call.onWake(this, binding);
   }
 
@@ -121,7 +125,16 @@ export class ProxyCall {
   private graceTimer: TimerHandle | undefined;
   private readonly bindings: Binding[];
 
-  constructor(proxy: ProxyCore, request: SipRequest, serverTx: ServerTransaction, inbound: Flow, aor: string, bindings: Binding[], caller: string) {
+  constructor(
+    proxy: ProxyCore,
+    request: SipRequest,
+    serverTx: ServerTransaction,
+    inbound: Flow,
+    aor: string,
+    bindings: Binding[],
+    caller: string,
+    receivedAt = proxy.clock.monotonic(),
+  ) {
     this.proxy = proxy;
     this.request = request;
     this.serverTx = serverTx;
@@ -131,7 +144,7 @@ export class ProxyCall {
     this.bindings = bindings;
     this.isInvite = request.method === 'INVITE';
     this.startedAt = proxy.clock.now();
-    this.timeline = proxy.timelines.start(request.callId, request.method, request.from.uri.toString(), aor);
+    this.timeline = proxy.timelines.start(request.callId, request.method, request.from.uri.toString(), aor, receivedAt);
     proxy.timelines.record(this.timeline, this.isInvite ? 'invite-in' : 'message-in', {
       from: `${inbound.protocol}:${inbound.remoteAddress}:${inbound.remotePort}`,
       caller,
@@ -379,12 +392,10 @@ export class ProxyCall {
       proxy.branchFor(this.request),
     );
     branch.tx = tx;
-    proxy.timelines.record(
-      this.timeline,
-      'request-out',
-      { to: `${dest.protocol}:${dest.address}:${dest.port}`, woke, cancelAfter: cancelWith !== undefined },
-      branch.id,
-    );
+    const detail: Record<string, unknown> = { to: `${dest.protocol}:${dest.address}:${dest.port}`, woke, cancelAfter: cancelWith !== undefined };
+    // Proxy-added latency on the wake path: REGISTER received -> held INVITE handed to the transport.
+    if (woke && branch.registerReceivedAt !== undefined) detail.sinceRegisterMs = round3(proxy.clock.monotonic() - branch.registerReceivedAt);
+    proxy.timelines.record(this.timeline, 'request-out', detail, branch.id);
     if (woke && cancelWith === undefined) {
       proxy.metrics.wakeLatency.observe({ provider: branch.binding.push?.provider ?? 'none' }, (proxy.clock.now() - this.startedAt) / 1000);
     }
@@ -607,6 +618,10 @@ export function toPushBinding(binding: Binding, use: 'call' | 'alert'): PushBind
     prid = p.alertPrid;
   }
   return { bindingId: binding.id, aor: binding.aor, provider: p.provider, prid, param: p.param, environment: p.environment, registeredAt: binding.registeredAt };
+}
+
+function round3(n: number): number {
+  return Math.round(n * 1000) / 1000;
 }
 
 function round(n: number): number {

@@ -147,12 +147,13 @@ export class ProxyCore {
     if (this.wake.size === 0) return;
     // The REGISTER's 200 OK goes out first (it is sent when this turn's promise chain
     // completes); the held INVITE follows it.
-    setImmediate(() => this.wake.registered(event.binding));
+    setImmediate(() => this.wake.registered(event.binding, event.receivedAt));
   }
 
   // ----- routing ---------------------------------------------------------------------------
 
   private async route(request: SipRequest, tx: ServerTransaction, flow: Flow): Promise<void> {
+    const receivedAt = this.clock.monotonic();
     // §16.3 step 3: Max-Forwards.
     const maxForwards = request.maxForwards ?? 70;
     if (maxForwards <= 0) return tx.respond(createResponse(request, 483));
@@ -196,7 +197,7 @@ export class ProxyCore {
     const bindings = await this.store.lookup(aor, this.clock.now());
     if (bindings.length === 0) return tx.respond(createResponse(request, 480, { reason: 'Not registered' }));
 
-    const call = new ProxyCall(this, request, tx, flow, aor, bindings, caller);
+    const call = new ProxyCall(this, request, tx, flow, aor, bindings, caller, receivedAt);
     const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
     if (refusal) return tx.respond(refusal);
     if (request.method === 'INVITE') this.calls.set(tx.key, call);

@@ -40,6 +40,8 @@ export interface TimelineEvent {
 }
 
 export interface CallTimeline {
+  /** Monotonic ms at the start, for sub-millisecond offsets. */
+  readonly startedMono: number;
   callId: string;
   method: string;
   from: string;
@@ -60,9 +62,10 @@ export class CallTimelines {
     private readonly retentionMs: number,
   ) {}
 
-  start(callId: string, method: string, from: string, to: string): CallTimeline {
+  /** `receivedAt`: monotonic ms when the request arrived (defaults to now). */
+  start(callId: string, method: string, from: string, to: string, receivedAt = this.clock.monotonic()): CallTimeline {
     const key = this.keyFor(callId);
-    const timeline: CallTimeline = { callId, method, from, to, startedAt: this.clock.now(), events: [] };
+    const timeline: CallTimeline = { startedMono: receivedAt, callId, method, from, to, startedAt: this.clock.now(), events: [] };
     this.calls.set(key, timeline);
     this.trim();
     return timeline;
@@ -78,7 +81,9 @@ export class CallTimelines {
 
   record(timeline: CallTimeline, kind: TimelineEventKind, detail?: Record<string, unknown>, branch?: string): void {
     const at = this.clock.now();
-    const event: TimelineEvent = { at, offsetMs: Math.round((at - timeline.startedAt) * 10) / 10, kind };
+    // Offsets from the monotonic clock: sub-millisecond, immune to wall-clock steps.
+    const offsetMs = Math.round((this.clock.monotonic() - timeline.startedMono) * 1000) / 1000;
+    const event: TimelineEvent = { at, offsetMs, kind };
     if (branch !== undefined) event.branch = branch;
     if (detail !== undefined) event.detail = detail;
     timeline.events.push(event);

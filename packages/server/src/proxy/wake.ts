@@ -9,8 +9,8 @@ import type { Binding } from '../location/types.js';
 
 export interface WakeWaiter {
   readonly binding: Binding;
-  /** Called once with the binding the device just registered. */
-  wake(binding: Binding): void;
+  /** Called once with the binding the device just registered (and when its REGISTER arrived). */
+  wake(binding: Binding, registerReceivedAt?: number): void;
 }
 
 export class WakeRegistry {
@@ -47,14 +47,14 @@ export class WakeRegistry {
   }
 
   /** The device behind `binding` registered: release every branch waiting for it. */
-  registered(binding: Binding): number {
+  registered(binding: Binding, registerReceivedAt?: number): number {
     const found = new Set<WakeWaiter>();
     for (const w of this.byBinding.get(binding.id) ?? []) found.add(w);
     if (binding.instanceId) for (const w of this.byInstance.get(`${binding.aor}\u0000${binding.instanceId}`) ?? []) found.add(w);
     if (binding.push) for (const w of this.byToken.get(`${binding.push.provider}\u0000${binding.push.prid}`) ?? []) found.add(w);
     for (const w of found) {
       this.remove(w);
-      w.wake(binding);
+      w.wake(binding, registerReceivedAt);
     }
     return found.size;
   }

@@ -43,6 +43,8 @@ export interface RegistrationEvent {
   /** The binding this one replaced (same instance, or same Contact URI), if any. */
   previous?: Binding;
   request: SipRequest;
+  /** Monotonic ms when the REGISTER reached the registrar (wake latency accounting). */
+  receivedAt: number;
 }
 
 export interface RegistrarHooks {
@@ -105,8 +107,9 @@ export class Registrar {
 
   async handle(request: SipRequest, flow: Flow): Promise<SipResponse> {
     let response: SipResponse;
+    const receivedAt = this.clock.monotonic();
     try {
-      response = await this.process(request, flow);
+      response = await this.process(request, flow, receivedAt);
     } catch (error) {
       if (!(error instanceof SipParseError)) throw error;
       response = createResponse(request, 400, { reason: error.reason });
@@ -115,7 +118,7 @@ export class Registrar {
     return response;
   }
 
-  private async process(request: SipRequest, flow: Flow): Promise<SipResponse> {
+  private async process(request: SipRequest, flow: Flow, receivedAt: number): Promise<SipResponse> {
     // §10.3 step 1: the Request-URI names the domain of the registrar.
     const ruri = request.uri;
     if (!(ruri instanceof SipUri)) return createResponse(request, 416);
@@ -145,7 +148,7 @@ export class Registrar {
     // REGISTERs of one AOR run one after the other; the common case (no other REGISTER of
     // this AOR in flight) starts at once without chaining promises.
     const previous = this.locks.get(aor);
-    const current = previous ? previous.then(() => this.update(request, flow, aor), () => this.update(request, flow, aor)) : this.update(request, flow, aor);
+    const current = previous ? previous.then(() => this.update(request, flow, aor, receivedAt), () => this.update(request, flow, aor, receivedAt)) : this.update(request, flow, aor, receivedAt);
     this.locks.set(aor, current);
     try {
       return await current;
@@ -154,7 +157,7 @@ export class Registrar {
     }
   }
 
-  private async update(request: SipRequest, flow: Flow, aor: string): Promise<SipResponse> {
+  private async update(request: SipRequest, flow: Flow, aor: string, receivedAt: number): Promise<SipResponse> {
     const now = this.clock.now();
     const existing = await this.store.lookup(aor, now);
     const contacts = request.contacts;
@@ -293,7 +296,7 @@ export class Registrar {
         userAgent: request.userAgent,
       };
       upsert.push(binding);
-      events.push({ binding, previous: match, request });
+      events.push({ binding, previous: match, request, receivedAt });
       // A new binding with the push token of another instance's binding replaces it: the
       // app was reinstalled (new instance id) and would otherwise be pushed twice. Limited
       // to the same AOR so a stolen token cannot unregister someone else's device.
