@@ -54,7 +54,7 @@ interface RunResult {
   answeredOnPhoneNotConnected: number;
   appKills: number;
   ghosts: FleetReport['ghosts'];
-  /** From the server's timelines (1 ms resolution: the server's clock is Date.now()). */
+  /** From the server's timelines (monotonic offsets, sub-millisecond). */
   proxyAdded: { inviteToPush: Percentiles; registerToInvite: Percentiles; pushRequest: Percentiles } | null;
   /** Measured in the fleet process (sub-ms clock; includes loopback and the fleet's event loop). */
   blackBox: FleetReport['proxyBlackBox'];
@@ -259,8 +259,8 @@ function markdown(runs: RunResult[], command: string): string {
         'ACK, BYE after 64·T1) should bring the lossy run to the target; the share without loss is unaffected.',
     );
   }
-  lines.push('', '## Proxy-added latency (server timelines, ms; the server clock has 1 ms resolution)', '');
-  lines.push('| UDP loss | INVITE in → push sent p50 | p99 | REGISTER processed → INVITE forwarded p50 | p99 | push request to APNs/FCM p50 | p99 |');
+  lines.push('', '## Proxy-added latency (server timelines, ms, from the server monotonic clock)', '');
+  lines.push('| UDP loss | INVITE in → push sent p50 | p99 | REGISTER received → INVITE forwarded p50 | p99 | push request to APNs/FCM p50 | p99 |');
   lines.push('|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of runs) {
     const a = r.proxyAdded;

@@ -110,8 +110,8 @@ export class PushcallServer implements TransactionLayerUser {
             { aor: binding.aor, binding: binding.id, provider: binding.push?.provider, token: redactToken(binding.push?.prid), refreshed: previous !== undefined },
             'registered',
           );
-          this.proxy.onRegistered(event);
         },
+        onAccepted: (event) => this.proxy.onRegistered(event),
         onRemoved: (binding, reason) => this.logger.debug({ aor: binding.aor, binding: binding.id, reason }, 'binding removed'),
       },
     });

@@ -145,9 +145,8 @@ export class ProxyCore {
   /** A device registered: release the branches held for it (RFC 8599 §5.6.2). */
   onRegistered(event: RegistrationEvent): void {
     if (this.wake.size === 0) return;
-    // The REGISTER's 200 OK goes out first (it is sent when this turn's promise chain
-    // completes); the held INVITE follows it.
-    setImmediate(() => this.wake.registered(event.binding, event.receivedAt));
+    // Early forward (RFC 8599 §5.6.2): the registrar accepted the REGISTER; release now.
+    this.wake.registered(event.binding, event.receivedAt);
   }
 
   // ----- routing ---------------------------------------------------------------------------

@@ -48,6 +48,8 @@ export interface RegistrationEvent {
 }
 
 export interface RegistrarHooks {
+  /** A valid REGISTER for this binding was accepted; the store commit is under way. */
+  onAccepted?(event: RegistrationEvent): void;
   /** After the store committed a new or refreshed binding. */
   onRegistered?(event: RegistrationEvent): void;
   onRemoved?(binding: Binding, reason: 'unregistered' | 'replaced' | 'same-token'): void;
@@ -316,6 +318,11 @@ export class Registrar {
       return createResponse(request, 403, { reason: `Too many contacts (max ${this.config.registrar.maxBindingsPerAor})` });
     }
 
+    // RFC 8599 §5.6.2 "early forward": this registrar has authenticated the REGISTER and
+    // accepted it, so requests held for the device may go now, without waiting for the
+    // store's group commit (the INVITE may then reach the phone before the 200 OK, which the
+    // RFC allows).
+    for (const e of events) this.hooks.onAccepted?.(e);
     await this.store.apply(aor, { upsert, remove: [...remove] });
     for (const [b, reason] of removedEvents) this.hooks.onRemoved?.(b, reason);
     for (const e of events) this.hooks.onRegistered?.(e);

@@ -56,19 +56,23 @@ export function serverLatencies(timelines: TimelineLike[], callIds?: Set<string>
     if (callIds && !callIds.has(t.callId)) continue;
     n++;
     outcomes[t.outcome ?? 'open'] = (outcomes[t.outcome ?? 'open'] ?? 0) + 1;
+    // Offsets come from the server's monotonic clock (sub-millisecond); `at` is wall time.
+    const time = (e: { at: number; offsetMs?: number }) => e.offsetMs ?? e.at;
     const invite = t.events.find((e) => e.kind === 'invite-in');
     const pushes = new Map<string, number>();
     for (const e of t.events) {
       if (e.kind === 'push-sent' && e.branch) {
-        pushes.set(e.branch, e.at);
-        if (invite) inviteToPush.push(e.at - invite.at);
+        pushes.set(e.branch, time(e));
+        if (invite) inviteToPush.push(time(e) - time(invite));
       }
       if (e.kind === 'push-accepted' && typeof e.detail?.latencyMs === 'number') pushRequest.push(e.detail.latencyMs);
       if (e.kind === 'device-registered' && e.branch) {
         const sent = pushes.get(e.branch);
-        if (sent !== undefined) pushToRegister.push(e.at - sent);
-        const out = t.events.find((o) => o.kind === 'request-out' && o.branch === e.branch && o.at >= e.at);
-        if (out) registerToInvite.push(out.at - e.at);
+        if (sent !== undefined) pushToRegister.push(time(e) - sent);
+        const out = t.events.find((o) => o.kind === 'request-out' && o.branch === e.branch && time(o) >= time(e));
+        // REGISTER received by the registrar -> held INVITE handed to the transport.
+        if (out && typeof out.detail?.sinceRegisterMs === 'number') registerToInvite.push(out.detail.sinceRegisterMs);
+        else if (out) registerToInvite.push(time(out) - time(e));
       }
     }
   }
