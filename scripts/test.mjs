@@ -9,6 +9,8 @@ import { join } from 'node:path';
 const SYSTEM_PACKAGES = [
   // [binary, Debian package]
   ['sipp', 'sip-tester'],
+  // self-signed certificates for the TLS/WSS and APNs-emulator tests
+  ['openssl', 'openssl'],
 ];
 
 function has(bin) {
