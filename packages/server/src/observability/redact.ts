@@ -3,7 +3,7 @@
  * prefix and suffix so operators can still tell two of them apart.
  */
 
-export function redactToken(token: string | undefined): string {
+export function redactToken(token: string | undefined | null): string {
   if (!token) return '';
   if (token.length <= 12) return '…';
   return `${token.slice(0, 6)}…${token.slice(-4)}`;

@@ -1,7 +1,6 @@
 /**
  * Push gateway types: bindings (RFC 8599 pn-* parameters as stored by the registrar),
- * outcomes (values, never exceptions), and a minimal injectable Clock compatible with
- * `packages/sip/src/util/clock.ts`.
+ * outcomes (values, never exceptions), and the injectable Clock (the SIP stack's).
  */
 
 import type { PushPayload } from './payload.js';
@@ -81,26 +80,8 @@ export interface SendOptions {
   deadlineMs?: number;
 }
 
-export interface TimerHandle {
-  cancel(): void;
-}
-
-/** Minimal clock, structurally compatible with @pushcall/sip's Clock (and FakeClock). */
-export interface Clock {
-  now(): number;
-  monotonic(): number;
-  setTimeout(callback: () => void, delayMs: number): TimerHandle;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  monotonic: () => performance.now(),
-  setTimeout(callback, delayMs) {
-    const handle = setTimeout(callback, delayMs);
-    handle.unref?.();
-    return { cancel: () => clearTimeout(handle) };
-  },
-};
+/** The injectable clock of the SIP stack (FakeClock in tests). */
+export { type Clock, type TimerHandle, systemClock } from '@pushcall/sip';
 
 /** A provider the gateway dispatches to. */
 export interface PushProvider {
@@ -110,9 +91,5 @@ export interface PushProvider {
   close(): Promise<void>;
 }
 
-/** Redact a token / secret for logs: first 6 + '…' + last 4 (short values fully masked). */
-export function redactToken(token: string | undefined | null): string {
-  if (!token) return '';
-  if (token.length <= 12) return '…';
-  return `${token.slice(0, 6)}…${token.slice(-4)}`;
-}
+/** Tokens never appear whole in logs: one implementation for the whole server. */
+export { redactToken } from '../observability/redact.js';
