@@ -64,6 +64,8 @@ export class ProxyCore {
   pusher: Pusher | undefined;
   readonly wake = new WakeRegistry();
   readonly timelines: CallTimelines;
+  /** INVITEs in their binding lookup -> whether a CANCEL already came for them. */
+  private readonly lookingUp = new Map<string, boolean>();
   /** Active calls by INVITE server transaction key (for CANCEL). */
   private readonly calls = new Map<string, ProxyCall>();
   /** INVITEs relayed on a single branch (upstream, in dialog) by server transaction key, for CANCEL. */
@@ -111,6 +113,12 @@ export class ProxyCore {
       tx.respond(createResponse(cancel, 200));
       const reason = cancel.getAll('reason');
       this.layer.cancel(relayed, reason.map((r) => ['Reason', r] as [string, string]));
+      return;
+    }
+    if (!call && invite && this.lookingUp.has(invite.key)) {
+      // The INVITE is still in its binding lookup: remember the CANCEL; route() answers 487.
+      this.lookingUp.set(invite.key, true);
+      tx.respond(createResponse(cancel, 200));
       return;
     }
     if (!call) {
@@ -193,7 +201,16 @@ export class ProxyCore {
     if (caller === null) return;
 
     const aor = uri.toAor();
-    const bindings = await this.store.lookup(aor, this.clock.now());
+    // A CANCEL may arrive while the lookup is in flight (a network store): note it (§16.10).
+    this.lookingUp.set(tx.key, false);
+    let bindings;
+    try {
+      bindings = await this.store.lookup(aor, this.clock.now());
+    } finally {
+      if (this.lookingUp.get(tx.key)) bindings = undefined;
+      this.lookingUp.delete(tx.key);
+    }
+    if (bindings === undefined) return tx.respond(createResponse(request, 487));
     if (bindings.length === 0) return tx.respond(createResponse(request, 480, { reason: 'Not registered' }));
 
     const call = new ProxyCall(this, request, tx, flow, aor, bindings, caller, receivedAt);
