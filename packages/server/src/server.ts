@@ -17,8 +17,10 @@ import {
   type TransactionLayerUser,
   createResponse,
   createTransport,
+  parseSipUriStrict,
   systemClock,
 } from '@pushcall/sip';
+import { recordRouteFor, resolveUri } from './proxy/routing.js';
 
 import { type AdminServer, startAdminServer } from './admin/http.js';
 import { DigestAuthenticator } from './auth/digest.js';
@@ -102,6 +104,7 @@ export class PushcallServer implements TransactionLayerUser {
       nodeId: this.config.node.id,
       auth: this.auth,
       supportedProviders: () => this.supported,
+      forwardRegister: this.config.registrar.upstream ? (request) => this.forwardRegister(request) : undefined,
       hooks: {
         onOutcome: (status) => this.metrics.registers.inc({ status: String(status) }),
         onRegistered: (event) => {
@@ -127,6 +130,27 @@ export class PushcallServer implements TransactionLayerUser {
       isLocalDomain: (host) => this.registrar.isLocalDomain(host),
     });
     this.router = this.proxy;
+  }
+
+  /**
+   * Push-proxy mode: REGISTER to the real registrar with a Path to us (RFC 3327), so the
+   * requests it routes to the device come through pushcall (RFC 8599 §5.6.2).
+   */
+  private async forwardRegister(request: SipRequest): Promise<SipResponse> {
+    const upstream = parseSipUriStrict(this.config.registrar.upstream ?? '');
+    const destination = await resolveUri(upstream);
+    const transport = this.layer.requireTransport(destination);
+    request.prepend('Path', recordRouteFor(this.layer, transport));
+    if (!request.supported.some((s) => s.toLowerCase() === 'path')) request.append('Supported', 'path');
+    return new Promise((resolve) => {
+      this.layer.request(request, destination, {
+        onResponse: (response) => {
+          if (response.status >= 200) resolve(response);
+        },
+        onTimeout: () => resolve(createResponse(request, 408, { reason: 'Registrar did not answer' })),
+        onTransportError: () => resolve(createResponse(request, 503, { reason: 'Registrar unreachable' })),
+      });
+    });
   }
 
   /** Providers the registrar accepts (the push gateway's configured ones). */

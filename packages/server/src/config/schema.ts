@@ -99,6 +99,15 @@ export const configSchema = z
         apnsLegacyTeamId: z.string().default('LEGACYTEAM'),
         /** Environment of APNs bindings that do not say (`apns.dev`, `pn-apns-env`). */
         apnsDefaultEnvironment: z.enum(['production', 'sandbox']).default('production'),
+        /**
+         * Push-proxy mode: the real registrar (a SIP URI, e.g. `sip:pbx.example.com:5060`).
+         * REGISTERs are forwarded there with Feature-Caps +sip.pns and a Path to pushcall
+         * (RFC 8599 §5.6.1, RFC 3327); requests coming back with pn-* wake the device.
+         */
+        upstream: z
+          .string()
+          .regex(/^sips?:[^\s]+$/, 'expected a SIP URI such as sip:registrar.example.com:5060')
+          .optional(),
         /** Read the push token from a header (Siprix-style `X-Token`) when the Contact has no pn-*. */
         tokenHeader: z
           .object({

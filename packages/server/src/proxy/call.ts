@@ -358,8 +358,10 @@ export class ProxyCall {
       this.checkDone();
       return;
     }
-    // The pn-* parameters are for the registrar and the proxy only (RFC 8599 §4.1, §13).
-    out.uri = stripAllPushParams(contact);
+    // The pn-* parameters are for the registrar and the pushing proxy only (RFC 8599 §4.1,
+    // §13): stripped when we push. A binding whose pushes another proxy handles (it put
+    // +sip.pns in the REGISTER) keeps them: that proxy wakes the device by them (§5.6.2).
+    out.uri = binding.push ? stripAllPushParams(contact) : contact;
     // RFC 3327 §5.3: the Path of the binding becomes the route to the device.
     for (const p of [...binding.path].reverse()) out.prepend('Route', p);
     const destination = binding.path.length > 0 ? undefined : bindingDestination(binding);

@@ -187,6 +187,25 @@ export class ProxyCore {
     const uri = request.uri;
     if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
 
+    // A request for a device behind us with its pn-* parameters in the Request-URI: the
+    // registrar we front routed it through our Path (RFC 8599 §5.6.2). Wake that device.
+    const push = uri.push;
+    if (push?.prid) {
+      const provider = push.provider.toLowerCase().replace(/\.(dev|sandbox)$/, '');
+      const now = this.clock.now();
+      const devices = (await this.store.findByPushToken(provider, push.prid)).filter((b) => b.expiresAt > now && b.push);
+      if (devices.length > 0) {
+        const caller = this.authenticateCaller(request, tx, flow);
+        if (caller === null) return;
+        const call = new ProxyCall(this, request, tx, flow, devices[0].aor, devices, caller, receivedAt);
+        const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
+        if (refusal) return tx.respond(refusal);
+        if (request.method === 'INVITE') this.calls.set(tx.key, call);
+        call.start();
+        return;
+      }
+    }
+
     if (!this.isLocalDomain(uri.hostname) || uri.user === undefined) {
       if (this.config.proxy.upstream) return this.forwardUpstream(request, tx, flow);
       return tx.respond(createResponse(request, 404, { reason: 'Not a local domain' }));

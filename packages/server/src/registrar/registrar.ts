@@ -65,6 +65,11 @@ export interface RegistrarOptions {
   auth?: DigestAuthenticator;
   supportedProviders: () => readonly string[];
   hooks?: RegistrarHooks;
+  /**
+   * Push-proxy mode (`registrar.upstream`): send a REGISTER to the real registrar and
+   * resolve with its final response. Provided by the server (a client transaction).
+   */
+  forwardRegister?: (request: SipRequest) => Promise<SipResponse>;
 }
 
 interface PlannedContact {
@@ -88,6 +93,7 @@ export class Registrar {
   private readonly nodeId: string;
   private readonly auth: DigestAuthenticator | undefined;
   private readonly supportedProviders: () => readonly string[];
+  private readonly options: RegistrarOptions;
   hooks: RegistrarHooks;
   /** Per-AOR serialization: REGISTERs of one AOR are processed one after the other. */
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -99,6 +105,7 @@ export class Registrar {
     this.nodeId = options.nodeId;
     this.auth = options.auth;
     this.supportedProviders = options.supportedProviders;
+    this.options = options;
     this.hooks = options.hooks ?? {};
   }
 
@@ -136,6 +143,11 @@ export class Registrar {
     if (!this.isLocalDomain(to.hostname)) return createResponse(request, 404, { reason: 'Domain not served here' });
     const aor = to.toAor();
 
+    // In front of another registrar (RFC 8599 §5.6.1), that registrar authenticates.
+    if (this.options.forwardRegister && this.config.registrar.upstream) {
+      return this.forwardToRegistrar(request, flow, aor, receivedAt, this.options.forwardRegister);
+    }
+
     // Step 3: authenticate; an AOR is registered only with its own credentials.
     if (this.config.auth.mode === 'digest') {
       if (!this.auth) return createResponse(request, 500, { reason: 'Authentication not configured' });
@@ -157,6 +169,68 @@ export class Registrar {
     } finally {
       if (this.locks.get(aor) === current) this.locks.delete(aor);
     }
+  }
+
+  /**
+   * Push proxy in front of another registrar (RFC 8599 §5.6.1.1, the "mid-registrar"): add
+   * `Feature-Caps: *;+sip.pns` for each push provider we will serve and a Path to ourselves
+   * (RFC 3327, so requests for the device come through us), forward, and on the registrar's
+   * 2xx keep the binding locally (push data and flow) and answer with our Feature-Caps.
+   * Unsupported providers are forwarded untouched (SHOULD), or get 555 when `lastHop`.
+   */
+  private async forwardToRegistrar(
+    request: SipRequest,
+    flow: Flow,
+    aor: string,
+    receivedAt: number,
+    forward: (request: SipRequest) => Promise<SipResponse>,
+  ): Promise<SipResponse> {
+    const contacts = request.contacts;
+    const providers = new Set<string>();
+    if (contacts !== '*') {
+      for (const contact of contacts) {
+        if (!(contact.uri instanceof SipUri)) continue;
+        const inspection = inspectPushParams(contact.uri, request, {
+          supportedProviders: this.supportedProviders(),
+          apnsDefaultEnvironment: this.config.registrar.apnsDefaultEnvironment,
+          apnsLegacyTeamId: this.config.registrar.apnsLegacyTeamId,
+          tokenHeader: this.config.registrar.tokenHeader,
+        });
+        if (inspection.kind === 'malformed') return createResponse(request, 400, { reason: inspection.reason });
+        if (inspection.kind === 'unsupported' && this.config.registrar.lastHop) return createResponse(request, 555);
+        if (inspection.kind === 'push') providers.add(inspection.registration.provider);
+        if (inspection.kind === 'query') {
+          for (const p of inspection.provider === '' ? this.supportedProviders() : [inspection.provider]) {
+            if (this.supportedProviders().includes(p)) providers.add(p);
+          }
+        }
+      }
+    }
+    const out = request.clone();
+    out.set('Max-Forwards', String((request.maxForwards ?? 70) - 1));
+    // §5.6.1.1: the REGISTER forwarded carries sip.pns, so no proxy further on pushes too.
+    for (const p of providers) out.append('Feature-Caps', `*;+sip.pns=${quote(p)}`);
+    const upstream = await forward(out);
+    const response = upstream.clone();
+    response.removeFirstValue('via');
+    if (upstream.status < 200 || upstream.status >= 300 || providers.size === 0) return response;
+
+    // The registrar accepted: keep the push binding here too (flow, token), so a request
+    // that comes back through our Path with the pn-* parameters can wake the device.
+    const local = await this.serialized(aor, () => this.update(request, flow, aor, receivedAt));
+    if (local.status >= 200 && local.status < 300) {
+      for (const fc of local.getAll('feature-caps')) if (!response.getAll('feature-caps').includes(fc)) response.append('Feature-Caps', fc);
+    }
+    return response;
+  }
+
+  private serialized(aor: string, run: () => Promise<SipResponse>): Promise<SipResponse> {
+    const previous = this.locks.get(aor);
+    const current = previous ? previous.then(run, run) : run();
+    this.locks.set(aor, current);
+    return current.finally(() => {
+      if (this.locks.get(aor) === current) this.locks.delete(aor);
+    });
   }
 
   private async update(request: SipRequest, flow: Flow, aor: string, receivedAt: number): Promise<SipResponse> {
