@@ -257,6 +257,7 @@ export class PushcallServer implements TransactionLayerUser {
         (response) => transaction.respond(response),
         (error: unknown) => {
           this.logger.error({ err: error }, 'REGISTER failed');
+          this.metrics.registers.inc({ status: '500' });
           transaction.respond(createResponse(request, 500, { reason: 'Registrar error' }));
         },
       );

@@ -4,7 +4,7 @@
  * start one with a single call.
  */
 
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ConfigInput, type PushcallServer, createLogger, createPushcall, validateConfig } from '@pushcall/server';
@@ -83,6 +83,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     async close() {
       await server.stop();
       await Promise.all([apns.close(), apnsSandbox.close(), fcm.close()]);
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

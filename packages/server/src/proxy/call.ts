@@ -559,7 +559,8 @@ export class ProxyCall {
     proxy.timelines.end(this.timeline, outcome, response.status);
     proxy.metrics.calls.inc({ outcome });
     proxy.callEnded(this);
-    if (outcome !== 'answered') this.missedCallAlerts();
+    // No "missed call" notice when someone declined on purpose on another device.
+    if (outcome !== 'answered' && outcome !== 'declined') this.missedCallAlerts();
     else if (proxy.config.proxy.answeredElsewhereAlert) this.alertSleepers('answered_elsewhere');
   }
 
