@@ -51,6 +51,9 @@ export class SqliteBindingStore extends MemoryBindingStore {
       // NORMAL in WAL mode: a committed transaction survives a process crash; only an OS
       // crash can lose the last commits. FULL would fsync every batch.
       this.db.pragma('synchronous = NORMAL');
+      // Checkpoint the WAL every ~40 MB instead of ~4 MB: checkpoints run inside a commit,
+      // and under REGISTER load they were a fifth of the store's cost (bench: 21 -> 14 µs/row).
+      this.db.pragma('wal_autocheckpoint = 10000');
       this.db.exec(`
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS bindings (
