@@ -18,6 +18,8 @@
  */
 
 import http2 from 'node:http2';
+import { isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { createPrivateKey, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
@@ -215,6 +217,23 @@ class ApnsSession {
       tls.key = o.auth.key;
       if (o.auth.passphrase) tls.passphrase = o.auth.passphrase;
     }
+    // A push is one small request: never let Nagle's algorithm hold it back waiting for an
+    // ACK (HTTP/2 sessions cannot set TCP_NODELAY on their socket afterwards).
+    tls.createConnection = (authority: URL) => {
+      const host = authority.hostname.replace(/^\[|\]$/g, '');
+      const socket = tlsConnect({
+        host,
+        port: Number(authority.port || 443),
+        servername: isIP(host) ? undefined : host,
+        ALPNProtocols: ['h2'],
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        passphrase: tls.passphrase,
+      });
+      socket.setNoDelay(true);
+      return socket;
+    };
     this.h2 = http2.connect(pool.url, tls);
     this.h2.on('error', () => {});
     this.h2.on('remoteSettings', () => {

@@ -404,6 +404,8 @@ export class ApnsEmulator {
       settings: { maxConcurrentStreams: tokenAuthOnly ? 1 : this.mcs },
       ...(this.opts.certificateAuth ? { requestCert: true, rejectUnauthorized: false, ca: [this.opts.certificateAuth.caPem] } : {}),
     });
+    // Answer each push at once (no Nagle delay on the small response frames).
+    server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
     server.on('session', (session) => this.onSession(session));
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: unknown) =>
       this.onStream(stream, headers, rawHeaders as string[]));
