@@ -108,6 +108,8 @@ export class PushcallServer implements TransactionLayerUser {
       hooks: {
         onOutcome: (status) => this.metrics.registers.inc({ status: String(status) }),
         onRegistered: (event) => {
+          // Built only when someone reads it: this runs for every REGISTER.
+          if (!this.logger.isLevelEnabled('debug')) return;
           const { binding, previous } = event;
           this.logger.debug(
             { aor: binding.aor, binding: binding.id, provider: binding.push?.provider, token: redactToken(binding.push?.prid), refreshed: previous !== undefined },
