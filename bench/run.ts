@@ -4,7 +4,7 @@
  *
  *   npm run bench                      # all, full length (~30 min on the 2-core machine)
  *   npm run bench -- --quick           # all, short steps (~8 min)
- *   npm run bench -- --only sip,push   # a subset: message, register, push, sip, wake
+ *   npm run bench -- --only sip,push   # a subset: message, register, push, sip, wake, memory, held
  */
 import { spawnSync } from 'node:child_process';
 
@@ -26,12 +26,14 @@ const steps: Step[] = [
   { name: 'push', what: 'APNs client to the emulator: pushes/s and added latency at 1,000/s', argv: [...tsx, 'bench/push.ts', ...(quick ? ['--quick'] : [])] },
   { name: 'sip', what: 'REGISTER and proxied calls: pushcall vs Kamailio (-x tlsf, packaged) with SIPp', argv: [...tsx, 'bench/sip-compare.ts', ...(quick ? ['--quick'] : [])] },
   { name: 'wake', what: 'wake at scale: 5,000 sleeping phones, 100 calls/s', argv: [...tsx, 'bench/wake.ts', ...(quick ? ['--quick'] : [])] },
+  { name: 'memory', what: 'memory per binding (100,000 bindings) and SQLite file size', argv: ['--expose-gc', ...tsx, 'bench/bindings-memory.ts', '100000'] },
+  { name: 'held', what: 'memory per held call', argv: ['--expose-gc', ...tsx, 'bench/held-memory.ts', '2000'] },
 ];
 
 let failed = 0;
 for (const step of steps) {
   if (only && !only.includes(step.name)) continue;
-  console.log(`\n=== ${step.name}: ${step.what}\n$ node ${step.argv.slice(3).join(' ')}`);
+  console.log(`\n=== ${step.name}: ${step.what}\n$ node ${step.argv.join(' ')}`);
   const result = spawnSync(process.execPath, step.argv, { stdio: 'inherit' });
   if (result.status !== 0) {
     failed++;
