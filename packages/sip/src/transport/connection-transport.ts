@@ -4,6 +4,7 @@
  * event delivery that can never throw into a socket callback, and orderly shutdown.
  */
 
+import type { EventEmitter } from 'node:events';
 import { TransportError } from '../errors.js';
 import { systemClock } from '../util/clock.js';
 import type { Clock } from '../util/clock.js';
@@ -212,6 +213,54 @@ export abstract class ConnectionTransport<C extends Connection> implements Trans
   }
 
   /** Put a freshly opened/accepted connection in the table. */
+  /**
+   * Wait for an outbound connection's handshake under the connect deadline, aborted by
+   * close(). `wait(succeed, fail)` attaches the emitter's ready event; on failure the
+   * half-open connection is torn down with `destroy`. The result is registered.
+   */
+  protected handshake(
+    where: string,
+    emitter: EventEmitter,
+    destroy: () => void,
+    closedWhile: string,
+    wait: (succeed: (make: () => C) => void, fail: (err: TransportError) => void) => void,
+  ): Promise<C> {
+    return new Promise<C>((resolve, reject) => {
+      let settled = false;
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        timer.cancel();
+        this.abortOnClose.delete(abort);
+        return true;
+      };
+      const fail = (err: TransportError): void => {
+        if (!settle()) return;
+        destroy();
+        reject(err);
+      };
+      const abort = (): void => fail(new TransportError(`${this.protocol} transport is closed`));
+      const timer = this.settings.clock.setTimeout(
+        () => fail(new TransportError(`connect to ${where} timed out after ${this.settings.connectTimeoutMs} ms`)),
+        this.settings.connectTimeoutMs,
+      );
+      this.abortOnClose.add(abort);
+      // Stays attached after a failure: late errors must not crash the process.
+      const onError = (err: Error): void => fail(new TransportError(`cannot connect to ${where}: ${errorText(err)}`, { cause: err }));
+      const onClose = (): void => fail(new TransportError(`connection to ${where} ${closedWhile}`));
+      emitter.on('error', onError);
+      emitter.once('close', onClose);
+      wait((make) => {
+        if (!settle()) return;
+        const connection = make();
+        emitter.off('error', onError);
+        emitter.off('close', onClose);
+        this.register(connection);
+        resolve(connection);
+      }, fail);
+    });
+  }
+
   protected register(connection: C): void {
     if (this.closing || !connection.isOpen) {
       connection.destroy();

@@ -183,39 +183,9 @@ export abstract class StreamTransport extends ConnectionTransport<SocketConnecti
     } catch (err) {
       throw isSipError(err) ? err : new TransportError(`cannot connect to ${where}: ${errorText(err)}`, { cause: err });
     }
-    return new Promise<SocketConnection>((resolve, reject) => {
-      let settled = false;
-      const fail = (err: TransportError): void => {
-        if (settled) return;
-        settled = true;
-        timer.cancel();
-        this.abortOnClose.delete(abort);
-        socket.destroy();
-        reject(err);
-      };
-      const abort = (): void => fail(new TransportError(`${this.protocol} transport is closed`));
-      const timer = this.settings.clock.setTimeout(
-        () => fail(new TransportError(`connect to ${where} timed out after ${this.settings.connectTimeoutMs} ms`)),
-        this.settings.connectTimeoutMs,
-      );
-      this.abortOnClose.add(abort);
-      // Stays attached: late errors after a failed connect must not crash the process.
-      const onError = (err: Error): void => fail(new TransportError(`cannot connect to ${where}: ${errorText(err)}`, { cause: err }));
-      const onClose = (): void => fail(new TransportError(`connection to ${where} closed while connecting`));
-      socket.on('error', onError);
-      socket.once('close', onClose);
-      socket.once(this.connectEvent, () => {
-        if (settled) return;
-        settled = true;
-        timer.cancel();
-        this.abortOnClose.delete(abort);
-        const connection = this.createConnection(socket);
-        socket.off('error', onError);
-        socket.off('close', onClose);
-        this.register(connection);
-        resolve(connection);
-      });
-    });
+    return this.handshake(where, socket, () => socket.destroy(), 'closed while connecting', (succeed) =>
+      socket.once(this.connectEvent, () => succeed(() => this.createConnection(socket))),
+    );
   }
 
   private accept(socket: Socket): void {

@@ -231,45 +231,20 @@ export class WsTransport extends ConnectionTransport<WsConnection> {
     } catch (err) {
       throw new TransportError(`cannot connect to ${url}: ${errorText(err)}`, { cause: err });
     }
-    return new Promise<WsConnection>((resolve, reject) => {
-      let settled = false;
-      let endpoints: Endpoints | undefined;
-      const fail = (err: TransportError): void => {
-        if (settled) return;
-        settled = true;
-        timer.cancel();
-        this.abortOnClose.delete(abort);
-        ws.terminate();
-        reject(err);
-      };
-      const abort = (): void => fail(new TransportError(`${this.protocol} transport is closed`));
-      const timer = this.settings.clock.setTimeout(
-        () => fail(new TransportError(`connect to ${url} timed out after ${this.settings.connectTimeoutMs} ms`)),
-        this.settings.connectTimeoutMs,
-      );
-      this.abortOnClose.add(abort);
-      // Stays attached: late errors after a failed connect must not crash the process.
-      const onError = (err: Error): void => fail(new TransportError(`cannot connect to ${url}: ${errorText(err)}`, { cause: err }));
-      const onClose = (): void => fail(new TransportError(`connection to ${url} closed during the handshake`));
-      ws.on('error', onError);
-      ws.once('close', onClose);
+    let endpoints: Endpoints | undefined;
+    return this.handshake(url, ws, () => ws.terminate(), 'closed during the handshake', (succeed, fail) => {
       ws.once('upgrade', (res: IncomingMessage) => {
         endpoints = socketEndpoints(res.socket as Socket);
       });
       ws.once('open', () => {
-        if (settled) return;
         if (ws.protocol !== SIP_SUBPROTOCOL) {
           fail(new TransportError(`${url} did not select subprotocol "sip"`));
           return;
         }
-        settled = true;
-        timer.cancel();
-        this.abortOnClose.delete(abort);
-        const connection = new WsConnection(nextConnectionId(this.protocol), this.protocol, ws, endpoints ?? fallbackEndpoints(target), this.hooks, this.connectionSettings());
-        ws.off('error', onError);
-        ws.off('close', onClose);
-        this.register(connection);
-        resolve(connection);
+        succeed(
+          () =>
+            new WsConnection(nextConnectionId(this.protocol), this.protocol, ws, endpoints ?? fallbackEndpoints(target), this.hooks, this.connectionSettings()),
+        );
       });
     });
   }
