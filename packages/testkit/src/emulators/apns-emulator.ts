@@ -23,7 +23,7 @@ import type { KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { compactVerify, decodeProtectedHeader } from 'jose';
-import { pickDelay, seededRandom, selfSignedServerCert, systemClock } from './util.js';
+import { DeviceDelivery, seededRandom, selfSignedServerCert, systemClock } from './util.js';
 import type { DelaySpec, EmulatorClock } from './util.js';
 
 export type ApnsEnvironment = 'production' | 'sandbox';
@@ -214,7 +214,7 @@ export class ApnsEmulator {
   private readonly jwtDone = new Map<string, JwtCheck>();
   private readonly conns = new Map<ServerHttp2Session, ConnState>();
   private readonly allConns: ConnState[] = [];
-  private readonly subscribers = new Map<string, Set<Subscriber>>();
+  private readonly delivery: DeviceDelivery<ApnsPush>;
   private readonly nextActions: ApnsScriptAction[] = [];
   private readonly tokenActions = new Map<string, { action: ApnsScriptAction; remaining: number }>();
   private server?: http2.Http2SecureServer;
@@ -233,6 +233,7 @@ export class ApnsEmulator {
     this.devices = opts.devices ?? new ApnsDeviceRegistry();
     this.clock = opts.clock ?? systemClock;
     this.rnd = seededRandom(opts.seed ?? 1);
+    this.delivery = new DeviceDelivery(opts, this.rnd, this.clock, this.stats);
     this.mcs = opts.maxConcurrentStreams ?? 1000;
     for (const k of opts.keys ?? []) this.addKey(k);
   }
@@ -357,37 +358,14 @@ export class ApnsEmulator {
 
   /** Simulated device: called for every delivered push to `token`. Returns unsubscribe. */
   subscribe(token: string, cb: Subscriber): () => void {
-    const key = token.toLowerCase();
-    let set = this.subscribers.get(key);
-    if (!set) this.subscribers.set(key, (set = new Set()));
-    set.add(cb);
-    return () => {
-      set.delete(cb);
-    };
+    return this.delivery.subscribe(token.toLowerCase(), cb);
   }
 
+
   private deliver(push: ApnsPush): void {
-    const subs = this.subscribers.get(push.token);
-    if (!subs || subs.size === 0) return;
-    if ((this.opts.lossProbability ?? 0) > 0 && this.rnd() < this.opts.lossProbability!) {
-      this.stats.lost++;
-      return;
-    }
-    const delay = pickDelay(this.opts.deliveryDelayMs ?? 0, this.rnd);
-    const fire = () => {
-      this.stats.delivered++;
-      const d = { ...push, deliveredAt: this.clock.now() };
-      for (const cb of [...subs]) {
-        try {
-          cb(d);
-        } catch {
-          /* a subscriber's failure is its own */
-        }
-      }
-    };
-    if (delay <= 0) setImmediate(fire);
-    else setTimeout(fire, delay).unref?.();
+    this.delivery.deliver(push.token, push);
   }
+
 
   // ---- server -----------------------------------------------------------------------------
 

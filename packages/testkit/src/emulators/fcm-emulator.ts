@@ -12,7 +12,7 @@ import { createPublicKey, generateKeyPairSync, randomBytes, randomUUID } from 'n
 import type { KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { compactVerify, decodeJwt } from 'jose';
-import { pickDelay, seededRandom, systemClock } from './util.js';
+import { DeviceDelivery, seededRandom, systemClock } from './util.js';
 import type { DelaySpec, EmulatorClock } from './util.js';
 
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
@@ -105,7 +105,7 @@ export class FcmEmulator {
   private readonly accounts = new Map<string, Account>();
   private readonly accessTokens = new Map<string, { account: Account; expiresAt: number }>();
   private readonly devices = new Map<string, { projectId: string; unregistered: boolean }>();
-  private readonly subscribers = new Map<string, Set<Subscriber>>();
+  private readonly delivery: DeviceDelivery<FcmMessageRecord>;
   private readonly nextActions: FcmScriptAction[] = [];
   private readonly tokenActions = new Map<string, { action: FcmScriptAction; remaining: number }>();
   private stallMs = 0;
@@ -116,6 +116,7 @@ export class FcmEmulator {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
     this.rnd = seededRandom(opts.seed ?? 1);
+    this.delivery = new DeviceDelivery(opts, this.rnd, this.clock, this.stats);
   }
 
   get port(): number {
@@ -188,13 +189,9 @@ export class FcmEmulator {
   }
 
   subscribe(token: string, cb: Subscriber): () => void {
-    let set = this.subscribers.get(token);
-    if (!set) this.subscribers.set(token, (set = new Set()));
-    set.add(cb);
-    return () => {
-      set.delete(cb);
-    };
+    return this.delivery.subscribe(token, cb);
   }
+
 
   async start(): Promise<this> {
     const server = http.createServer((req, res) => {
@@ -397,25 +394,7 @@ export class FcmEmulator {
   }
 
   private deliver(rec: FcmMessageRecord): void {
-    const subs = this.subscribers.get(rec.token);
-    if (!subs || subs.size === 0) return;
-    if ((this.opts.lossProbability ?? 0) > 0 && this.rnd() < this.opts.lossProbability!) {
-      this.stats.lost++;
-      return;
-    }
-    const delay = pickDelay(this.opts.deliveryDelayMs ?? 0, this.rnd);
-    const fire = () => {
-      this.stats.delivered++;
-      const d = { ...rec, deliveredAt: this.clock.now() };
-      for (const cb of [...subs]) {
-        try {
-          cb(d);
-        } catch {
-          /* ignore */
-        }
-      }
-    };
-    if (delay <= 0) setImmediate(fire);
-    else setTimeout(fire, delay).unref?.();
+    this.delivery.deliver(rec.token, rec);
   }
+
 }

@@ -120,3 +120,51 @@ export async function makeClientCertificate(commonName = 'Apple VoIP Services: c
     keyFile: join(dir, 'client.key'),
   };
 }
+
+/**
+ * How an emulator hands accepted pushes to subscribed (simulated) devices: per token, after
+ * the configured delay, with the configured loss; a subscriber's exception stays its own.
+ */
+export class DeviceDelivery<T extends object> {
+  private readonly subscribers = new Map<string, Set<(item: T & { deliveredAt: number }) => void>>();
+
+  constructor(
+    private readonly opts: { deliveryDelayMs?: DelaySpec; lossProbability?: number },
+    private readonly rnd: () => number,
+    private readonly clock: EmulatorClock,
+    private readonly stats: { delivered: number; lost: number },
+  ) {}
+
+  subscribe(token: string, cb: (item: T & { deliveredAt: number }) => void): () => void {
+    let set = this.subscribers.get(token);
+    if (!set) this.subscribers.set(token, (set = new Set()));
+    set.add(cb);
+    return () => {
+      set.delete(cb);
+    };
+  }
+
+  deliver(token: string, item: T): void {
+    const subs = this.subscribers.get(token);
+    if (!subs || subs.size === 0) return;
+    const loss = this.opts.lossProbability ?? 0;
+    if (loss > 0 && this.rnd() < loss) {
+      this.stats.lost++;
+      return;
+    }
+    const delay = pickDelay(this.opts.deliveryDelayMs ?? 0, this.rnd);
+    const fire = () => {
+      this.stats.delivered++;
+      const delivered = { ...item, deliveredAt: this.clock.now() };
+      for (const cb of [...subs]) {
+        try {
+          cb(delivered);
+        } catch {
+          /* a subscriber's failure is its own */
+        }
+      }
+    };
+    if (delay <= 0) setImmediate(fire);
+    else setTimeout(fire, delay).unref?.();
+  }
+}
