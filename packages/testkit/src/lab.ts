@@ -4,16 +4,15 @@
  * start one with a single call.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ConfigInput, type PushcallServer, createLogger, createPushcall, validateConfig } from '@pushcall/server';
-import { ApnsDeviceRegistry, ApnsEmulator, type ApnsEmulatorOptions, makeApnsKey } from './emulators/apns-emulator.js';
-import { FcmEmulator, type FcmEmulatorOptions } from './emulators/fcm-emulator.js';
+import type { ApnsEmulator, ApnsEmulatorOptions } from './emulators/apns-emulator.js';
+import type { FcmEmulator, FcmEmulatorOptions } from './emulators/fcm-emulator.js';
+import { startFleetEmulators } from './fleet/emulators.js';
 
-export const LAB_TEAM_ID = 'TEAM123456';
-export const LAB_BUNDLE_ID = 'com.example.pushcall';
-export const LAB_FCM_PROJECT = 'pushcall-lab';
+export { LAB_BUNDLE_ID, LAB_FCM_PROJECT, LAB_TEAM_ID } from './lab-apps.js';
 
 export interface LabOptions {
   /** Extra server configuration (merged over the lab's). */
@@ -38,17 +37,7 @@ export interface Lab {
 
 export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const dataDir = mkdtempSync(join(tmpdir(), 'pushcall-lab-'));
-  const key = makeApnsKey({ teamId: LAB_TEAM_ID, bundleIds: [LAB_BUNDLE_ID] });
-  const devices = new ApnsDeviceRegistry();
-  const apns = await new ApnsEmulator({ ...options.apns, keys: [key], environment: 'production', devices }).start();
-  const apnsSandbox = await new ApnsEmulator({ ...options.apns, keys: [key], environment: 'sandbox', devices }).start();
-  const fcm = await new FcmEmulator(options.fcm).start();
-  const serviceAccount = fcm.createServiceAccount(LAB_FCM_PROJECT);
-  writeFileSync(join(dataDir, 'apns-key.p8'), key.privateKeyPem, { mode: 0o600 });
-  writeFileSync(join(dataDir, 'fcm-service-account.json'), JSON.stringify(serviceAccount), { mode: 0o600 });
-  // Both emulators present their own self-signed certificate: trust both.
-  const caFile = join(dataDir, 'emulator-ca.pem');
-  writeFileSync(caFile, `${apns.caPem}\n${apnsSandbox.caPem}`);
+  const { apns, apnsSandbox, fcm, pushConfig } = await startFleetEmulators({ apns: options.apns, fcm: options.fcm, dir: dataDir });
 
   const extra = options.config ?? {};
   const config = validateConfig({
@@ -59,15 +48,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     ...extra,
     auth: { users: options.users ?? [], mode: options.users ? 'digest' : 'open', ...(extra.auth as object) },
     push: {
-      apns: {
-        keyFile: join(dataDir, 'apns-key.p8'),
-        keyId: key.keyId,
-        teamId: key.teamId,
-        endpoints: { production: apns.url, sandbox: apnsSandbox.url },
-        caFile,
-        pingIntervalMs: 0,
-      },
-      fcm: { serviceAccountFile: join(dataDir, 'fcm-service-account.json'), endpoint: fcm.url },
+      ...pushConfig,
       ...(extra.push as object),
     },
   });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApnsDeviceRegistry, ApnsEmulator, type ApnsEmulatorOptions, makeApnsKey } from '../emulators/apns-emulator.js';
 import { FcmEmulator, type FcmEmulatorOptions } from '../emulators/fcm-emulator.js';
-import { LAB_BUNDLE_ID, LAB_FCM_PROJECT, LAB_TEAM_ID } from '../lab.js';
+import { LAB_BUNDLE_ID, LAB_FCM_PROJECT, LAB_TEAM_ID } from '../lab-apps.js';
 
 export interface FleetEmulatorOptions {
   apns?: Omit<ApnsEmulatorOptions, 'keys' | 'environment' | 'devices'>;
