@@ -26,7 +26,8 @@
  */
 
 import { TransactionTimeoutError } from '../errors.js';
-import { type SipRequest, type SipResponse, SipRequest as Req, header } from '../message/message.js';
+import { createInviteCompanion } from '../message/factory.js';
+import type { SipRequest, SipResponse } from '../message/message.js';
 import { timeout64, timerD, timerIK } from './timers.js';
 import { type Destination, Transaction, type TransactionContext, TransactionState as S } from './transaction.js';
 
@@ -178,18 +179,9 @@ export class InviteClientTransaction extends ClientTransaction {
 
   /** §17.1.1.3: the ACK for a non-2xx final response belongs to this transaction. */
   private buildAck(response: SipResponse): SipRequest {
-    const inv = this.request;
-    const headers = [
-      header('Via', inv.getAll('via')[0] !== undefined ? inv.values('via')[0] : ''),
-      header('Max-Forwards', '70'),
-      header('From', inv.get('from') ?? ''),
-      header('To', response.get('to') ?? ''),
-      header('Call-ID', inv.callId),
-      header('CSeq', `${inv.cseq.seq} ACK`),
-    ];
-    for (const route of inv.getAll('route')) headers.push(header('Route', route));
-    return new Req('ACK', inv.uriText, headers);
+    return createInviteCompanion(this.request, 'ACK', response.get('to') ?? '');
   }
+
 }
 
 export class NonInviteClientTransaction extends ClientTransaction {

@@ -7,9 +7,9 @@
  */
 
 import { type SipParseError, TransportError, isSipError } from '../errors.js';
-import { createResponse } from '../message/factory.js';
+import { createInviteCompanion, createResponse } from '../message/factory.js';
 import { Via } from '../message/headers.js';
-import { type SipMessage, SipRequest, type SipResponse, header } from '../message/message.js';
+import { type SipMessage, SipRequest, type SipResponse } from '../message/message.js';
 import { type AnswerableParseError, type ParseLimits, parseMessage } from '../message/parser.js';
 import type { Flow, InboundMessage, Transport, TransportEvents, TransportProtocol } from '../transport/types.js';
 import { VIA_TRANSPORT } from '../transport/types.js';
@@ -259,18 +259,7 @@ export class TransactionLayer implements TransactionSender {
    */
   cancel(invite: InviteClientTransaction, extraHeaders: Array<[string, string]> = [], user: ClientTransactionUser = { onResponse() {} }): boolean {
     return invite.whenCancellable((tx) => {
-      const inv = tx.request;
-      const headers = [
-        header('Via', inv.values('via')[0]),
-        header('Max-Forwards', '70'),
-        header('From', inv.get('from') ?? ''),
-        header('To', inv.get('to') ?? ''),
-        header('Call-ID', inv.callId),
-        header('CSeq', `${inv.cseq.seq} CANCEL`),
-      ];
-      for (const route of inv.getAll('route')) headers.push(header('Route', route));
-      for (const [name, value] of extraHeaders) headers.push(header(name, value));
-      const cancel = new SipRequest('CANCEL', inv.uriText, headers);
+      const cancel = createInviteCompanion(tx.request, 'CANCEL', tx.request.get('to') ?? '', extraHeaders);
       const ctx = new NonInviteClientTransaction(cancel, tx.branch, tx.destination, this.ctx, user);
       this.clientTransactions.set(ctx.key, ctx);
       ctx.start();
