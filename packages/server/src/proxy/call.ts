@@ -35,7 +35,7 @@ import type { PushBinding, PushOutcome, SendOptions } from '../push/types.js';
 import { stripAllPushParams } from '../registrar/push-params.js';
 import type { RateLimiter } from './limits.js';
 import type { ProxyCore } from './proxy.js';
-import { bindingDestination, isFlowOpen } from './routing.js';
+import { bindingDestination, isFlowOpen, resolveUri } from './routing.js';
 import type { CallTimeline } from './timeline.js';
 import type { WakeWaiter } from './wake.js';
 
@@ -372,7 +372,6 @@ export class ProxyCall {
     const proxy = this.proxy;
     let dest = destination;
     if (!dest) {
-      const { resolveUri } = await import('./routing.js');
       const first = out.routes[0]?.uri;
       dest = await resolveUri(first instanceof SipUri ? first : (out.uri as SipUri));
     }

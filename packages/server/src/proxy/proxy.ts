@@ -197,12 +197,7 @@ export class ProxyCore {
       if (devices.length > 0) {
         const caller = this.authenticateCaller(request, tx, flow);
         if (caller === null) return;
-        const call = new ProxyCall(this, request, tx, flow, devices[0].aor, devices, caller, receivedAt);
-        const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
-        if (refusal) return tx.respond(refusal);
-        if (request.method === 'INVITE') this.calls.set(tx.key, call);
-        call.start();
-        return;
+        return this.startCall(request, tx, flow, devices[0].aor, devices, caller, receivedAt);
       }
     }
 
@@ -232,6 +227,11 @@ export class ProxyCore {
     if (bindings === undefined) return tx.respond(createResponse(request, 487));
     if (bindings.length === 0) return tx.respond(createResponse(request, 480, { reason: 'Not registered' }));
 
+    this.startCall(request, tx, flow, aor, bindings, caller, receivedAt);
+  }
+
+  /** Fork to `bindings` unless an abuse limit refuses the call. */
+  private startCall(request: SipRequest, tx: ServerTransaction, flow: Flow, aor: string, bindings: Binding[], caller: string, receivedAt: number): void {
     const call = new ProxyCall(this, request, tx, flow, aor, bindings, caller, receivedAt);
     const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
     if (refusal) return tx.respond(refusal);

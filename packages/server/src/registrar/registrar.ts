@@ -159,16 +159,7 @@ export class Registrar {
       if (result.username !== to.userUnescaped) return createResponse(request, 403, { reason: 'Credentials do not match the AOR' });
     }
 
-    // REGISTERs of one AOR run one after the other; the common case (no other REGISTER of
-    // this AOR in flight) starts at once without chaining promises.
-    const previous = this.locks.get(aor);
-    const current = previous ? previous.then(() => this.update(request, flow, aor, receivedAt), () => this.update(request, flow, aor, receivedAt)) : this.update(request, flow, aor, receivedAt);
-    this.locks.set(aor, current);
-    try {
-      return await current;
-    } finally {
-      if (this.locks.get(aor) === current) this.locks.delete(aor);
-    }
+    return this.serialized(aor, () => this.update(request, flow, aor, receivedAt));
   }
 
   /**
@@ -190,12 +181,7 @@ export class Registrar {
     if (contacts !== '*') {
       for (const contact of contacts) {
         if (!(contact.uri instanceof SipUri)) continue;
-        const inspection = inspectPushParams(contact.uri, request, {
-          supportedProviders: this.supportedProviders(),
-          apnsDefaultEnvironment: this.config.registrar.apnsDefaultEnvironment,
-          apnsLegacyTeamId: this.config.registrar.apnsLegacyTeamId,
-          tokenHeader: this.config.registrar.tokenHeader,
-        });
+        const inspection = this.inspect(contact.uri, request);
         if (inspection.kind === 'malformed') return createResponse(request, 400, { reason: inspection.reason });
         if (inspection.kind === 'unsupported' && this.config.registrar.lastHop) return createResponse(request, 555);
         if (inspection.kind === 'push') providers.add(inspection.registration.provider);
@@ -224,12 +210,25 @@ export class Registrar {
     return response;
   }
 
+  /**
+   * REGISTERs of one AOR run one after the other; the common case (no other REGISTER of
+   * this AOR in flight) starts at once without chaining promises.
+   */
   private serialized(aor: string, run: () => Promise<SipResponse>): Promise<SipResponse> {
     const previous = this.locks.get(aor);
     const current = previous ? previous.then(run, run) : run();
     this.locks.set(aor, current);
     return current.finally(() => {
       if (this.locks.get(aor) === current) this.locks.delete(aor);
+    });
+  }
+
+  private inspect(uri: SipUri, request: SipRequest): PushInspection {
+    return inspectPushParams(uri, request, {
+      supportedProviders: this.supportedProviders(),
+      apnsDefaultEnvironment: this.config.registrar.apnsDefaultEnvironment,
+      apnsLegacyTeamId: this.config.registrar.apnsLegacyTeamId,
+      tokenHeader: this.config.registrar.tokenHeader,
     });
   }
 
@@ -262,12 +261,7 @@ export class Registrar {
       const uri = contact.uri;
       if (!(uri instanceof SipUri)) return createResponse(request, 400, { reason: 'Contact must be a SIP or SIPS URI' });
       let expires = contact.expires ?? request.expires ?? this.config.registrar.defaultExpires;
-      const inspection = inspectPushParams(uri, request, {
-        supportedProviders: this.supportedProviders(),
-        apnsDefaultEnvironment: this.config.registrar.apnsDefaultEnvironment,
-        apnsLegacyTeamId: this.config.registrar.apnsLegacyTeamId,
-        tokenHeader: this.config.registrar.tokenHeader,
-      });
+      const inspection = this.inspect(uri, request);
       let push: PushRegistration | undefined;
       switch (inspection.kind) {
         case 'malformed':
