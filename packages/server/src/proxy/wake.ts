@@ -17,6 +17,7 @@ export class WakeRegistry {
   private readonly byBinding = new Map<string, Set<WakeWaiter>>();
   private readonly byInstance = new Map<string, Set<WakeWaiter>>();
   private readonly byToken = new Map<string, Set<WakeWaiter>>();
+  private readonly perAor = new Map<string, number>();
   private count = 0;
 
   get size(): number {
@@ -25,9 +26,7 @@ export class WakeRegistry {
 
   /** Held branches per AOR (for the per-AOR cap). */
   countForAor(aor: string): number {
-    let n = 0;
-    for (const set of this.byBinding.values()) for (const w of set) if (w.binding.aor === aor) n++;
-    return n;
+    return this.perAor.get(aor) ?? 0;
   }
 
   add(waiter: WakeWaiter): void {
@@ -35,6 +34,7 @@ export class WakeRegistry {
     addTo(this.byBinding, b.id, waiter);
     if (b.instanceId) addTo(this.byInstance, `${b.aor}\u0000${b.instanceId}`, waiter);
     if (b.push) addTo(this.byToken, `${b.push.provider}\u0000${b.push.prid}`, waiter);
+    this.perAor.set(b.aor, (this.perAor.get(b.aor) ?? 0) + 1);
     this.count++;
   }
 
@@ -43,6 +43,9 @@ export class WakeRegistry {
     if (!removeFrom(this.byBinding, b.id, waiter)) return;
     if (b.instanceId) removeFrom(this.byInstance, `${b.aor}\u0000${b.instanceId}`, waiter);
     if (b.push) removeFrom(this.byToken, `${b.push.provider}\u0000${b.push.prid}`, waiter);
+    const n = (this.perAor.get(b.aor) ?? 1) - 1;
+    if (n === 0) this.perAor.delete(b.aor);
+    else this.perAor.set(b.aor, n);
     this.count--;
   }
 
