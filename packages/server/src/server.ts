@@ -49,13 +49,6 @@ export interface ServerOptions {
 /** Methods the core answers (Allow header, RFC 3261 §20.5). */
 export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'MESSAGE', 'INFO', 'UPDATE', 'PRACK', 'REFER', 'NOTIFY', 'SUBSCRIBE'];
 
-export interface RequestHandler {
-  onRequest(request: SipRequest, transaction: ServerTransaction, flow: Flow): void;
-  onCancel(cancel: SipRequest, transaction: ServerTransaction, invite: InviteServerTransaction | undefined, flow: Flow): void;
-  onAck(ack: SipRequest, flow: Flow): void;
-  onStrayResponse(response: SipResponse, flow: Flow): void;
-}
-
 export class PushcallServer implements TransactionLayerUser {
   readonly config: PushcallConfig;
   readonly clock: Clock;
@@ -67,7 +60,6 @@ export class PushcallServer implements TransactionLayerUser {
   readonly auth: DigestAuthenticator | undefined;
   /** The proxy core (wake-on-call); requests other than REGISTER/OPTIONS go there. */
   readonly proxy: ProxyCore;
-  router: RequestHandler | undefined;
   private admin: AdminServer | undefined;
   private sweepTimer: { cancel(): void } | undefined;
   private supported: readonly string[];
@@ -131,7 +123,6 @@ export class PushcallServer implements TransactionLayerUser {
       auth: this.auth,
       isLocalDomain: (host) => this.registrar.isLocalDomain(host),
     });
-    this.router = this.proxy;
   }
 
   /**
@@ -277,11 +268,7 @@ export class PushcallServer implements TransactionLayerUser {
       );
       return;
     }
-    if (this.router) {
-      this.router.onRequest(request, transaction, flow);
-      return;
-    }
-    transaction.respond(createResponse(request, request.method === 'OPTIONS' ? 404 : 501));
+    this.proxy.onRequest(request, transaction, flow);
   }
 
   /** A request addressed to this server itself (no user part, RFC 3261 §11 OPTIONS ping). */
@@ -291,16 +278,15 @@ export class PushcallServer implements TransactionLayerUser {
   }
 
   onCancel(cancel: SipRequest, transaction: ServerTransaction, invite: InviteServerTransaction | undefined, flow: Flow): void {
-    if (this.router) this.router.onCancel(cancel, transaction, invite, flow);
-    else transaction.respond(createResponse(cancel, 481));
+    this.proxy.onCancel(cancel, transaction, invite);
   }
 
   onAck(ack: SipRequest, flow: Flow): void {
-    this.router?.onAck(ack, flow);
+    this.proxy.onAck(ack, flow);
   }
 
   onStrayResponse(response: SipResponse, flow: Flow): void {
-    this.router?.onStrayResponse(response, flow);
+    this.proxy.onStrayResponse(response);
   }
 
   onParseError(error: unknown, flow: Flow, answered: boolean): void {

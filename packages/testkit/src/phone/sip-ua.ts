@@ -262,6 +262,7 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
       }
       case 'BYE': {
         tx.respond(createResponse(request, this.dialogs.has(callId) ? 200 : 481));
+        this.forgetCall(callId);
         if (this.dialogs.delete(callId)) this.delegate?.onBye(callId);
         return;
       }
@@ -355,6 +356,7 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
     const dialog = this.dialogs.get(callId);
     if (dialog) {
       this.dialogs.delete(callId);
+      this.forgetCall(callId);
       void this.send(this.inDialog(dialog, 'BYE')).catch(() => undefined);
       return;
     }
@@ -453,6 +455,12 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
       this.delegate?.onCallState(callId, { state: 'failed', code: response.status, reason: response.reason });
     }
     return response;
+  }
+
+  /** A dialog ended: its 2xx/ACK retransmission state goes with it. */
+  private forgetCall(callId: string): void {
+    this.acked.delete(callId);
+    this.acks.delete(callId);
   }
 
   /** A 2xx came again: our ACK was lost (RFC 3261 §13.2.2.4): send the same ACK again. */
