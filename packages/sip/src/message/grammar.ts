@@ -9,6 +9,14 @@ import { SipParseError } from '../errors.js';
 const TOKEN_CHARS = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 
 /** RFC 3261 §25.1 token. */
+const TOKEN_TABLE = new Uint8Array(128);
+for (const ch of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~") TOKEN_TABLE[ch.charCodeAt(0)] = 1;
+
+/** Whether a UTF-16 code unit is a token character (RFC 3261 §25.1). */
+export function isTokenChar(c: number): boolean {
+  return c < 128 && TOKEN_TABLE[c] === 1;
+}
+
 export function isToken(value: string): boolean {
   return TOKEN_CHARS.test(value);
 }
@@ -85,6 +93,8 @@ export function quote(value: string): string {
  */
 export class Params {
   private readonly entries: Array<[string, string | null]>;
+  /** Bumped by every change (lets an owner tell whether its text is still current). */
+  revision = 0;
 
   constructor(entries: Array<[string, string | null]> = []) {
     this.entries = entries;
@@ -188,6 +198,7 @@ export class Params {
     const i = this.index(name);
     if (i === -1) this.entries.push([name, value]);
     else this.entries[i] = [this.entries[i][0], value];
+    this.revision++;
     return this;
   }
 
@@ -195,6 +206,7 @@ export class Params {
     const i = this.index(name);
     if (i === -1) return false;
     this.entries.splice(i, 1);
+    this.revision++;
     return true;
   }
 
@@ -207,6 +219,7 @@ export class Params {
         removed++;
       }
     }
+    if (removed > 0) this.revision++;
     return removed;
   }
 

@@ -5,7 +5,7 @@
  */
 
 import { SipParseError } from '../errors.js';
-import { Params, isToken, quote, splitTopLevel, unquote } from './grammar.js';
+import { Params, isToken, isTokenChar, quote, splitTopLevel, unquote } from './grammar.js';
 import { type Uri, SipUri, isValidHost, parseUri } from './uri.js';
 
 /** RFC 3261 §7.3.3 compact forms (and later RFCs' one-letter names). */
@@ -89,11 +89,24 @@ export class Via {
   ) {}
 
   static parse(text: string): Via {
-    const m = /^([A-Za-z0-9\-.!%*_+`'~]+)\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$/s.exec(text);
-    if (!m) throw new SipParseError('Malformed Via header', text.slice(0, 80));
-    const protocol = `${m[1]}/${m[2]}`;
-    const transport = m[3].toUpperCase();
-    const rest = m[4];
+    let protocol: string;
+    let transport: string;
+    let rest: string;
+    // Fast path for the way everyone writes it: "SIP/2.0/UDP host...".
+    let i = 8;
+    if (text.startsWith('SIP/2.0/')) while (i < text.length && isTokenChar(text.charCodeAt(i))) i++;
+    const c = text.charCodeAt(i);
+    if (i > 8 && (c === 32 || c === 9)) {
+      protocol = 'SIP/2.0';
+      transport = text.slice(8, i).toUpperCase();
+      rest = text.slice(i + 1);
+    } else {
+      const m = /^([A-Za-z0-9\-.!%*_+`'~]+)\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$/s.exec(text);
+      if (!m) throw new SipParseError('Malformed Via header', text.slice(0, 80));
+      protocol = `${m[1]}/${m[2]}`;
+      transport = m[3].toUpperCase();
+      rest = m[4];
+    }
     const semi = rest.indexOf(';');
     const sentBy = (semi === -1 ? rest : rest.slice(0, semi)).trim();
     const { host, port } = parseHostPort(sentBy, 'Via');
@@ -326,20 +339,44 @@ export class ContactValue extends NameAddr {
 // ---------------------------------------------------------------------------------------
 // CSeq (RFC 3261 §20.16)
 
+/** What `\s` matches among the characters a header value can hold after unfolding. */
+function isWhite(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13 || c === 11 || c === 12 || c === 0xa0;
+}
+
 export class CSeq {
   constructor(
     public seq: number,
     public method: string,
   ) {}
 
+  /** `1*10DIGIT LWS token`, surrounding white space allowed. */
   static parse(text: string): CSeq {
-    const m = /^\s*(\d{1,10})\s+([A-Za-z0-9\-.!%*_+`'~]+)\s*$/.exec(text);
-    if (!m) throw new SipParseError('Malformed CSeq header', text.slice(0, 40));
-    const seq = Number(m[1]);
+    const n = text.length;
+    let i = 0;
+    while (i < n && isWhite(text.charCodeAt(i))) i++;
+    const digitsAt = i;
+    let seq = 0;
+    while (i < n) {
+      const d = text.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      seq = seq * 10 + d;
+      i++;
+    }
+    const digits = i - digitsAt;
+    const wsAt = i;
+    while (i < n && isWhite(text.charCodeAt(i))) i++;
+    const methodAt = i;
+    while (i < n && isTokenChar(text.charCodeAt(i))) i++;
+    const methodEnd = i;
+    while (i < n && isWhite(text.charCodeAt(i))) i++;
+    if (digits === 0 || digits > 10 || methodAt === wsAt || methodEnd === methodAt || i !== n) {
+      throw new SipParseError('Malformed CSeq header', text.slice(0, 40));
+    }
     // RFC 3261 §20.16: a 32-bit unsigned integer. (§8.1.1.5's "less than 2**31" is for the
     // initial value a UAC picks; later requests in a dialog may go above it.)
-    if (seq > 2 ** 32 - 1) throw new SipParseError('CSeq number out of range', m[1]);
-    return new CSeq(seq, m[2]);
+    if (seq > 2 ** 32 - 1) throw new SipParseError('CSeq number out of range', text.slice(digitsAt, wsAt));
+    return new CSeq(seq, text.slice(methodAt, methodEnd));
   }
 
   toString(): string {

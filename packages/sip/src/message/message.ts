@@ -22,10 +22,10 @@ import { type Uri, parseUri } from './uri.js';
 
 export interface HeaderField {
   /** As written on the wire (or canonical when pushcall wrote it). */
-  name: string;
+  readonly name: string;
   /** Lower-case full name (compact forms expanded). */
-  key: string;
-  value: string;
+  readonly key: string;
+  readonly value: string;
 }
 
 const EMPTY_BODY = Buffer.alloc(0);
@@ -34,8 +34,10 @@ const NONE = Symbol('none');
 
 /**
  * Where a parsed message's header block came from (set by parseMessage for clean CRLF
- * input without folding). While the start line, every header field and the body length
- * are unchanged, toBuffer() copies these bytes instead of re-encoding the headers.
+ * input without folding, whose start line re-encodes to the same text). While the start
+ * line, the header list and the body are unchanged, toBuffer() returns these bytes instead
+ * of re-encoding the headers. Header fields are immutable and every change to the list goes
+ * through a setter that bumps `revision`, so "unchanged" is two compares, not a scan.
  */
 export interface HeaderSource {
   data: Buffer;
@@ -43,19 +45,28 @@ export interface HeaderSource {
   start: number;
   /** One past the CRLFCRLF that ends the header block. */
   end: number;
-  startLine: string;
-  /** The header names and values as parsed, interleaved. */
-  texts: string[];
-  /** The single Content-Length header's value. */
-  contentLength: number;
+  /** The start line's parts as parsed: method, Request-URI text, version (or version, status, reason). */
+  line: readonly [unknown, unknown, unknown];
+  body: Buffer;
 }
 
 export abstract class SipMessage {
-  readonly headers: HeaderField[];
+  /** In order, as written. Change them through set/append/prepend/remove only. */
+  readonly headers: readonly HeaderField[];
   body: Buffer;
-  /** Parsed typed values by header key (a plain object: cheaper than a Map here). */
-  private cache: Record<string, unknown> | null = null;
+  /** Bumped by every change to the header list (see HeaderSource). */
+  private revision = 0;
   private source: HeaderSource | null = null;
+  // Typed values of the headers every message has read (by the parser, the transaction
+  // layer and the core): own fields, so the hot path does no keyed lookups.
+  private viaTop: Via | undefined = undefined;
+  private fromValue: NameAddr | undefined = undefined;
+  private toValue: NameAddr | undefined = undefined;
+  private callIdValue: string | undefined = undefined;
+  private cseqValue: CSeq | undefined = undefined;
+  private maxForwardsValue: number | typeof NONE | undefined = undefined;
+  /** The other typed values, by header key. */
+  private cache: Map<string, unknown> | null = null;
 
   protected constructor(headers: HeaderField[], body: Buffer) {
     this.headers = headers;
@@ -64,6 +75,13 @@ export abstract class SipMessage {
 
   abstract get isRequest(): boolean;
   abstract startLine(): string;
+  /** The start line's parts, compared with HeaderSource.line. */
+  protected abstract startLineParts(): readonly [unknown, unknown, unknown];
+
+  /** The header list, for this class's mutators. */
+  private get list(): HeaderField[] {
+    return this.headers as HeaderField[];
+  }
 
   // ----- raw access ---------------------------------------------------------------------
 
@@ -103,8 +121,8 @@ export abstract class SipMessage {
     this.removeKey(key);
     if (value !== undefined) {
       const field = { name: name.length === 1 ? canonicalHeaderName(key) : name, key, value };
-      if (first === -1) this.headers.push(field);
-      else this.headers.splice(first, 0, field);
+      if (first === -1) this.list.push(field);
+      else this.list.splice(first, 0, field);
     }
     this.invalidate(key);
     return this;
@@ -112,7 +130,7 @@ export abstract class SipMessage {
 
   append(name: string, value: string): this {
     const key = normalizeHeaderName(name);
-    this.headers.push({ name, key, value });
+    this.list.push({ name, key, value });
     this.invalidate(key);
     return this;
   }
@@ -122,8 +140,7 @@ export abstract class SipMessage {
     const key = normalizeHeaderName(name);
     const first = this.headers.findIndex((h) => h.key === key);
     const field = { name, key, value };
-    if (first === -1) this.headers.splice(this.isRequest ? 0 : 0, 0, field);
-    else this.headers.splice(first, 0, field);
+    this.list.splice(first === -1 ? 0 : first, 0, field);
     this.invalidate(key);
     return this;
   }
@@ -145,32 +162,40 @@ export abstract class SipMessage {
     if (index === -1) return undefined;
     const parts = splitHeaderValue(key, this.headers[index].value);
     const removed = parts.shift();
-    if (parts.length === 0) this.headers.splice(index, 1);
-    else this.headers[index] = { ...this.headers[index], value: parts.join(', ') };
+    if (parts.length === 0) this.list.splice(index, 1);
+    else this.list[index] = { ...this.headers[index], value: parts.join(', ') };
     this.invalidate(key);
     return removed;
   }
 
   private removeKey(key: string): void {
-    for (let i = this.headers.length - 1; i >= 0; i--) if (this.headers[i].key === key) this.headers.splice(i, 1);
+    const list = this.list;
+    for (let i = list.length - 1; i >= 0; i--) if (list[i].key === key) list.splice(i, 1);
   }
 
+  /** A header changed: forget its typed value, and that the header block is as parsed. */
   private invalidate(key: string): void {
-    const cache = this.cache;
-    if (cache === null) return;
-    if (key in cache) cache[key] = undefined;
-    if (key === 'via' && 'via:top' in cache) cache['via:top'] = undefined;
+    this.revision++;
+    switch (key) {
+      case 'via': this.viaTop = undefined; break;
+      case 'from': this.fromValue = undefined; break;
+      case 'to': this.toValue = undefined; break;
+      case 'call-id': this.callIdValue = undefined; break;
+      case 'cseq': this.cseqValue = undefined; break;
+      case 'max-forwards': this.maxForwardsValue = undefined; break;
+    }
+    this.cache?.delete(key);
   }
 
   protected cached<T>(key: string, parse: () => T): T {
     let cache = this.cache;
-    if (cache === null) cache = this.cache = {};
+    if (cache === null) cache = this.cache = new Map();
     else {
-      const hit = cache[key];
+      const hit = cache.get(key);
       if (hit !== undefined) return (hit === NONE ? undefined : hit) as T;
     }
     const value = parse();
-    cache[key] = value === undefined ? NONE : value;
+    cache.set(key, value === undefined ? NONE : value);
     return value;
   }
 
@@ -185,55 +210,60 @@ export abstract class SipMessage {
    * transaction layer reads it for every message); `vias` parses them all.
    */
   get via(): Via {
-    const all = this.cache?.via as Via[] | undefined;
+    if (this.viaTop !== undefined) return this.viaTop;
+    const all = this.cache?.get('via') as Via[] | undefined;
     if (all !== undefined) {
       if (all.length === 0) throw new SipParseError('Missing Via header');
-      return all[0];
+      return (this.viaTop = all[0]);
     }
-    return this.cached('via:top', () => {
-      for (const h of this.headers) {
-        if (h.key !== 'via') continue;
-        const values = splitHeaderValue('via', h.value);
-        if (values.length > 0) return Via.parse(values[0]);
-      }
-      throw new SipParseError('Missing Via header');
-    });
+    for (const h of this.headers) {
+      if (h.key !== 'via') continue;
+      // One Via per line is the usual case: no list split needed.
+      const value = h.value.indexOf(',') === -1 ? h.value : splitHeaderValue('via', h.value)[0];
+      if (value !== undefined && value.length > 0) return (this.viaTop = Via.parse(value));
+    }
+    throw new SipParseError('Missing Via header');
   }
 
   get from(): NameAddr {
-    return this.cached('from', () => this.requiredNameAddr('from', 'From'));
+    return (this.fromValue ??= this.requiredNameAddr('from', 'From'));
   }
 
   get to(): NameAddr {
-    return this.cached('to', () => this.requiredNameAddr('to', 'To'));
+    return (this.toValue ??= this.requiredNameAddr('to', 'To'));
   }
 
   get callId(): string {
-    return this.cached('call-id', () => {
-      const v = this.single('call-id', 'Call-ID').trim();
-      if (v.length === 0) throw new SipParseError('Missing Call-ID header');
-      return v;
-    });
+    if (this.callIdValue !== undefined) return this.callIdValue;
+    const v = this.single('call-id', 'Call-ID').trim();
+    if (v.length === 0) throw new SipParseError('Missing Call-ID header');
+    return (this.callIdValue = v);
   }
 
   get cseq(): CSeq {
-    return this.cached('cseq', () => {
-      const v = this.single('cseq', 'CSeq');
-      return CSeq.parse(v);
-    });
+    return (this.cseqValue ??= CSeq.parse(this.single('cseq', 'CSeq')));
   }
 
   /** Max-Forwards, or undefined when absent; throws on a malformed value. */
   get maxForwards(): number | undefined {
-    return this.cached('max-forwards', () => {
-      const all = this.getAll('max-forwards');
-      if (all.length === 0) return undefined;
-      if (all.length > 1) throw new SipParseError('Duplicate Max-Forwards header');
-      // 1*DIGIT, leading zeros allowed (RFC 4475 §3.1.1.1 "0068"), at most 255.
-      const v = all[0].trim();
-      if (!/^\d{1,10}$/.test(v) || Number(v) > 255) throw new SipParseError('Malformed Max-Forwards header', v.slice(0, 20));
-      return Number(v);
-    });
+    let value = this.maxForwardsValue;
+    if (value === undefined) value = this.maxForwardsValue = this.parseMaxForwards() ?? NONE;
+    return value === NONE ? undefined : value;
+  }
+
+  private parseMaxForwards(): number | undefined {
+    let text: string | undefined;
+    for (const h of this.headers) {
+      if (h.key !== 'max-forwards') continue;
+      if (text !== undefined) throw new SipParseError('Duplicate Max-Forwards header');
+      text = h.value;
+    }
+    if (text === undefined) return undefined;
+    // 1*DIGIT, leading zeros allowed (RFC 4475 §3.1.1.1 "0068"), at most 255.
+    const v = text.trim();
+    const n = parseDigits(v);
+    if (n === undefined || n > 255) throw new SipParseError('Malformed Max-Forwards header', v.slice(0, 20));
+    return n;
   }
 
   /** Contact elements; `'*'` for the wildcard (valid only in REGISTER). */
@@ -325,37 +355,39 @@ export abstract class SipMessage {
     if (all.length === 0) return undefined;
     if (all.length > 1) throw new SipParseError(`Duplicate ${display} header`);
     const v = all[0].trim();
-    if (!/^\d{1,10}$/.test(v)) throw new SipParseError(`Malformed ${display} header`, v.slice(0, 20));
-    return Number(v);
+    const n = parseDigits(v);
+    if (n === undefined) throw new SipParseError(`Malformed ${display} header`, v.slice(0, 20));
+    return n;
   }
 
-  /** Serialize with a Content-Length that matches the body (RFC 3261 §20.14). */
   /** @internal Called by parseMessage; see HeaderSource. */
   setSource(source: HeaderSource): void {
     this.source = source;
+    this.revision = 0;
   }
 
   private sourceIntact(src: HeaderSource): boolean {
-    if (this.body.length !== src.contentLength) return false;
-    // Same names and values in the same order give the same bytes, whichever objects hold them.
-    const headers = this.headers;
-    const texts = src.texts;
-    if (headers.length * 2 !== texts.length) return false;
-    for (let i = 0; i < headers.length; i++) {
-      const h = headers[i];
-      if (h.name !== texts[2 * i] || h.value !== texts[2 * i + 1]) return false;
-    }
-    return this.startLine() === src.startLine;
+    if (this.revision !== 0 || this.body !== src.body) return false;
+    const now = this.startLineParts();
+    const then = src.line;
+    return now[0] === then[0] && now[1] === then[1] && now[2] === then[2];
   }
 
+  /** Serialize with a Content-Length that matches the body (RFC 3261 §20.14). */
   toBuffer(): Buffer {
     const src = this.source;
     if (src !== null) {
       if (this.sourceIntact(src)) {
+        const body = this.body;
+        // The body was cut from the same bytes right after the header block: hand out that
+        // span as is (the transports copy what they receive, so nothing else writes to it).
+        if (body.length === 0 || (body.buffer === src.data.buffer && body.byteOffset === src.data.byteOffset + src.end)) {
+          return src.data.subarray(src.start, src.end + body.length);
+        }
         const headLength = src.end - src.start;
-        const out = Buffer.allocUnsafe(headLength + this.body.length);
+        const out = Buffer.allocUnsafe(headLength + body.length);
         src.data.copy(out, 0, src.start, src.end);
-        if (this.body.length > 0) this.body.copy(out, headLength);
+        body.copy(out, headLength);
         return out;
       }
       this.source = null; // changed: re-encode from now on, and let go of the bytes
@@ -384,7 +416,7 @@ export abstract class SipMessage {
   }
 
   protected cloneHeaders(): HeaderField[] {
-    return this.headers.map((h) => ({ ...h }));
+    return this.headers.slice(); // fields are immutable: the clone can share them
   }
 }
 
@@ -392,6 +424,8 @@ export class SipRequest extends SipMessage {
   method: string;
   private uriRaw: string;
   private uriParsed: Uri | undefined;
+  /** `uriParsed.revision` when `uriRaw` was last taken from it. */
+  private uriRevision = 0;
   version: string;
 
   constructor(method: string, uri: string | Uri, headers: HeaderField[] = [], body: Buffer = EMPTY_BODY, version = 'SIP/2.0') {
@@ -403,6 +437,7 @@ export class SipRequest extends SipMessage {
     } else {
       this.uriRaw = uri.toString();
       this.uriParsed = uri;
+      this.uriRevision = uri.revision;
     }
     this.version = version;
   }
@@ -411,27 +446,41 @@ export class SipRequest extends SipMessage {
     return true;
   }
 
-  /** The Request-URI (parsed on first access). */
+  /** The Request-URI (parsed on first access). Edits to it show in the start line. */
   get uri(): Uri {
-    if (this.uriParsed === undefined) this.uriParsed = parseUri(this.uriRaw);
+    if (this.uriParsed === undefined) {
+      this.uriParsed = parseUri(this.uriRaw);
+      this.uriRevision = this.uriParsed.revision;
+    }
     return this.uriParsed;
   }
 
   set uri(value: Uri) {
     this.uriParsed = value;
     this.uriRaw = value.toString();
+    this.uriRevision = value.revision;
   }
 
   get uriText(): string {
-    return this.uriParsed ? this.uriParsed.toString() : this.uriRaw;
+    const parsed = this.uriParsed;
+    // Edited in place since its text was taken: take it again.
+    if (parsed !== undefined && parsed.revision !== this.uriRevision) {
+      this.uriRaw = parsed.toString();
+      this.uriRevision = parsed.revision;
+    }
+    return this.uriRaw;
   }
 
   startLine(): string {
     return `${this.method} ${this.uriText} ${this.version}`;
   }
 
+  protected startLineParts(): readonly [unknown, unknown, unknown] {
+    return [this.method, this.uriText, this.version];
+  }
+
   clone(): SipRequest {
-    return new SipRequest(this.method, this.uriParsed ? this.uriParsed.clone() : this.uriRaw, this.cloneHeaders(), this.body, this.version);
+    return new SipRequest(this.method, this.uriText, this.cloneHeaders(), this.body, this.version);
   }
 }
 
@@ -455,9 +504,26 @@ export class SipResponse extends SipMessage {
     return `${this.version} ${this.status} ${this.reason}`;
   }
 
+  protected startLineParts(): readonly [unknown, unknown, unknown] {
+    return [this.version, this.status, this.reason];
+  }
+
   clone(): SipResponse {
     return new SipResponse(this.status, this.reason, this.cloneHeaders(), this.body, this.version);
   }
+}
+
+/** 1–10 decimal digits (leading zeros allowed), else undefined. */
+export function parseDigits(text: string): number | undefined {
+  const n = text.length;
+  if (n === 0 || n > 10) return undefined;
+  let value = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return undefined;
+    value = value * 10 + c;
+  }
+  return value;
 }
 
 export function isRequest(message: SipMessage): message is SipRequest {

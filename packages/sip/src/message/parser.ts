@@ -7,7 +7,7 @@
 import { SipLimitError, SipParseError } from '../errors.js';
 import { trimLws } from './grammar.js';
 import { normalizeHeaderName } from './headers.js';
-import { type HeaderField, type SipMessage, SipRequest, SipResponse } from './message.js';
+import { type HeaderField, type SipMessage, SipRequest, SipResponse, parseDigits } from './message.js';
 
 export interface ParseLimits {
   /** Whole message, headers and body. */
@@ -214,13 +214,15 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
   }
 
   const message = parseStartLine(startLine, headers);
+  // The start line re-encodes to the text it came from (no case or spacing to normalise).
+  const exactStartLine = startLineExact;
 
   // Body framing by Content-Length (RFC 3261 §18.3, §20.14).
   const available = data.length - bodyStart;
   if (conflictingLength) throw answerable(message, 'Conflicting Content-Length headers');
   if (contentLength !== undefined) {
-    if (!/^\d{1,10}$/.test(contentLength)) throw answerable(message, 'Malformed Content-Length header');
-    const length = Number(contentLength);
+    const length = parseDigits(contentLength);
+    if (length === undefined) throw answerable(message, 'Malformed Content-Length header');
     if (length > available) throw answerable(message, 'Content-Length larger than the body');
     // Extra bytes after the body in a datagram are discarded (§18.3).
     message.body = length === 0 ? EMPTY : data.subarray(bodyStart, bodyStart + length);
@@ -230,13 +232,11 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
     message.body = available === 0 ? EMPTY : data.subarray(bodyStart);
   }
 
-  if (clean && lengthHeaders === 1 && bodyStart === headerEnd + 4) {
-    const texts: string[] = new Array(headers.length * 2);
-    for (let i = 0; i < headers.length; i++) {
-      texts[2 * i] = headers[i].name;
-      texts[2 * i + 1] = headers[i].value;
-    }
-    message.setSource({ data, start, end: bodyStart, startLine, texts, contentLength: message.body.length });
+  if (clean && exactStartLine && lengthHeaders === 1 && bodyStart === headerEnd + 4) {
+    const line: [unknown, unknown, unknown] = message instanceof SipRequest
+      ? [message.method, message.uriText, message.version]
+      : [(message as SipResponse).version, (message as SipResponse).status, (message as SipResponse).reason];
+    message.setSource({ data, start, end: bodyStart, line, body: message.body });
   }
 
   if (message instanceof SipRequest) checkRequest(message, required);
@@ -246,6 +246,9 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
 
 const EMPTY = Buffer.alloc(0);
 
+/** Set by parseStartLine: whether startLine() of the message it built gives back `line`. */
+let startLineExact = false;
+
 function parseStartLine(line: string, headers: HeaderField[]): SipMessage {
   if (line.startsWith('SIP/')) {
     // Exactly three digits, then SP (or nothing): "SIP/2.0 4294967301 ..." is not a 429.
@@ -253,6 +256,7 @@ function parseStartLine(line: string, headers: HeaderField[]): SipMessage {
     if (!m) throw new SipParseError('Malformed status line', line.slice(0, 60));
     const status = Number(m[2]);
     if (status < 100 || status > 699) throw new SipParseError('Status code out of range', m[2]);
+    startLineExact = m[3] !== undefined && m[1] === m[1].toUpperCase();
     return new SipResponse(status, m[3] ?? '', headers, undefined, m[1].toUpperCase());
   }
   const first = line.indexOf(' ');
@@ -263,6 +267,7 @@ function parseStartLine(line: string, headers: HeaderField[]): SipMessage {
   const version = line.slice(last + 1);
   if (!METHOD.test(method)) throw new SipParseError('Malformed method', method.slice(0, 20));
   if (!VERSION.test(version)) throw new SipParseError('Malformed SIP version', version.slice(0, 20));
+  startLineExact = version === 'SIP/2.0';
   const request = new SipRequest(method, uri, headers, undefined, version.toUpperCase());
   if (version.toUpperCase() !== 'SIP/2.0') throw answerable(request, 'Unsupported SIP version');
   if (uri.length === 0 || uri.includes(' ')) throw answerable(request, 'Malformed Request-URI');

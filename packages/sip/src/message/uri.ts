@@ -22,19 +22,55 @@ export interface PushParams {
 const URI_PARAMS = /^(?:;[A-Za-z0-9\-_.!~*'()[\]/:&+$%]*(?:=[^;]*)?)+$/;
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
 const IPV6_REF = /^\[[0-9A-Fa-f:.]+\]$/;
-const USER_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
-const PASSWORD_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*$/;
 
 export class SipUri {
   readonly scheme: 'sip' | 'sips';
-  /** User part as written (may contain %-escapes). */
-  user: string | undefined;
-  password: string | undefined;
-  /** Host as written; IPv6 references keep their brackets. */
-  host: string;
-  port: number | undefined;
+  private userPart: string | undefined;
+  private passwordPart: string | undefined;
+  private hostPart: string;
+  private portNumber: number | undefined;
+  private ownRevision = 0;
   readonly params: Params;
   readonly headers: Params;
+
+  /** User part as written (may contain %-escapes). */
+  get user(): string | undefined {
+    return this.userPart;
+  }
+  set user(value: string | undefined) {
+    this.userPart = value;
+    this.ownRevision++;
+  }
+
+  get password(): string | undefined {
+    return this.passwordPart;
+  }
+  set password(value: string | undefined) {
+    this.passwordPart = value;
+    this.ownRevision++;
+  }
+
+  /** Host as written; IPv6 references keep their brackets. */
+  get host(): string {
+    return this.hostPart;
+  }
+  set host(value: string) {
+    this.hostPart = value;
+    this.ownRevision++;
+  }
+
+  get port(): number | undefined {
+    return this.portNumber;
+  }
+  set port(value: number | undefined) {
+    this.portNumber = value;
+    this.ownRevision++;
+  }
+
+  /** Changes with every edit of this URI (parts and parameters): its text is then stale. */
+  get revision(): number {
+    return this.ownRevision + this.params.revision + this.headers.revision;
+  }
 
   constructor(init: {
     scheme?: 'sip' | 'sips';
@@ -46,10 +82,10 @@ export class SipUri {
     headers?: Params;
   }) {
     this.scheme = init.scheme ?? 'sip';
-    this.user = init.user;
-    this.password = init.password;
-    this.host = init.host;
-    this.port = init.port;
+    this.userPart = init.user;
+    this.passwordPart = init.password;
+    this.hostPart = init.host;
+    this.portNumber = init.port;
     this.params = init.params ?? new Params();
     this.headers = init.headers ?? new Params();
   }
@@ -139,10 +175,27 @@ export class SipUri {
 
 export class TelUri {
   readonly scheme = 'tel' as const;
+  private digits: string;
+  private ownRevision = 0;
   constructor(
-    public number: string,
+    number: string,
     readonly params: Params = new Params(),
-  ) {}
+  ) {
+    this.digits = number;
+  }
+
+  get number(): string {
+    return this.digits;
+  }
+  set number(value: string) {
+    this.digits = value;
+    this.ownRevision++;
+  }
+
+  /** Changes with every edit of this URI: its text is then stale. */
+  get revision(): number {
+    return this.ownRevision + this.params.revision;
+  }
 
   get isGlobal(): boolean {
     return this.number.startsWith('+');
@@ -159,6 +212,7 @@ export class TelUri {
 
 /** Any other absolute URI (e.g. `mailto:`, `urn:`); kept verbatim. */
 export class OpaqueUri {
+  readonly revision = 0;
   constructor(
     readonly scheme: string,
     readonly raw: string,
@@ -195,69 +249,115 @@ export function parseSipUriStrict(text: string): SipUri {
   return uri;
 }
 
-function parseSipUri(text: string, scheme: 'sip' | 'sips', from: number): SipUri {
-  const rest = text.slice(from);
-  if (rest.length === 0) throw new SipParseError('Malformed URI', 'missing host');
-  if (/[\s<>"]/.test(rest)) throw new SipParseError('Malformed URI', 'illegal character');
+/** Searched from `lastIndex` (global flag), so the URI need not be cut out of its header first. */
+const ILLEGAL_IN_URI = /[\s<>"]/g;
+/** Characters allowed unescaped in a user part (RFC 3261 §25.1 unreserved / user-unreserved). */
+const USER_TABLE = charTable("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()&=+$,;?/");
+/** …and in a password (no ';', '?', '/'). */
+const PASSWORD_TABLE = charTable("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()&=+$,");
 
+function charTable(chars: string): Uint8Array {
+  const table = new Uint8Array(128);
+  for (const ch of chars) table[ch.charCodeAt(0)] = 1;
+  return table;
+}
+
+/** text[from, to) is 1*(allowed / %HH) (or may be empty when `empty`). */
+function isEscapedRun(text: string, from: number, to: number, table: Uint8Array, empty: boolean): boolean {
+  if (from >= to) return empty;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 128 && table[c] === 1) continue;
+    if (c === 37 /* % */ && i + 2 < to && isHex(text.charCodeAt(i + 1)) && isHex(text.charCodeAt(i + 2))) {
+      i += 2;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+}
+
+function parseSipUri(text: string, scheme: 'sip' | 'sips', from: number): SipUri {
+  const n = text.length;
+  if (from >= n) throw new SipParseError('Malformed URI', 'missing host');
+  ILLEGAL_IN_URI.lastIndex = from;
+  if (ILLEGAL_IN_URI.test(text)) throw new SipParseError('Malformed URI', 'illegal character');
   // userinfo ends at the first '@': '@' is allowed nowhere else in a SIP URI (params and
   // headers must escape it), while '?', '=' and ';' may all appear in a user part
   // (user-unreserved, RFC 4475 §3.1.1.2).
-  const at = rest.indexOf('@');
+  const at = text.indexOf('@', from);
 
   let user: string | undefined;
   let password: string | undefined;
   if (at !== -1) {
-    const userinfo = rest.slice(0, at);
-    const pc = userinfo.indexOf(':');
-    user = pc === -1 ? userinfo : userinfo.slice(0, pc);
-    if (pc !== -1) password = userinfo.slice(pc + 1);
-    if (user.length === 0 || !USER_CHARS.test(user)) throw new SipParseError('Malformed URI user part', userinfo.slice(0, 60));
-    if (password !== undefined && !PASSWORD_CHARS.test(password)) throw new SipParseError('Malformed URI password', '');
+    let pc = -1;
+    for (let i = from; i < at; i++) {
+      if (text.charCodeAt(i) === 58 /* : */) {
+        pc = i;
+        break;
+      }
+    }
+    const userEnd = pc === -1 ? at : pc;
+    if (!isEscapedRun(text, from, userEnd, USER_TABLE, false)) throw new SipParseError('Malformed URI user part', text.slice(from, Math.min(at, from + 60)));
+    user = text.slice(from, userEnd);
+    if (pc !== -1) {
+      if (!isEscapedRun(text, pc + 1, at, PASSWORD_TABLE, true)) throw new SipParseError('Malformed URI password', '');
+      password = text.slice(pc + 1, at);
+    }
   }
 
-  const hostStart = at + 1;
+  const hostStart = at === -1 ? from : at + 1;
   let i = hostStart;
   let host: string;
-  if (rest.charCodeAt(i) === 91 /* [ */) {
-    const close = rest.indexOf(']', i);
-    if (close === -1) throw new SipParseError('Malformed IPv6 reference', rest.slice(i, i + 60));
-    host = rest.slice(i, close + 1);
+  if (text.charCodeAt(i) === 91 /* [ */) {
+    const close = text.indexOf(']', i);
+    if (close === -1) throw new SipParseError('Malformed IPv6 reference', text.slice(i, i + 60));
+    host = text.slice(i, close + 1);
     i = close + 1;
   } else {
-    while (i < rest.length) {
-      const c = rest.charCodeAt(i);
+    while (i < n) {
+      const c = text.charCodeAt(i);
       if (c === 58 /* : */ || c === 59 /* ; */ || c === 63 /* ? */) break;
       i++;
     }
-    host = rest.slice(hostStart, i);
+    host = text.slice(hostStart, i);
   }
   if (!isValidHost(host)) throw new SipParseError('Malformed URI host', host.slice(0, 60));
 
   let port: number | undefined;
-  if (rest.charCodeAt(i) === 58) {
+  if (text.charCodeAt(i) === 58) {
     let j = i + 1;
-    while (j < rest.length && rest.charCodeAt(j) >= 48 && rest.charCodeAt(j) <= 57) j++;
-    const digits = rest.slice(i + 1, j);
-    port = Number(digits);
-    if (digits.length === 0 || digits.length > 5 || port > 65535) throw new SipParseError('Malformed URI port', digits);
+    let value = 0;
+    while (j < n) {
+      const d = text.charCodeAt(j) - 48;
+      if (d < 0 || d > 9) break;
+      value = value * 10 + d;
+      j++;
+    }
+    const digits = j - i - 1;
+    if (digits === 0 || digits > 5 || value > 65535) throw new SipParseError('Malformed URI port', text.slice(i + 1, j));
+    port = value;
     i = j;
   }
 
   let params: Params | undefined;
   let headers: Params | undefined;
-  if (i < rest.length) {
-    const headersAt = rest.indexOf('?', i);
+  if (i < n) {
+    const headersAt = text.indexOf('?', i);
     if (headersAt !== i) {
-      const paramText = headersAt === -1 ? (i === 0 ? rest : rest.slice(i)) : rest.slice(i, headersAt);
-      if (paramText.charCodeAt(0) !== 59) throw new SipParseError('Malformed URI', `unexpected "${paramText.slice(0, 20)}" after host`);
+      if (text.charCodeAt(i) !== 59) throw new SipParseError('Malformed URI', `unexpected "${text.slice(i, i + 20)}" after host`);
+      const paramText = headersAt === -1 ? text.slice(i) : text.slice(i, headersAt);
       // uri-parameters: names are paramchars (§25.1); checked on the whole text at once
       // rather than per parameter.
       if (!URI_PARAMS.test(paramText)) throw new SipParseError('Malformed URI parameter', paramText.slice(0, 40));
       if (paramText.includes('%') && BAD_ESCAPE.test(paramText)) throw new SipParseError('Malformed %-escape in URI parameter', paramText.slice(0, 40));
       params = Params.parse(paramText.slice(1), ';');
     }
-    if (headersAt !== -1) headers = Params.parse(rest.slice(headersAt + 1), '&');
+    if (headersAt !== -1) headers = Params.parse(text.slice(headersAt + 1), '&');
   }
 
   return new SipUri({ scheme, user, password, host, port, params, headers });
