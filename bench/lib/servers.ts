@@ -196,6 +196,8 @@ export function pushcallCommand(o: PushcallOptions, dataDir: string): { cmd: str
   return {
     cmd: process.execPath,
     args: [
+      // e.g. PUSHCALL_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server under load
+      ...(process.env.PUSHCALL_NODE_ARGS ? process.env.PUSHCALL_NODE_ARGS.split(' ') : []),
       '--conditions=source',
       '--import',
       'tsx',
