@@ -1,5 +1,7 @@
 /**
- * APNs provider on node:http2 (token auth with jose ES256, or TLS client certificates).
+ * APNs provider on our own minimal HTTP/2 client (`./h2`, token auth with jose ES256, or TLS
+ * client certificates). node:http2's client costs ~60 µs per request here and its per-stream
+ * objects outlive V8 scavenges (multi-ms GC pauses at 1,000 pushes/s); see BENCHMARKS.md.
  *
  * Design (shared/reference/push-protocols.md §1, §4):
  *  - A small pool of HTTP/2 sessions per environment. Each session has its own semaphore:
@@ -17,14 +19,15 @@
  *  - Every request has a deadline (the call's budget).
  */
 
-import http2 from 'node:http2';
 import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { ConnectionOptions } from 'node:tls';
 import { createPrivateKey, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { PushClosedError, PushConfigError, PushKeyError, PushParamError } from './errors.js';
+import { ErrorCode, H2Connection } from './h2/index.js';
+import type { H2Stream, H2StreamHandler, HeaderField } from './h2/index.js';
 import { makeEmitter } from './events.js';
 import type { Emit, PushHooks, PushLogger } from './events.js';
 import { encodeApns } from './payload.js';
@@ -38,7 +41,6 @@ export const APNS_ENDPOINTS: Record<ApnsEnvironment, string> = {
 };
 
 const TWENTY_ONE_MIN = 21 * 60_000;
-const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
 
 export interface ApnsTokenAuth {
   kind: 'token';
@@ -189,11 +191,96 @@ interface Waiter {
   done: boolean;
 }
 
+/**
+ * One request on one session: the HTTP/2 stream handler, the deadline and the outcome, in one
+ * object (no closures per push).
+ */
+class ApnsExchange implements H2StreamHandler {
+  stream: H2Stream | undefined = undefined;
+  timer: TimerHandle | undefined = undefined;
+  private done = false;
+  private status = 0;
+  private apnsId: string | undefined = undefined;
+  private uniqueId: string | undefined = undefined;
+  private body = '';
+  private readonly generation: number;
+  private readonly t0: number;
+
+  constructor(
+    private readonly provider: ApnsProvider,
+    private readonly session: ApnsSession,
+    private readonly req: ApnsRequest,
+    private readonly attempt: number,
+    private readonly redacted: string,
+    private readonly resolve: (a: Attempt) => void,
+  ) {
+    this.generation = session.tok?.generation ?? 0;
+    this.t0 = provider.clock.monotonic();
+  }
+
+  finish(a: Attempt): void {
+    if (this.done) return;
+    this.done = true;
+    this.timer?.cancel();
+    this.provider.settled(this.session, this.req, this.attempt, this.redacted, a, this.provider.clock.monotonic() - this.t0);
+    this.resolve(a);
+  }
+
+  /** The deadline passed: give up on the stream (RST_STREAM CANCEL). */
+  expire(): void {
+    this.finish({ result: { kind: 'timeout' } });
+    if (this.stream) this.session.h2.cancel(this.stream.id);
+  }
+
+  onResponse(status: number, headers: HeaderField[]): void {
+    this.status = status;
+    for (const [name, value] of headers) {
+      if (name === 'apns-id') this.apnsId = value;
+      else if (name === 'apns-unique-id') this.uniqueId = value;
+    }
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.body.length < 4096) this.body += chunk.toString('utf8');
+  }
+
+  onEnd(): void {
+    let reason: string | undefined;
+    let timestamp: number | undefined;
+    if (this.body) {
+      try {
+        const j = JSON.parse(this.body) as { reason?: string; timestamp?: number };
+        reason = j.reason;
+        timestamp = typeof j.timestamp === 'number' ? j.timestamp : undefined;
+      } catch {
+        reason = this.body.slice(0, 100);
+      }
+    }
+    this.finish({
+      result: {
+        kind: 'response', status: this.status, reason, timestamp, sessionId: this.session.id, generation: this.generation,
+        apnsId: this.apnsId ?? this.req.apnsId, uniqueId: this.uniqueId,
+      },
+    });
+  }
+
+  onClose(code: number, unprocessed: boolean): void {
+    if (this.status !== 0) {
+      // Headers arrived but the body was cut: the push was processed; report the status.
+      this.finish({ result: { kind: 'response', status: this.status, sessionId: this.session.id, generation: this.generation, apnsId: this.req.apnsId } });
+      return;
+    }
+    this.finish({ result: { kind: 'error', error: `stream closed before response (${ERROR_NAMES[code] ?? `code ${code}`})` }, unprocessed });
+  }
+}
+
+const ERROR_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ErrorCode).map(([k, v]) => [v, k]));
+
 let sessionSeq = 0;
 
 class ApnsSession {
   readonly id = ++sessionSeq;
-  readonly h2: ClientHttp2Session;
+  readonly h2: H2Connection;
   inFlight = 0;
   authConfirmed: boolean;
   draining = false;
@@ -201,7 +288,6 @@ class ApnsSession {
   goawayLastStreamId?: number;
   tok?: ProviderToken;
   tokFirstUsedAt?: number;
-  gotRemoteSettings = false;
   private pingTimer?: TimerHandle;
 
   constructor(
@@ -210,43 +296,32 @@ class ApnsSession {
   ) {
     const o = provider.opts;
     this.authConfirmed = o.auth.kind === 'certificate';
-    const tls: http2.SecureClientSessionOptions = { settings: { enablePush: false } };
+    const host = pool.hostname;
+    const tls: ConnectionOptions = {
+      host,
+      port: pool.port,
+      servername: isIP(host) ? undefined : host,
+      ALPNProtocols: ['h2'],
+    };
     if (o.ca) tls.ca = o.ca;
     if (o.auth.kind === 'certificate') {
       tls.cert = o.auth.cert;
       tls.key = o.auth.key;
       if (o.auth.passphrase) tls.passphrase = o.auth.passphrase;
     }
-    // A push is one small request: never let Nagle's algorithm hold it back waiting for an
-    // ACK (HTTP/2 sessions cannot set TCP_NODELAY on their socket afterwards).
-    tls.createConnection = (authority: URL) => {
-      const host = authority.hostname.replace(/^\[|\]$/g, '');
-      const socket = tlsConnect({
-        host,
-        port: Number(authority.port || 443),
-        servername: isIP(host) ? undefined : host,
-        ALPNProtocols: ['h2'],
-        ca: tls.ca,
-        cert: tls.cert,
-        key: tls.key,
-        passphrase: tls.passphrase,
-      });
-      socket.setNoDelay(true);
-      return socket;
-    };
-    this.h2 = http2.connect(pool.url, tls);
+    const socket = tlsConnect(tls);
+    // A push is one small request: never let Nagle's algorithm hold it back waiting for an ACK.
+    socket.setNoDelay(true);
+    this.h2 = new H2Connection(socket);
     this.h2.on('error', () => {});
-    this.h2.on('remoteSettings', () => {
-      this.gotRemoteSettings = true;
-      provider.pump(pool);
-    });
-    this.h2.on('goaway', (errorCode: number, lastStreamId: number, opaque?: Buffer) => {
+    this.h2.on('remoteSettings', () => provider.pump(pool));
+    this.h2.on('goaway', (errorCode: number, lastStreamId: number, opaque: Buffer) => {
       this.goawayLastStreamId = lastStreamId;
       let reason: string | undefined;
       try {
-        if (opaque && opaque.length) reason = (JSON.parse(opaque.toString('utf8')) as { reason?: string }).reason;
+        if (opaque.length) reason = (JSON.parse(opaque.toString('utf8')) as { reason?: string }).reason;
       } catch {
-        reason = opaque?.toString('utf8');
+        reason = opaque.toString('utf8');
       }
       provider.emit({ type: 'goaway', provider: 'apns', environment: pool.env, sessionId: this.id, errorCode, lastStreamId, reason });
       this.drain('goaway');
@@ -266,10 +341,9 @@ class ApnsSession {
   }
 
   capacity(): number {
-    if (this.draining || this.closed || this.h2.destroyed || this.h2.closed) return 0;
-    if (!this.authConfirmed || !this.gotRemoteSettings) return 1 - this.inFlight;
-    const remote = this.h2.remoteSettings?.maxConcurrentStreams ?? 100;
-    return Math.min(remote, this.provider.maxStreams) - this.inFlight;
+    if (this.draining || this.closed || this.h2.closed) return 0;
+    if (!this.authConfirmed || !this.h2.gotRemoteSettings) return 1 - this.inFlight;
+    return Math.min(this.h2.remoteMaxConcurrentStreams, this.provider.maxStreams) - this.inFlight;
   }
 
   drain(why: string): void {
@@ -277,13 +351,13 @@ class ApnsSession {
     this.draining = true;
     this.pool.remove(this);
     void why;
-    if (this.inFlight === 0) this.h2.close();
+    if (this.inFlight === 0) void this.h2.close();
     this.provider.pump(this.pool);
   }
 
   release(): void {
     this.inFlight--;
-    if (this.draining && this.inFlight === 0 && !this.h2.closed) this.h2.close();
+    if (this.draining && this.inFlight === 0 && !this.h2.destroyed) void this.h2.close();
   }
 
   destroy(): void {
@@ -328,10 +402,19 @@ class ApnsSession {
 class EnvPool {
   readonly sessions: ApnsSession[] = [];
   readonly waiters: Waiter[] = [];
+  /** `host[:port]` for :authority, and where to connect. */
+  readonly authority: string;
+  readonly hostname: string;
+  readonly port: number;
   constructor(
     readonly env: ApnsEnvironment,
     readonly url: string,
-  ) {}
+  ) {
+    const u = new URL(url);
+    this.authority = u.host;
+    this.hostname = u.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(u.port || 443);
+  }
   remove(s: ApnsSession): void {
     const i = this.sessions.indexOf(s);
     if (i >= 0) this.sessions.splice(i, 1);
@@ -550,113 +633,54 @@ export class ApnsProvider implements PushProvider {
   }
 
   private stream(session: ApnsSession, req: ApnsRequest, deadlineAt: number, attempt: number): Promise<Attempt> {
-    const t0 = this.clock.monotonic();
-    const headers: OutgoingHttpHeaders = {
-      ':method': 'POST',
-      ':path': `/3/device/${req.token}`,
-      'apns-push-type': req.pushType,
-      'apns-topic': req.topic,
-      'apns-priority': String(req.priority),
-      'content-type': 'application/json',
-    };
-    if (req.expiration !== undefined) headers['apns-expiration'] = String(req.expiration);
-    if (req.apnsId) headers['apns-id'] = req.apnsId;
-    if (req.collapseId) headers['apns-collapse-id'] = req.collapseId;
-    const generation = session.tok?.generation ?? 0;
+    const headers: Array<[string, string]> = [
+      [':method', 'POST'],
+      [':scheme', 'https'],
+      [':authority', session.pool.authority],
+      [':path', `/3/device/${req.token}`],
+      ['apns-push-type', req.pushType],
+      ['apns-topic', req.topic],
+      ['apns-priority', String(req.priority)],
+      ['content-type', 'application/json'],
+    ];
+    if (req.expiration !== undefined) headers.push(['apns-expiration', String(req.expiration)]);
+    if (req.apnsId) headers.push(['apns-id', req.apnsId]);
+    if (req.collapseId) headers.push(['apns-collapse-id', req.collapseId]);
     if (session.tok) {
-      headers.authorization = `bearer ${session.tok.jwt}`;
+      headers.push(['authorization', `bearer ${session.tok.jwt}`]);
       session.tokFirstUsedAt ??= this.clock.now();
     }
-    (headers as Record<symbol, unknown>)[http2.sensitiveHeaders] = ['authorization', ':path'];
     const redacted = this.observed ? redactToken(req.token) : '';
     if (this.observed) this.emit({ type: 'request', provider: 'apns', token: redacted, id: req.apnsId, attempt, environment: req.environment, sessionId: session.id });
-
     return new Promise<Attempt>((resolve) => {
-      let settled = false;
-      let stream: ClientHttp2Stream | undefined;
-      let timer: TimerHandle | undefined;
-      const finish = (a: Attempt) => {
-        if (settled) return;
-        settled = true;
-        timer?.cancel();
-        session.release();
-        if (a.result.kind === 'response') {
-          const r = a.result;
-          if (!session.authConfirmed && !(r.status === 403 || (r.status === 429 && r.reason === 'TooManyProviderTokenUpdates'))) {
-            session.authConfirmed = true;
-          }
-          if (r.reason === 'TooManyProviderTokenUpdates' || r.reason === 'UnrelatedKeyIdInToken' || r.reason === 'ExpiredProviderToken') {
-            session.drain(r.reason);
-          }
-          if (this.observed) this.emit({
-            type: 'response', provider: 'apns', token: redacted, id: r.apnsId ?? req.apnsId, status: r.status, reason: r.reason,
-            latencyMs: this.clock.monotonic() - t0, attempt, environment: req.environment, sessionId: session.id,
-          });
-        }
-        this.pump(session.pool);
-        resolve(a);
-      };
-      timer = this.clock.setTimeout(() => {
-        if (stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
-        finish({ result: { kind: 'timeout' } });
-      }, Math.max(0, deadlineAt - this.clock.monotonic()));
+      const exchange = new ApnsExchange(this, session, req, attempt, redacted, resolve);
+      exchange.timer = this.clock.setTimeout(() => exchange.expire(), Math.max(0, deadlineAt - this.clock.monotonic()));
       try {
-        stream = session.h2.request(headers, { endStream: false });
+        exchange.stream = session.h2.request(headers, req.body, exchange);
       } catch (e) {
-        finish({ result: { kind: 'error', error: (e as Error).message }, unprocessed: true });
-        return;
+        // Connection closing or at its stream limit: nothing was sent.
+        exchange.finish({ result: { kind: 'error', error: (e as Error).message }, unprocessed: true });
       }
-      let status = 0;
-      let resHeaders: IncomingHttpHeaders | undefined;
-      let body = '';
-      stream.setEncoding('utf8');
-      stream.on('response', (h) => {
-        resHeaders = h;
-        status = Number(h[':status']);
-      });
-      stream.on('data', (d: string) => {
-        body += d;
-      });
-      stream.on('end', () => {
-        if (!resHeaders) return;
-        let reason: string | undefined;
-        let timestamp: number | undefined;
-        if (body) {
-          try {
-            const j = JSON.parse(body) as { reason?: string; timestamp?: number };
-            reason = j.reason;
-            timestamp = typeof j.timestamp === 'number' ? j.timestamp : undefined;
-          } catch {
-            reason = body.slice(0, 100);
-          }
-        }
-        finish({
-          result: {
-            kind: 'response', status, reason, timestamp, sessionId: session.id, generation,
-            apnsId: (resHeaders['apns-id'] as string | undefined) ?? req.apnsId,
-            uniqueId: resHeaders['apns-unique-id'] as string | undefined,
-          },
-        });
-      });
-      stream.on('error', () => {});
-      stream.on('close', () => {
-        if (settled) return;
-        const rst = stream!.rstCode;
-        const id = stream!.id;
-        const unprocessed =
-          !resHeaders &&
-          (rst === NGHTTP2_REFUSED_STREAM ||
-            id === undefined ||
-            (session.goawayLastStreamId !== undefined && id > session.goawayLastStreamId));
-        if (resHeaders && status) {
-          // Headers arrived but the body was cut: the push was processed; report the status.
-          finish({ result: { kind: 'response', status, sessionId: session.id, generation, apnsId: req.apnsId } });
-          return;
-        }
-        finish({ result: { kind: 'error', error: `stream closed before response (rst ${rst})` }, unprocessed });
-      });
-      stream.end(req.body);
     });
+  }
+
+  /** @internal An exchange ended: session bookkeeping, then the next waiter. */
+  settled(session: ApnsSession, req: ApnsRequest, attempt: number, redacted: string, a: Attempt, latencyMs: number): void {
+    session.release();
+    if (a.result.kind === 'response') {
+      const r = a.result;
+      if (!session.authConfirmed && !(r.status === 403 || (r.status === 429 && r.reason === 'TooManyProviderTokenUpdates'))) {
+        session.authConfirmed = true;
+      }
+      if (r.reason === 'TooManyProviderTokenUpdates' || r.reason === 'UnrelatedKeyIdInToken' || r.reason === 'ExpiredProviderToken') {
+        session.drain(r.reason);
+      }
+      if (this.observed) this.emit({
+        type: 'response', provider: 'apns', token: redacted, id: r.apnsId ?? req.apnsId, status: r.status, reason: r.reason,
+        latencyMs, attempt, environment: req.environment, sessionId: session.id,
+      });
+    }
+    this.pump(session.pool);
   }
 
   // ---- pool -------------------------------------------------------------------------------
@@ -773,9 +797,9 @@ export class ApnsProvider implements PushProvider {
     {
       for (const s of [...this.live]) {
         closes.push(new Promise((r) => {
-          if (s.h2.closed || s.h2.destroyed) return r();
+          if (s.closed || s.h2.destroyed) return r();
           s.h2.once('close', () => r());
-          s.h2.close();
+          void s.h2.close();
           const t = setTimeout(() => s.h2.destroy(), 2000);
           t.unref?.();
         }));

@@ -440,6 +440,8 @@ export class ApnsEmulator {
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): void {
     const t0 = this.opts.recordTimings ? performance.now() : 0;
+    // Before anything can close the stream: a stream error without a listener would crash the emulator.
+    stream.on('error', () => {});
     const c = this.conns.get(stream.session as ServerHttp2Session);
     if (!c) {
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
@@ -458,7 +460,6 @@ export class ApnsEmulator {
       size += chunk.length;
       if (size <= 64 * 1024) chunks.push(chunk);
     });
-    stream.on('error', () => {});
     stream.on('end', () => {
       if (c.goawayLastId !== undefined && (stream.id ?? 0) > c.goawayLastId) {
         // Above the GOAWAY's lastStreamId: not processed. The peer closes these itself when
