@@ -5,7 +5,9 @@
  *   node --conditions=source --import tsx bench/push.ts [--pushes 50000] [--rate 1000] [--seconds 10] [--pool 2] [--window 2000]
  *
  * The emulator runs in a child process (its own event loop / core) so client and server do
- * not share one loop. Phases:
+ * not share one loop; its CPU is reported so a run shows which side was the limit. Phases:
+ *  0. baselines: a bare node:http2 client and a bare H2Connection (the gateway's HTTP/2
+ *     client without the gateway), same requests and window.
  *  1. throughput: N pushes, at most `window` in flight; pushes/s = N / wall time.
  *  2. steady: `rate` pushes/s for `seconds` s; client latency of send() (call → outcome) and
  *     the emulator's handling time for the same apns-id (stream headers received → response
@@ -14,6 +16,7 @@
  */
 
 import { execSync, fork } from 'node:child_process';
+import { once } from 'node:events';
 import { cpus, loadavg } from 'node:os';
 import http2 from 'node:http2';
 import { createPrivateKey, randomUUID } from 'node:crypto';
@@ -31,9 +34,10 @@ interface EmuInit {
 
 type FromWorker =
   | { type: 'ready'; url: string; caPem: string }
-  | { type: 'timings'; timings: number[]; ids: (string | undefined)[]; stats: Record<string, number> };
+  | { type: 'timings'; timings: number[]; ids: (string | undefined)[]; stats: Record<string, number> }
+  | { type: 'cpu'; us: number };
 
-type ToWorker = { type: 'reset' } | { type: 'timings' } | { type: 'close' };
+type ToWorker = { type: 'reset' } | { type: 'timings' } | { type: 'cpu' } | { type: 'close' };
 
 async function emulatorWorker(init: EmuInit): Promise<void> {
   const { ApnsEmulator } = await import('../packages/testkit/src/emulators/apns-emulator.js');
@@ -42,6 +46,10 @@ async function emulatorWorker(init: EmuInit): Promise<void> {
   process.on('message', async (m: ToWorker) => {
     if (m.type === 'reset') emu.resetRecords();
     if (m.type === 'timings') send({ type: 'timings', timings: emu.timings, ids: emu.timingIds, stats: { ...emu.stats } });
+    if (m.type === 'cpu') {
+      const u = process.cpuUsage();
+      send({ type: 'cpu', us: u.user + u.system });
+    }
     if (m.type === 'close') {
       await emu.close();
       process.disconnect();
@@ -113,14 +121,23 @@ async function main(): Promise<void> {
     await Promise.all(Array.from({ length: 2000 }, (_, i) => provider.sendCall(binding(i), payload(i))));
   }
 
-  // ---- 0. baseline: a bare node:http2 client, same requests, same emulator ----
+  const emulatorCpuUs = async () => {
+    worker.send({ type: 'cpu' } satisfies ToWorker);
+    return ((await next()) as Extract<FromWorker, { type: 'cpu' }>).us;
+  };
+
+  // ---- 0. baselines: bare clients, same requests, same emulator ----
   const baseline = await rawBaseline(ready.url, ready.caPem, key, Math.min(PUSHES, 30_000), WINDOW, POOL);
   console.error(`raw node:http2 baseline: ${baseline.pushesPerSecond} req/s`);
+  const h2Baseline = await h2ConnectionBaseline(ready.url, ready.caPem, key, Math.min(PUSHES, 30_000), WINDOW, POOL);
+  console.error(`raw H2Connection baseline: ${h2Baseline.pushesPerSecond} req/s`);
 
   // ---- 1. throughput ----
   worker.send({ type: 'reset' } satisfies ToWorker);
   let failed = 0;
   let started = 0;
+  const emuCpu0 = await emulatorCpuUs();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await new Promise<void>((resolve) => {
     let done = 0;
@@ -138,7 +155,14 @@ async function main(): Promise<void> {
     launch();
   });
   const wall = (performance.now() - t0) / 1000;
-  const throughput = { pushes: PUSHES, failed, seconds: Math.round(wall * 1000) / 1000, pushesPerSecond: Math.round(PUSHES / wall), window: WINDOW, poolSize: POOL };
+  const cpu = process.cpuUsage(cpu0);
+  const emuCpu = (await emulatorCpuUs()) - emuCpu0;
+  const throughput = {
+    pushes: PUSHES, failed, seconds: Math.round(wall * 1000) / 1000, pushesPerSecond: Math.round(PUSHES / wall), window: WINDOW, poolSize: POOL,
+    gatewayCpuUsPerPush: Math.round(((cpu.user + cpu.system) / PUSHES) * 10) / 10,
+    emulatorCpuUsPerPush: Math.round((emuCpu / PUSHES) * 10) / 10,
+    emulatorCores: Math.round((emuCpu / 1e6 / wall) * 100) / 100,
+  };
   console.error(`throughput: ${throughput.pushesPerSecond} pushes/s (${PUSHES} in ${throughput.seconds}s, ${failed} failed)`);
 
   // ---- 2. steady rate ----
@@ -199,7 +223,7 @@ async function main(): Promise<void> {
     loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
   };
   const command = `node --conditions=source --import tsx bench/push.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
-  const result = { machine, command, baseline, throughput, steady, targets: { pushesPerSecond: 20_000, p99AddedMs: 2 } };
+  const result = { machine, command, baseline, h2Baseline, throughput, steady, targets: { pushesPerSecond: 20_000, p99AddedMs: 2 } };
   console.log(JSON.stringify(result, null, 2));
 
   const row = (name: string, d: ReturnType<typeof dist>) => `| ${name} | ${d.p50} | ${d.p90} | ${d.p99} | ${d.p999} | ${d.max} | ${d.mean} |`;
@@ -216,7 +240,10 @@ async function main(): Promise<void> {
     '|---:|---:|---:|---:|---:|---|',
     `| ${PUSHES} | ${WINDOW} | ${throughput.seconds} | **${throughput.pushesPerSecond}** | ${failed} | ≥ 20,000 pushes/s: ${throughput.pushesPerSecond >= 20_000 ? 'met' : 'NOT met'} |`,
     '',
-    `Baseline on the same run: a bare \`node:http2\` client (no pool logic, no payload building, pre-signed JWT) sending the same requests to the same emulator with the same window and ${POOL} sessions: **${baseline.pushesPerSecond} req/s** (${baseline.requests} requests). The gateway reaches ${Math.round((100 * throughput.pushesPerSecond) / baseline.pushesPerSecond)}% of it.`,
+    `CPU per push during this phase: gateway process ${throughput.gatewayCpuUsPerPush} µs, emulator process ${throughput.emulatorCpuUsPerPush} µs (${throughput.emulatorCores} cores busy).`,
+    '',
+    `Baselines on the same run, same requests, same emulator, same window, ${POOL} connections, pre-signed JWT, no pool or payload logic:`,
+    `a bare \`node:http2\` client **${baseline.pushesPerSecond} req/s**; a bare \`H2Connection\` (the gateway's own HTTP/2 client) **${h2Baseline.pushesPerSecond} req/s**.`,
     '',
     `Load average when the run ended: ${machine.loadavg.join(', ')} (the machine is shared with other workloads).`,
     '',
@@ -271,6 +298,53 @@ async function rawBaseline(url: string, ca: string, key: { keyId: string; teamId
   });
   const secs = (performance.now() - t0) / 1000;
   for (const s of sessions) s.close();
+  return { requests: n, seconds: Math.round(secs * 1000) / 1000, pushesPerSecond: Math.round(n / secs) };
+}
+
+/** The gateway's HTTP/2 client without the gateway: what the emulator allows a lean client. */
+async function h2ConnectionBaseline(url: string, ca: string, key: { keyId: string; teamId: string; privateKeyPem: string }, n: number, window: number, pool: number) {
+  const { H2Connection } = await import('../packages/server/src/push/h2/index.js');
+  const tls = await import('node:tls');
+  const jwt = await new SignJWT({ iss: key.teamId, iat: Math.floor(Date.now() / 1000) }).setProtectedHeader({ alg: 'ES256', kid: key.keyId }).sign(createPrivateKey(key.privateKeyPem));
+  const u = new URL(url);
+  const conns = await Promise.all(Array.from({ length: pool }, async () => {
+    const socket = tls.connect({ host: u.hostname, port: Number(u.port), ca, ALPNProtocols: ['h2'] });
+    socket.setNoDelay(true);
+    const c = new H2Connection(socket);
+    await once(c, 'connect');
+    return c;
+  }));
+  const body = JSON.stringify({ aps: {}, pushcall: { v: 1, type: 'call', call_id: 'baseline@pushcall.example', from_name: 'Bench Caller', from_uri: 'sip:caller@example.com', to: 'sip:user@example.com', video: false, sent_at: Date.now(), ttl: 30 } });
+  const one = (c: InstanceType<typeof H2Connection>, i: number) => new Promise<void>((resolve) => {
+    const end = () => resolve();
+    c.request([
+      [':method', 'POST'], [':scheme', 'https'], [':authority', u.host], [':path', `/3/device/${(i % 100_000).toString(16).padStart(64, '0')}`],
+      ['authorization', `bearer ${jwt}`], ['apns-topic', 'com.example.app.voip'], ['apns-push-type', 'voip'], ['apns-priority', '10'],
+      ['apns-expiration', '0'], ['apns-id', randomUUID()],
+    ], body, { onResponse() {}, onData() {}, onEnd: end, onClose: end });
+  });
+  // Authenticate each connection (one stream until then), then wait for the raised stream limit.
+  for (const c of conns) await one(c, 0);
+  await new Promise((r) => setTimeout(r, 50));
+  let started = 0;
+  let done = 0;
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const launch = () => {
+      while (started < n && started - done < window) {
+        const c = conns[started % pool];
+        if (c.inFlight >= c.remoteMaxConcurrentStreams) break;
+        const i = started++;
+        void one(c, i).then(() => {
+          if (++done === n) resolve();
+          else launch();
+        });
+      }
+    };
+    launch();
+  });
+  const secs = (performance.now() - t0) / 1000;
+  for (const c of conns) c.destroy();
   return { requests: n, seconds: Math.round(secs * 1000) / 1000, pushesPerSecond: Math.round(n / secs) };
 }
 
