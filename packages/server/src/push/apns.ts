@@ -313,6 +313,13 @@ class ApnsSession {
     // A push is one small request: never let Nagle's algorithm hold it back waiting for an ACK.
     socket.setNoDelay(true);
     this.h2 = new H2Connection(socket);
+    // APNs speaks HTTP/2 only; a relay or proxy that negotiated HTTP/1.1 would answer our
+    // preface with garbage: say so plainly instead.
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol !== 'h2') {
+        this.h2.destroy(new Error(`${pool.url} did not negotiate HTTP/2 (ALPN: ${socket.alpnProtocol || 'none'})`));
+      }
+    });
     this.h2.on('error', () => {});
     this.h2.on('remoteSettings', () => provider.pump(pool));
     this.h2.on('goaway', (errorCode: number, lastStreamId: number, opaque: Buffer) => {
@@ -327,12 +334,13 @@ class ApnsSession {
       this.drain('goaway');
     });
     provider.live.add(this);
-    this.h2.on('close', () => {
+    this.h2.on('close', (err?: Error) => {
       this.closed = true;
       provider.live.delete(this);
       this.pingTimer?.cancel();
       pool.remove(this);
-      provider.emit({ type: 'session_close', provider: 'apns', environment: pool.env, sessionId: this.id, reason: this.draining ? 'drained' : 'closed' });
+      const reason = err ? `error: ${err.message}` : this.draining ? 'drained' : 'closed';
+      provider.emit({ type: 'session_close', provider: 'apns', environment: pool.env, sessionId: this.id, reason });
       provider.pump(pool);
     });
     this.h2.on('connect', () => provider.pump(pool));

@@ -7,6 +7,7 @@ import type { ApnsEnvironment } from './types.js';
 
 export type PushEvent =
   | { type: 'session_open'; provider: 'apns'; environment: ApnsEnvironment; sessionId: number; authority: string }
+  /** reason: 'drained', 'closed', or 'error: …' (TLS failure, no HTTP/2, protocol error). */
   | { type: 'session_close'; provider: 'apns'; environment: ApnsEnvironment; sessionId: number; reason: string }
   | { type: 'goaway'; provider: 'apns'; environment: ApnsEnvironment; sessionId: number; errorCode: number; lastStreamId: number; reason?: string }
   | { type: 'ping_failed'; provider: 'apns'; environment: ApnsEnvironment; sessionId: number; error: string }
@@ -51,7 +52,8 @@ export function makeEmitter(hooks?: PushHooks, logger?: PushLogger): Emit {
       }
     }
     if (logger) {
-      if (WARN_TYPES.has(e.type) || (e.type === 'outcome' && !e.ok)) logger.warn(e, `push ${e.type}`);
+      const warn = WARN_TYPES.has(e.type) || (e.type === 'outcome' && !e.ok) || (e.type === 'session_close' && e.reason.startsWith('error'));
+      if (warn) logger.warn(e, `push ${e.type}`);
       else logger.debug(e, `push ${e.type}`);
     }
   };

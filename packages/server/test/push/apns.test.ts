@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { selfSignedServerCert } from '../../../testkit/src/emulators/util.js';
 import { ApnsDeviceRegistry, ApnsEmulator, makeApnsKey, makeClientCertificate } from '../../../testkit/src/emulators/index.js';
 import type { ApnsPush, ApnsTestKey } from '../../../testkit/src/emulators/index.js';
 import { FakeClock } from '../../../sip/src/util/clock.js';
@@ -440,5 +442,37 @@ test('a half-open connection is detected by PING with a deadline and replaced', 
     await provider.close();
     await relay.close();
     await ctx.close();
+  }
+});
+
+test('an endpoint that does not negotiate HTTP/2 fails fast and says why', async () => {
+  const key = makeApnsKey({ teamId: TEAM, bundleIds: [BUNDLE] });
+  const tls = await selfSignedServerCert();
+  // A TLS server without ALPN (a misconfigured relay speaking HTTP/1.1).
+  const server = createTlsServer({ cert: tls.certPem, key: tls.keyPem }, (socket) => {
+    socket.on('error', () => {});
+    socket.on('data', () => socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const url = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const events: PushEvent[] = [];
+  const provider = new ApnsProvider({
+    auth: { kind: 'token', key: key.privateKeyPem, keyId: key.keyId, teamId: key.teamId },
+    endpoints: { production: url },
+    ca: tls.certPem,
+    pingIntervalMs: 0,
+    poolSize: 1,
+    hooks: { any: (e) => events.push(e) },
+  });
+  try {
+    const t0 = Date.now();
+    const out = failure(await provider.sendCall(binding(hexToken(990)), payload(), { deadlineMs: 3000 }));
+    assert.equal(out.error, 'PUSH_UNAVAILABLE');
+    assert.ok(Date.now() - t0 < 2000, 'fails before the deadline');
+    const closes = events.filter((e): e is Extract<PushEvent, { type: 'session_close' }> => e.type === 'session_close');
+    assert.ok(closes.some((e) => /did not negotiate HTTP\/2 \(ALPN: (http\/1\.1|none)\)/.test(e.reason)), JSON.stringify(closes));
+  } finally {
+    await provider.close();
+    await new Promise<void>((r) => server.close(() => r()));
   }
 });
