@@ -119,6 +119,10 @@ export class ProxyCall {
   private readonly localTag = newTag();
   private finalSent = false;
   private answered = false;
+  /** The branch whose 2xx was forwarded. */
+  private winner: Branch | undefined = undefined;
+  /** The transactions that outlive the call no longer point at it (see retire()). */
+  private retired = false;
   private cancelled = false;
   private ringingSent = false;
   private ringTimer: TimerHandle | undefined;
@@ -404,6 +408,11 @@ export class ProxyCall {
   }
 
   private onBranchResponse(branch: Branch, response: SipResponse): void {
+    this.handleBranchResponse(branch, response);
+    this.retireWhenDone();
+  }
+
+  private handleBranchResponse(branch: Branch, response: SipResponse): void {
     const proxy = this.proxy;
     const status = response.status;
     if (status === 100) {
@@ -439,6 +448,7 @@ export class ProxyCall {
       }
       branch.final = { status, reason: response.reason, response };
       this.answered = true;
+      this.winner = branch;
       this.sendFinal(branch.final, 'answered');
       if (this.isInvite) this.cancelOthers(branch, REASON_ANSWERED_ELSEWHERE);
       else this.dropWaiters();
@@ -467,6 +477,31 @@ export class ProxyCall {
     branch.final ??= { status, reason };
     this.proxy.timelines.record(this.timeline, 'response-in', { status, reason, local: true }, branch.id);
     this.checkDone();
+    this.retireWhenDone();
+  }
+
+  /**
+   * The final response is sent and every branch has its own: what is left are client
+   * transactions waiting out Timer M (the winner, RFC 6026) or Timer D, 64*T1 over UDP. Give
+   * them small TUs (the winner forwards 2xx retransmissions, the others need nothing) so the
+   * call, its branches and their messages can be collected now rather than 32 s later.
+   */
+  private retireWhenDone(): void {
+    if (this.retired || !this.finalSent || this.branches.some((b) => b.state !== 'done')) return;
+    this.retired = true;
+    const serverTx = this.serverTx;
+    for (const b of this.branches) {
+      if (b.tx === undefined) continue;
+      if (b === this.winner && this.isInvite) {
+        b.tx.setUser({
+          onResponse: (response) => {
+            if (response.status >= 200 && response.status < 300) serverTx.respond(stripTopVia(response)); // 2xx retransmission
+          },
+        });
+      } else {
+        b.tx.setUser(FINISHED_BRANCH);
+      }
+    }
   }
 
   // ----- cancelling -----------------------------------------------------------------------
@@ -561,6 +596,7 @@ export class ProxyCall {
     // No "missed call" notice when someone declined on purpose on another device.
     if (outcome !== 'answered' && outcome !== 'declined') this.missedCallAlerts();
     else if (proxy.config.proxy.answeredElsewhereAlert) this.alertSleepers('answered_elsewhere');
+    this.retireWhenDone();
   }
 
   /** Devices that were pushed and never woke get a "missed call" alert (never a VoIP push). */
@@ -583,6 +619,9 @@ export class ProxyCall {
     }
   }
 }
+
+/** The TU of a finished call's losing branches: their final response is already handled. */
+const FINISHED_BRANCH = { onResponse(): void {} };
 
 function stripTopVia(response: SipResponse): SipResponse {
   const out = response.clone();

@@ -41,11 +41,13 @@ export interface ClientTransactionUser {
 }
 
 export abstract class ClientTransaction extends Transaction {
-  readonly request: SipRequest;
   readonly branch: string;
-  protected readonly user: ClientTransactionUser;
-  protected readonly requestBytes: Buffer;
-  lastResponse: SipResponse | undefined = undefined;
+  readonly method: string;
+  protected user: ClientTransactionUser;
+  // Released once a final response arrived (see release()): a proxy keeps thousands of
+  // finished transactions for 64*T1 and they must not hold every message of every call.
+  private requestRef: SipRequest | undefined;
+  protected requestBytes: Buffer | undefined;
 
   protected constructor(
     request: SipRequest,
@@ -56,10 +58,31 @@ export abstract class ClientTransaction extends Transaction {
     initial: S,
   ) {
     super(clientKey(branch, request.method), initial, destination, ctx);
-    this.request = request;
+    this.requestRef = request;
+    this.method = request.method;
     this.branch = branch;
     this.user = user;
     this.requestBytes = request.toBuffer();
+  }
+
+  /** The request, until a final response arrived (nothing needs it after that). */
+  get request(): SipRequest {
+    if (this.requestRef === undefined) throw new Error(`${this.method} client transaction ${this.key}: request already released`);
+    return this.requestRef;
+  }
+
+  /**
+   * Hand the rest of this transaction's life to another TU (e.g. a proxy whose call is over
+   * and only forwards 2xx retransmissions), so the first one can be collected.
+   */
+  setUser(user: ClientTransactionUser): void {
+    this.user = user;
+  }
+
+  /** A final response arrived: only the key, the destination and the ACK (if any) are still needed. */
+  protected release(): void {
+    this.requestRef = undefined;
+    this.requestBytes = undefined;
   }
 
   abstract start(): void;
@@ -75,7 +98,7 @@ export abstract class ClientTransaction extends Transaction {
 
   protected timeout(): void {
     this.endedBy = 'timeout';
-    this.user.onTimeout?.(this, new TransactionTimeoutError(`${this.request.method} transaction timed out (${this.key})`));
+    this.user.onTimeout?.(this, new TransactionTimeoutError(`${this.method} transaction timed out (${this.key})`));
     if (this.state !== S.Terminated) this.stateTransition(S.Terminated);
   }
 }
@@ -100,7 +123,7 @@ export class InviteClientTransaction extends ClientTransaction {
   }
 
   start(): void {
-    this.transmit(this.requestBytes);
+    this.transmit(this.requestBytes!);
     // Timer A: retransmit over unreliable transports, doubling each time (§17.1.1.2).
     if (!this.reliable) this.scheduleA(this.ctx.timers.T1);
     // Timer B: give up after 64*T1.
@@ -111,7 +134,7 @@ export class InviteClientTransaction extends ClientTransaction {
 
   private scheduleA(interval: number): void {
     this.startTimer(interval, () => {
-      if (this.state !== S.Calling) return;
+      if (this.state !== S.Calling || this.requestBytes === undefined) return;
       this.transmit(this.requestBytes);
       this.scheduleA(interval * 2);
     });
@@ -145,21 +168,20 @@ export class InviteClientTransaction extends ClientTransaction {
             // Timer B stays meaningful only in Calling; in Proceeding the TU's own timer
             // (proxy Timer C, UA ring timeout) governs (§17.1.1.2).
           }
-          this.lastResponse = response;
           this.user.onResponse(response, this);
           const pending = this.cancelRequested;
           this.cancelRequested = undefined;
           pending?.(this);
         } else if (status < 300) {
-          this.lastResponse = response;
           this.stateTransition(S.Accepted);
+          this.release();
           // RFC 6026 Timer M: stay to pass 2xx retransmissions to the TU.
           this.startTimer(timeout64(this.ctx.timers), () => this.stateTransition(S.Terminated));
           this.user.onResponse(response, this);
         } else {
-          this.lastResponse = response;
           this.stateTransition(S.Completed);
           this.ackBytes = this.buildAck(response).toBuffer();
+          this.release();
           this.transmit(this.ackBytes);
           this.startTimer(timerD(this.reliable), () => this.stateTransition(S.Terminated));
           this.user.onResponse(response, this);
@@ -199,7 +221,7 @@ export class NonInviteClientTransaction extends ClientTransaction {
 
   start(): void {
     this.startedAt = this.ctx.clock.monotonic();
-    this.transmit(this.requestBytes);
+    this.transmit(this.requestBytes!);
     if (!this.reliable) this.scheduleE(this.ctx.timers.T1);
     // Timer F.
     this.startTimer(timeout64(this.ctx.timers), () => {
@@ -209,7 +231,7 @@ export class NonInviteClientTransaction extends ClientTransaction {
 
   private scheduleE(interval: number): void {
     this.startTimer(interval, () => {
-      if (this.state !== S.Trying && this.state !== S.Proceeding) return;
+      if ((this.state !== S.Trying && this.state !== S.Proceeding) || this.requestBytes === undefined) return;
       this.transmit(this.requestBytes);
       // §17.1.2.2: in Proceeding the interval is T2; in Trying it doubles up to T2.
       const next = this.state === S.Proceeding ? this.ctx.timers.T2 : Math.min(interval * 2, this.ctx.timers.T2);
@@ -219,7 +241,6 @@ export class NonInviteClientTransaction extends ClientTransaction {
 
   receiveResponse(response: SipResponse): void {
     if (this.state === S.Trying || this.state === S.Proceeding) {
-      this.lastResponse = response;
       if (response.status < 200) {
         if (this.state === S.Trying) {
           // Keep Timer F and E: move state without clearing them by re-arming after.
@@ -228,6 +249,7 @@ export class NonInviteClientTransaction extends ClientTransaction {
         this.user.onResponse(response, this);
       } else {
         this.stateTransition(S.Completed);
+        this.release();
         this.startTimer(timerIK(this.ctx.timers, this.reliable), () => this.stateTransition(S.Terminated));
         this.user.onResponse(response, this);
       }

@@ -36,15 +36,31 @@ export interface ServerTransactionUser {
 }
 
 export abstract class ServerTransaction extends Transaction {
-  readonly request: SipRequest;
-  lastResponse: SipResponse | undefined = undefined;
+  readonly method: string;
+  /** Status of the last response sent (0: none yet). */
+  lastStatus = 0;
   protected lastResponseBytes: Buffer | undefined = undefined;
   user: ServerTransactionUser;
+  // Released in Accepted (see release()): thousands of answered INVITEs wait out Timer L.
+  private requestRef: SipRequest | undefined;
 
   protected constructor(key: string, request: SipRequest, destination: Destination, ctx: TransactionContext, user: ServerTransactionUser, initial: S) {
     super(key, initial, destination, ctx);
-    this.request = request;
+    this.requestRef = request;
+    this.method = request.method;
     this.user = user;
+  }
+
+  /** The request, until the transaction has no more use for it (Accepted, after a 2xx). */
+  get request(): SipRequest {
+    if (this.requestRef === undefined) throw new Error(`${this.method} server transaction ${this.key}: request already released`);
+    return this.requestRef;
+  }
+
+  /** In Accepted only INVITE retransmissions (absorbed) and new 2xx from the TU remain. */
+  protected release(): void {
+    this.requestRef = undefined;
+    this.lastResponseBytes = undefined;
   }
 
   /** Send a response from the TU through this transaction. */
@@ -53,13 +69,15 @@ export abstract class ServerTransaction extends Transaction {
   abstract receiveRequest(request: SipRequest): void;
 
   get isFinal(): boolean {
-    return this.lastResponse !== undefined && this.lastResponse.status >= 200;
+    return this.lastStatus >= 200;
   }
 
   protected sendResponse(response: SipResponse): void {
-    this.lastResponse = response;
-    this.lastResponseBytes = response.toBuffer();
-    this.transmit(this.lastResponseBytes);
+    this.lastStatus = response.status;
+    const bytes = response.toBuffer();
+    // Only a resend in Proceeding or Completed uses them; in Accepted each 2xx comes from the TU.
+    if (this.state !== S.Accepted) this.lastResponseBytes = bytes;
+    this.transmit(bytes);
   }
 
   protected resendLast(): void {
@@ -94,6 +112,7 @@ export class InviteServerTransaction extends ServerTransaction {
         this.sendResponse(response);
         if (status >= 200 && status < 300) {
           this.stateTransition(S.Accepted);
+          this.release();
           // RFC 6026 Timer L: absorb INVITE retransmissions, let 2xx retransmissions through.
           this.startTimer(timeout64(this.ctx.timers), () => this.stateTransition(S.Terminated));
         } else if (status >= 300) {

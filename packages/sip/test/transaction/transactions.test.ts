@@ -179,6 +179,22 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
     assert.equal(tx.state, TransactionState.Terminated);
   });
 
+  it('lets go of its request once answered, and a new TU takes over the 2xx retransmissions', async () => {
+    const { layer, transport } = setup();
+    const first: number[] = [];
+    const tx = layer.request(outgoing('INVITE'), dest, { onResponse: (r) => first.push(r.status) }) as InviteClientTransaction;
+    await flush();
+    assert.equal(tx.request.method, 'INVITE');
+    const ok = responseTo(transport.sentText(0), 200);
+    transport.inject(ok);
+    assert.throws(() => tx.request, /already released/, 'Accepted keeps no request for 64*T1');
+    const later: number[] = [];
+    tx.setUser({ onResponse: (r) => later.push(r.status) });
+    transport.inject(ok);
+    assert.deepEqual(first, [200]);
+    assert.deepEqual(later, [200]);
+  });
+
   it('times out with Timer B when nothing answers', () => {
     const { clock, layer } = setup();
     let timeouts = 0;
@@ -290,6 +306,10 @@ describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)', () => {
     assert.equal(tx.state, TransactionState.Accepted);
     transport.inject(incoming('INVITE'));
     assert.equal(transport.sent.length, 3, 'INVITE retransmission absorbed in Accepted');
+    assert.ok(tx.isFinal);
+    assert.throws(() => tx.request, /already released/, 'Accepted keeps no request for Timer L');
+    tx.respond(createResponse(request, 200));
+    assert.equal(transport.sent.length, 4, 'a 2xx retransmission from the TU still goes out');
   });
 
   it('§9.2: a CANCEL is its own transaction and is matched to the INVITE it cancels', () => {
