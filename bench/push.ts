@@ -135,25 +135,12 @@ async function main(): Promise<void> {
   // ---- 1. throughput ----
   worker.send({ type: 'reset' } satisfies ToWorker);
   let failed = 0;
-  let started = 0;
   const emuCpu0 = await emulatorCpuUs();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    let done = 0;
-    const launch = () => {
-      while (started < PUSHES && started - done < WINDOW) {
-        const i = started++;
-        void provider.sendCall(binding(i), payload(i)).then((o) => {
-          if (!o.ok) failed++;
-          done++;
-          if (done === PUSHES) resolve();
-          else launch();
-        });
-      }
-    };
-    launch();
-  });
+  await runWindowed(PUSHES, WINDOW, (i) => provider.sendCall(binding(i), payload(i)).then((o) => {
+    if (!o.ok) failed++;
+  }));
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const emuCpu = (await emulatorCpuUs()) - emuCpu0;
@@ -265,11 +252,44 @@ async function main(): Promise<void> {
   writeFileSync(out, md);
 }
 
+/**
+ * Starts `send(i)` for i = 0…n-1 with at most `window` unsettled (and, when given, only while
+ * `canStart(i)`; a settled send starts the next ones); resolves when all n have settled.
+ */
+function runWindowed(n: number, window: number, send: (i: number) => Promise<unknown>, canStart: (i: number) => boolean = () => true): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let started = 0;
+    let done = 0;
+    const launch = () => {
+      while (started < n && started - done < window && canStart(started)) {
+        const i = started++;
+        void send(i).then(() => {
+          if (++done === n) resolve();
+          else launch();
+        });
+      }
+    };
+    launch();
+  });
+}
+
+type BenchKey = { keyId: string; teamId: string; privateKeyPem: string };
+
+/** The baselines sign their provider token once, up front (the gateway's minter is not measured there). */
+function baselineJwt(key: BenchKey): Promise<string> {
+  return new SignJWT({ iss: key.teamId, iat: Math.floor(Date.now() / 1000) }).setProtectedHeader({ alg: 'ES256', kid: key.keyId }).sign(createPrivateKey(key.privateKeyPem));
+}
+
+/** A call payload of the gateway's shape, encoded once for every baseline request. */
+function baselineBody(): string {
+  return JSON.stringify({ aps: {}, pushcall: { v: 1, type: 'call', call_id: 'baseline@pushcall.example', from_name: 'Bench Caller', from_uri: 'sip:caller@example.com', to: 'sip:user@example.com', video: false, sent_at: Date.now(), ttl: 30 } });
+}
+
 /** A bare node:http2 client: the ceiling for this machine, emulator and window. */
-async function rawBaseline(url: string, ca: string, key: { keyId: string; teamId: string; privateKeyPem: string }, n: number, window: number, pool: number) {
-  const jwt = await new SignJWT({ iss: key.teamId, iat: Math.floor(Date.now() / 1000) }).setProtectedHeader({ alg: 'ES256', kid: key.keyId }).sign(createPrivateKey(key.privateKeyPem));
+async function rawBaseline(url: string, ca: string, key: BenchKey, n: number, window: number, pool: number) {
+  const jwt = await baselineJwt(key);
   const sessions = Array.from({ length: pool }, () => http2.connect(url, { ca }));
-  const body = JSON.stringify({ aps: {}, pushcall: { v: 1, type: 'call', call_id: 'baseline@pushcall.example', from_name: 'Bench Caller', from_uri: 'sip:caller@example.com', to: 'sip:user@example.com', video: false, sent_at: Date.now(), ttl: 30 } });
+  const body = baselineBody();
   const one = (s: http2.ClientHttp2Session, i: number) => new Promise<void>((resolve) => {
     const st = s.request({ ':method': 'POST', ':path': `/3/device/${(i % 100_000).toString(16).padStart(64, '0')}`, authorization: `bearer ${jwt}`, 'apns-topic': 'com.example.app.voip', 'apns-push-type': 'voip', 'apns-priority': '10', 'apns-expiration': '0', 'apns-id': randomUUID(), [http2.sensitiveHeaders]: ['authorization', ':path'] } as http2.OutgoingHttpHeaders);
     st.on('response', () => {});
@@ -281,31 +301,18 @@ async function rawBaseline(url: string, ca: string, key: { keyId: string; teamId
   // Authenticate each session (one stream until then), then wait for the raised stream limit.
   for (const s of sessions) await one(s, 0);
   await new Promise((r) => setTimeout(r, 50));
-  let started = 0;
-  let done = 0;
   const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    const launch = () => {
-      while (started < n && started - done < window) {
-        const i = started++;
-        void one(sessions[i % pool], i).then(() => {
-          if (++done === n) resolve();
-          else launch();
-        });
-      }
-    };
-    launch();
-  });
+  await runWindowed(n, window, (i) => one(sessions[i % pool], i));
   const secs = (performance.now() - t0) / 1000;
   for (const s of sessions) s.close();
   return { requests: n, seconds: Math.round(secs * 1000) / 1000, pushesPerSecond: Math.round(n / secs) };
 }
 
 /** The gateway's HTTP/2 client without the gateway: what the emulator allows a lean client. */
-async function h2ConnectionBaseline(url: string, ca: string, key: { keyId: string; teamId: string; privateKeyPem: string }, n: number, window: number, pool: number) {
+async function h2ConnectionBaseline(url: string, ca: string, key: BenchKey, n: number, window: number, pool: number) {
   const { H2Connection } = await import('../packages/server/src/push/h2/index.js');
   const tls = await import('node:tls');
-  const jwt = await new SignJWT({ iss: key.teamId, iat: Math.floor(Date.now() / 1000) }).setProtectedHeader({ alg: 'ES256', kid: key.keyId }).sign(createPrivateKey(key.privateKeyPem));
+  const jwt = await baselineJwt(key);
   const u = new URL(url);
   const conns = await Promise.all(Array.from({ length: pool }, async () => {
     const socket = tls.connect({ host: u.hostname, port: Number(u.port), ca, ALPNProtocols: ['h2'] });
@@ -314,7 +321,7 @@ async function h2ConnectionBaseline(url: string, ca: string, key: { keyId: strin
     await once(c, 'connect');
     return c;
   }));
-  const body = JSON.stringify({ aps: {}, pushcall: { v: 1, type: 'call', call_id: 'baseline@pushcall.example', from_name: 'Bench Caller', from_uri: 'sip:caller@example.com', to: 'sip:user@example.com', video: false, sent_at: Date.now(), ttl: 30 } });
+  const body = baselineBody();
   const one = (c: InstanceType<typeof H2Connection>, i: number) => new Promise<void>((resolve) => {
     const end = () => resolve();
     c.request([
@@ -326,23 +333,10 @@ async function h2ConnectionBaseline(url: string, ca: string, key: { keyId: strin
   // Authenticate each connection (one stream until then), then wait for the raised stream limit.
   for (const c of conns) await one(c, 0);
   await new Promise((r) => setTimeout(r, 50));
-  let started = 0;
-  let done = 0;
   const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    const launch = () => {
-      while (started < n && started - done < window) {
-        const c = conns[started % pool];
-        if (c.inFlight >= c.remoteMaxConcurrentStreams) break;
-        const i = started++;
-        void one(c, i).then(() => {
-          if (++done === n) resolve();
-          else launch();
-        });
-      }
-    };
-    launch();
-  });
+  // The bare connection does not queue: start a request only where the server allows a stream.
+  const conn = (i: number) => conns[i % pool];
+  await runWindowed(n, window, (i) => one(conn(i), i), (i) => conn(i).inFlight < conn(i).remoteMaxConcurrentStreams);
   const secs = (performance.now() - t0) / 1000;
   for (const c of conns) c.destroy();
   return { requests: n, seconds: Math.round(secs * 1000) / 1000, pushesPerSecond: Math.round(n / secs) };

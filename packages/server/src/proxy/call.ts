@@ -121,7 +121,7 @@ export class ProxyCall {
   private answered = false;
   /** The branch whose 2xx was forwarded. */
   private winner: Branch | undefined = undefined;
-  /** The transactions that outlive the call no longer point at it (see retire()). */
+  /** The transactions that outlive the call no longer point at it (see retireWhenDone()). */
   private retired = false;
   private cancelled = false;
   private ringingSent = false;

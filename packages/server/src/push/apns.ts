@@ -285,7 +285,6 @@ class ApnsSession {
   authConfirmed: boolean;
   draining = false;
   closed = false;
-  goawayLastStreamId?: number;
   tok?: ProviderToken;
   tokFirstUsedAt?: number;
   private pingTimer?: TimerHandle;
@@ -323,7 +322,6 @@ class ApnsSession {
     this.h2.on('error', () => {});
     this.h2.on('remoteSettings', () => provider.pump(pool));
     this.h2.on('goaway', (errorCode: number, lastStreamId: number, opaque: Buffer) => {
-      this.goawayLastStreamId = lastStreamId;
       let reason: string | undefined;
       try {
         if (opaque.length) reason = (JSON.parse(opaque.toString('utf8')) as { reason?: string }).reason;

@@ -9,8 +9,14 @@ import { SipParseError } from '../errors.js';
 const TOKEN_CHARS = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 
 /** RFC 3261 §25.1 token. */
-const TOKEN_TABLE = new Uint8Array(128);
-for (const ch of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~") TOKEN_TABLE[ch.charCodeAt(0)] = 1;
+/** A lookup table for ASCII character classes: 1 for each character of `chars`. */
+export function charTable(chars: string): Uint8Array {
+  const table = new Uint8Array(128);
+  for (const ch of chars) table[ch.charCodeAt(0)] = 1;
+  return table;
+}
+
+const TOKEN_TABLE = charTable("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~");
 
 /** Whether a UTF-16 code unit is a token character (RFC 3261 §25.1). */
 export function isTokenChar(c: number): boolean {

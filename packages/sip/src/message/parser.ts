@@ -5,7 +5,7 @@
  */
 
 import { SipLimitError, SipParseError } from '../errors.js';
-import { trimLws } from './grammar.js';
+import { isTokenChar, trimLws } from './grammar.js';
 import { normalizeHeaderName } from './headers.js';
 import { type HeaderField, type SipMessage, SipRequest, SipResponse, parseDigits } from './message.js';
 
@@ -79,14 +79,11 @@ function requiredBit(key: string): number {
   }
 }
 
-const TOKEN_TABLE = new Uint8Array(128);
-for (const ch of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~") TOKEN_TABLE[ch.charCodeAt(0)] = 1;
-
 function isTokenRange(text: string, from: number, to: number): boolean {
   if (from >= to) return false;
   for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
-    if (c > 127 || TOKEN_TABLE[c] === 0) return false;
+    if (!isTokenChar(c)) return false;
   }
   return true;
 }

@@ -5,7 +5,7 @@
  */
 
 import { SipParseError } from '../errors.js';
-import { Params, unescapePercent } from './grammar.js';
+import { Params, charTable, unescapePercent } from './grammar.js';
 
 /** RFC 8599 §8.7 URI parameters. */
 export const PN_PARAMS = ['pn-provider', 'pn-prid', 'pn-param', 'pn-purr'] as const;
@@ -255,12 +255,6 @@ const ILLEGAL_IN_URI = /[\s<>"]/g;
 const USER_TABLE = charTable("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()&=+$,;?/");
 /** …and in a password (no ';', '?', '/'). */
 const PASSWORD_TABLE = charTable("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()&=+$,");
-
-function charTable(chars: string): Uint8Array {
-  const table = new Uint8Array(128);
-  for (const ch of chars) table[ch.charCodeAt(0)] = 1;
-  return table;
-}
 
 /** text[from, to) is 1*(allowed / %HH) (or may be empty when `empty`). */
 function isEscapedRun(text: string, from: number, to: number, table: Uint8Array, empty: boolean): boolean {
