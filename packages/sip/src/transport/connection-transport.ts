@@ -285,6 +285,21 @@ export abstract class ConnectionTransport<C extends Connection> implements Trans
   protected abstract openConnection(target: SendTarget): Promise<C>;
 }
 
+/**
+ * Runs one write on a connection (`where` names it) and settles when the socket reports the
+ * write done: a reported error or a throw becomes one TransportError.
+ */
+export function writeSettled(where: string, write: (done: (err?: Error | null) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: unknown) => reject(new TransportError(`write on ${where} failed: ${errorText(err)}`, { cause: err }));
+    try {
+      write((err) => (err ? failed(err) : resolve()));
+    } catch (err) {
+      failed(err);
+    }
+  });
+}
+
 export function errorText(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;

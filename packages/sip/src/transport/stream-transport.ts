@@ -8,7 +8,7 @@ import type { Server, Socket } from 'node:net';
 import { TransportError, TransportListenError, isSipError } from '../errors.js';
 import { nextConnectionId, normalizeAddress } from './connection-table.js';
 import type { Connection } from './connection-table.js';
-import { ConnectionTransport, errorText, hostPort } from './connection-transport.js';
+import { ConnectionTransport, errorText, hostPort, writeSettled } from './connection-transport.js';
 import type { ConnectionHooks } from './connection-transport.js';
 import { StreamFramer } from './stream-framer.js';
 import type { StreamFramerLimits } from './stream-framer.js';
@@ -81,16 +81,7 @@ export class SocketConnection implements Connection {
       this.destroy();
       return Promise.reject(new TransportError(`${this.id} to ${this.peer}: peer is not reading`));
     }
-    return new Promise((resolve, reject) => {
-      try {
-        this.socket.write(data, (err) => {
-          if (err) reject(new TransportError(`write on ${this.id} to ${this.peer} failed: ${errorText(err)}`, { cause: err }));
-          else resolve();
-        });
-      } catch (err) {
-        reject(new TransportError(`write on ${this.id} to ${this.peer} failed: ${errorText(err)}`, { cause: err }));
-      }
-    });
+    return writeSettled(`${this.id} to ${this.peer}`, (done) => this.socket.write(data, done));
   }
 
   close(): Promise<void> {

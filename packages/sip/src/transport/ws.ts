@@ -23,7 +23,7 @@ import type { ClientOptions, RawData } from 'ws';
 import { TransportError, TransportListenError, isSipError } from '../errors.js';
 import { nextConnectionId, normalizeAddress } from './connection-table.js';
 import type { Connection } from './connection-table.js';
-import { ConnectionTransport, errorText, hostPort } from './connection-transport.js';
+import { ConnectionTransport, errorText, hostPort, writeSettled } from './connection-transport.js';
 import type { ConnectionHooks, ConnectionTransportOptions } from './connection-transport.js';
 import { isCrlfOnly } from './stream-framer.js';
 import { listenServer } from './stream-transport.js';
@@ -103,16 +103,7 @@ export class WsConnection implements Connection {
       this.destroy();
       return Promise.reject(new TransportError(`${this.id} to ${this.peer}: peer is not reading`));
     }
-    return new Promise((resolve, reject) => {
-      try {
-        this.ws.send(data, { binary: !isUtf8(data) }, (err) => {
-          if (err) reject(new TransportError(`write on ${this.id} to ${this.peer} failed: ${errorText(err)}`, { cause: err }));
-          else resolve();
-        });
-      } catch (err) {
-        reject(new TransportError(`write on ${this.id} to ${this.peer} failed: ${errorText(err)}`, { cause: err }));
-      }
-    });
+    return writeSettled(`${this.id} to ${this.peer}`, (done) => this.ws.send(data, { binary: !isUtf8(data) }, done));
   }
 
   close(): Promise<void> {

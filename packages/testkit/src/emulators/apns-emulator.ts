@@ -20,10 +20,9 @@ import http2 from 'node:http2';
 import type { ServerHttp2Session, ServerHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { compactVerify, decodeProtectedHeader } from 'jose';
-import { DeviceDelivery, seededRandom, selfSignedServerCert, systemClock } from './util.js';
+import { DeviceDelivery, listen, seededRandom, selfSignedServerCert, systemClock } from './util.js';
 import type { DelaySpec, EmulatorClock } from './util.js';
 
 export type ApnsEnvironment = 'production' | 'sandbox';
@@ -388,11 +387,7 @@ export class ApnsEmulator {
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: unknown) =>
       this.onStream(stream, headers, rawHeaders as string[]));
     server.on('sessionError', () => {});
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => resolve());
-    });
-    this._port = (server.address() as AddressInfo).port;
+    this._port = await listen(server, this.opts.port ?? 0, this.opts.host ?? '127.0.0.1');
     this.server = server;
     return this;
   }

@@ -10,9 +10,8 @@ import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createPublicKey, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { compactVerify, decodeJwt } from 'jose';
-import { DeviceDelivery, seededRandom, systemClock } from './util.js';
+import { DeviceDelivery, listen, seededRandom, systemClock } from './util.js';
 import type { DelaySpec, EmulatorClock } from './util.js';
 
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
@@ -204,11 +203,7 @@ export class FcmEmulator {
       });
     });
     server.keepAliveTimeout = 30_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => resolve());
-    });
-    this._port = (server.address() as AddressInfo).port;
+    this._port = await listen(server, this.opts.port ?? 0, this.opts.host ?? '127.0.0.1');
     this.server = server;
     return this;
   }

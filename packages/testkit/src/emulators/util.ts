@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import type { AddressInfo, Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -46,6 +47,17 @@ export type DelaySpec = number | [min: number, max: number];
 export function pickDelay(spec: DelaySpec, rnd: () => number): number {
   if (typeof spec === 'number') return spec;
   return spec[0] + (spec[1] - spec[0]) * rnd();
+}
+
+/** Listen (loopback by default) and return the bound port; a listen error rejects. */
+export function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
 }
 
 export interface TlsMaterial {
