@@ -200,6 +200,27 @@ export class SimulatedCallUi implements CallUiPort {
     return Math.max(0, until - c.serverEndedAt);
   }
 
+  /** A new incarnation of `uuid`, shown now. */
+  private addCall(uuid: string, direction: SimCall['direction'], state: SimCall['state'], details: SimCall['details']): void {
+    this.history.push({
+      uuid,
+      incarnation: this.incarnations(uuid) + 1,
+      direction,
+      state,
+      details,
+      held: false,
+      muted: false,
+      answerFailed: false,
+      shownAt: this.clock.now(),
+      answeredAt: undefined,
+      endedAt: undefined,
+      endedBy: undefined,
+      endReason: undefined,
+      serverEndedAt: undefined,
+      ringingWhenServerEnded: false,
+    });
+  }
+
   /** Number of incarnations (accepted reports or starts) of a UUID. */
   incarnations(uuid: string): number {
     const u = norm(uuid);
@@ -230,23 +251,7 @@ export class SimulatedCallUi implements CallUiPort {
     if (live && live.state !== 'ended') return refuse('callUUIDAlreadyExists');
     if (this.doNotDisturb) return refuse('filteredByDoNotDisturb');
     if (this.blockedHandles.has(details.handle)) return refuse('filteredByBlockList');
-    this.history.push({
-      uuid: u,
-      incarnation: this.incarnations(u) + 1,
-      direction: 'incoming',
-      state: 'ringing',
-      details,
-      held: false,
-      muted: false,
-      answerFailed: false,
-      shownAt: this.clock.now(),
-      answeredAt: undefined,
-      endedAt: undefined,
-      endedBy: undefined,
-      endReason: undefined,
-      serverEndedAt: undefined,
-      ringingWhenServerEnded: false,
-    });
+    this.addCall(u, 'incoming', 'ringing', details);
     this.note('reportNewIncomingCall', u, details.displayName);
     return { ok: true };
   }
@@ -418,23 +423,7 @@ export class SimulatedCallUi implements CallUiPort {
       this.violation(`start requested with the UUID of live call ${uuid}`);
       return;
     }
-    this.history.push({
-      uuid,
-      incarnation: this.incarnations(uuid) + 1,
-      direction: 'outgoing',
-      state: 'starting',
-      details: { handle, handleType: 'generic', displayName: handle, video },
-      held: false,
-      muted: false,
-      answerFailed: false,
-      shownAt: this.clock.now(),
-      answeredAt: undefined,
-      endedAt: undefined,
-      endedBy: undefined,
-      endReason: undefined,
-      serverEndedAt: undefined,
-      ringingWhenServerEnded: false,
-    });
+    this.addCall(uuid, 'outgoing', 'starting', { handle, handleType: 'generic', displayName: handle, video });
     this.deliver<StartAction>('start', uuid, { handle, video }, (d, a) => d.onStart(a));
   }
 
