@@ -11,6 +11,7 @@ import { type ConfigInput, type PushcallServer, createLogger, createPushcall, va
 import type { ApnsEmulator, ApnsEmulatorOptions } from './emulators/apns-emulator.js';
 import type { FcmEmulator, FcmEmulatorOptions } from './emulators/fcm-emulator.js';
 import { startFleetEmulators } from './fleet/emulators.js';
+import type { SimulatedPhoneOptions } from './phone/simulated-phone.js';
 
 export { LAB_BUNDLE_ID, LAB_FCM_PROJECT, LAB_TEAM_ID } from './lab-apps.js';
 
@@ -32,6 +33,8 @@ export interface Lab {
   dataDir: string;
   /** `udp`/`tcp`/`ws` address of the server. */
   address(protocol: 'udp' | 'tcp' | 'ws'): { protocol: 'udp' | 'tcp' | 'ws'; address: string; port: number };
+  /** What a SimulatedPhone needs to reach this lab over UDP (domain 127.0.0.1, the emulators). */
+  phoneWiring(): Pick<SimulatedPhoneOptions, 'domain' | 'server' | 'apns' | 'apnsSandbox' | 'fcm'>;
   close(): Promise<void>;
 }
 
@@ -61,6 +64,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     fcm,
     dataDir,
     address: (protocol) => ({ protocol, address: '127.0.0.1', port: server.port(protocol) }),
+    phoneWiring: () => ({ domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: server.port('udp') }, apns, apnsSandbox, fcm }),
     async close() {
       await server.stop();
       await Promise.all([apns.close(), apnsSandbox.close(), fcm.close()]);

@@ -22,10 +22,7 @@ describe('admin API', () => {
       name: 'admin-iphone',
       platform: 'ios',
       user: 'ann',
-      domain: '127.0.0.1',
-      server: lab.address('udp'),
-      apns: lab.apns,
-      apnsSandbox: lab.apnsSandbox,
+      ...lab.phoneWiring(),
       launchDelayMs: 50,
       answer: { kind: 'answer', afterMs: 100 },
     });

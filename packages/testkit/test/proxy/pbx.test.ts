@@ -77,10 +77,8 @@ describe('in front of a PBX (proxy.upstream, auth.trustedPeers)', () => {
       platform: 'ios',
       user: 'ext201',
       password: 'ext201-pw',
+      ...lab.phoneWiring(),
       domain: DOMAIN,
-      server: lab.address('udp'),
-      apns: lab.apns,
-      apnsSandbox: lab.apnsSandbox,
       launchDelayMs: 1200,
       answer: { kind: 'ignore' },
     });
