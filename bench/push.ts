@@ -2,10 +2,11 @@
  * Push gateway benchmark: the APNs client (packages/server/src/push/apns.ts) against the APNs
  * emulator over loopback HTTP/2 + TLS, token auth.
  *
- *   node --conditions=source --import tsx bench/push.ts [--pushes 50000] [--rate 1000] [--seconds 10] [--pool 2] [--window 2000]
+ *   node --conditions=source --import tsx bench/push.ts [--pushes 50000] [--rate 1000] [--seconds 10] [--pool 2] [--window 2000] [--emulators 2]
  *
- * The emulator runs in a child process (its own event loop / core) so client and server do
- * not share one loop; its CPU is reported so a run shows which side was the limit. Phases:
+ * The emulator runs in child processes (`--emulators`, sharing one port, one connection
+ * each; see EmulatorFleet) so client and server do not share one loop; their CPU is
+ * reported so a run shows which side was the limit. Phases:
  *  0. baselines: a bare node:http2 client and a bare H2Connection (the gateway's HTTP/2
  *     client without the gateway), same requests and window.
  *  1. throughput: N pushes, at most `window` in flight; pushes/s = N / wall time.
@@ -15,7 +16,9 @@
  * Prints JSON and a markdown table; writes the markdown to bench/results/push.md.
  */
 
-import { execSync, fork } from 'node:child_process';
+import { execSync } from 'node:child_process';
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
 import { once } from 'node:events';
 import { cpus, loadavg } from 'node:os';
 import http2 from 'node:http2';
@@ -25,26 +28,33 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+type TlsMaterial = import('../packages/testkit/src/emulators/util.js').TlsMaterial;
+
 interface EmuInit {
   keyId: string;
   teamId: string;
   publicKey: string;
   bundleIds: string[];
+  tls: TlsMaterial;
 }
 
 type FromWorker =
   | { type: 'ready'; url: string; caPem: string }
   | { type: 'timings'; timings: number[]; ids: (string | undefined)[]; stats: Record<string, number> }
-  | { type: 'cpu'; us: number };
+  | { type: 'cpu'; us: number }
+  | { type: 'ok' };
 
 type ToWorker = { type: 'reset' } | { type: 'timings' } | { type: 'cpu' } | { type: 'close' };
 
 async function emulatorWorker(init: EmuInit): Promise<void> {
   const { ApnsEmulator } = await import('../packages/testkit/src/emulators/apns-emulator.js');
-  const emu = await new ApnsEmulator({ keys: [init], record: false, recordTimings: true, maxConcurrentStreams: 1000 }).start();
+  const emu = await new ApnsEmulator({ keys: [init], record: false, recordTimings: true, maxConcurrentStreams: 1000, tls: init.tls }).start();
   const send = (m: FromWorker) => process.send!(m);
   process.on('message', async (m: ToWorker) => {
-    if (m.type === 'reset') emu.resetRecords();
+    if (m.type === 'reset') {
+      emu.resetRecords();
+      send({ type: 'ok' });
+    }
     if (m.type === 'timings') send({ type: 'timings', timings: emu.timings, ids: emu.timingIds, stats: { ...emu.stats } });
     if (m.type === 'cpu') {
       const u = process.cpuUsage();
@@ -77,6 +87,7 @@ function dist(values: number[]) {
 
 async function main(): Promise<void> {
   const { makeApnsKey } = await import('../packages/testkit/src/emulators/apns-emulator.js');
+  const { selfSignedServerCert } = await import('../packages/testkit/src/emulators/util.js');
   const { ApnsProvider } = await import('../packages/server/src/push/apns.js');
   const { buildPayload } = await import('../packages/server/src/push/payload.js');
 
@@ -84,24 +95,12 @@ async function main(): Promise<void> {
   const RATE = arg('rate', 1000);
   const SECONDS = arg('seconds', 10);
   const POOL = arg('pool', 2);
+  const EMULATORS = arg('emulators', 2);
   const WINDOW = arg('window', 2000);
 
   const key = makeApnsKey({ teamId: 'TEAM123456', bundleIds: ['com.example.app'] });
-  // The emulator runs in its own process (own core and event loop), same loader flags.
-  const worker = fork(fileURLToPath(import.meta.url), ['--emulator', JSON.stringify({ keyId: key.keyId, teamId: key.teamId, publicKey: key.publicKey, bundleIds: key.bundleIds } satisfies EmuInit)], { execArgv: process.execArgv });
-  const inbox: FromWorker[] = [];
-  const waiters: ((m: FromWorker) => void)[] = [];
-  worker.on('message', (m: FromWorker) => {
-    const w = waiters.shift();
-    if (w) w(m);
-    else inbox.push(m);
-  });
-  worker.on('error', (e) => {
-    console.error('emulator process failed', e);
-    process.exit(1);
-  });
-  const next = () => new Promise<FromWorker>((r) => (inbox.length ? r(inbox.shift()!) : waiters.push(r)));
-  const ready = (await next()) as Extract<FromWorker, { type: 'ready' }>;
+  const fleet = await EmulatorFleet.start({ keyId: key.keyId, teamId: key.teamId, publicKey: key.publicKey, bundleIds: key.bundleIds, tls: await selfSignedServerCert() }, EMULATORS);
+  const ready = fleet.ready;
 
   const provider = new ApnsProvider({
     auth: { kind: 'token', key: key.privateKeyPem, keyId: key.keyId, teamId: key.teamId },
@@ -121,10 +120,7 @@ async function main(): Promise<void> {
     await Promise.all(Array.from({ length: 2000 }, (_, i) => provider.sendCall(binding(i), payload(i))));
   }
 
-  const emulatorCpuUs = async () => {
-    worker.send({ type: 'cpu' } satisfies ToWorker);
-    return ((await next()) as Extract<FromWorker, { type: 'cpu' }>).us;
-  };
+  const emulatorCpuUs = () => fleet.cpuUs();
 
   // ---- 0. baselines: bare clients, same requests, same emulator ----
   const baseline = await rawBaseline(ready.url, ready.caPem, key, Math.min(PUSHES, 30_000), WINDOW, POOL);
@@ -133,7 +129,7 @@ async function main(): Promise<void> {
   console.error(`raw H2Connection baseline: ${h2Baseline.pushesPerSecond} req/s`);
 
   // ---- 1. throughput ----
-  worker.send({ type: 'reset' } satisfies ToWorker);
+  await fleet.reset();
   let failed = 0;
   const emuCpu0 = await emulatorCpuUs();
   const cpu0 = process.cpuUsage();
@@ -145,7 +141,7 @@ async function main(): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   const emuCpu = (await emulatorCpuUs()) - emuCpu0;
   const throughput = {
-    pushes: PUSHES, failed, seconds: Math.round(wall * 1000) / 1000, pushesPerSecond: Math.round(PUSHES / wall), window: WINDOW, poolSize: POOL,
+    pushes: PUSHES, failed, seconds: Math.round(wall * 1000) / 1000, pushesPerSecond: Math.round(PUSHES / wall), window: WINDOW, poolSize: POOL, emulatorProcesses: EMULATORS,
     gatewayCpuUsPerPush: Math.round(((cpu.user + cpu.system) / PUSHES) * 10) / 10,
     emulatorCpuUsPerPush: Math.round((emuCpu / PUSHES) * 10) / 10,
     emulatorCores: Math.round((emuCpu / 1e6 / wall) * 100) / 100,
@@ -153,7 +149,7 @@ async function main(): Promise<void> {
   console.error(`throughput: ${throughput.pushesPerSecond} pushes/s (${PUSHES} in ${throughput.seconds}s, ${failed} failed)`);
 
   // ---- 2. steady rate ----
-  worker.send({ type: 'reset' } satisfies ToWorker);
+  await fleet.reset();
   await new Promise((r) => setTimeout(r, 200));
   const total = RATE * SECONDS;
   const client = new Map<string, number>();
@@ -182,10 +178,8 @@ async function main(): Promise<void> {
   });
   await Promise.all(pending);
   const steadySeconds = (performance.now() - s0) / 1000;
-  worker.send({ type: 'timings' } satisfies ToWorker);
-  const t = (await next()) as Extract<FromWorker, { type: 'timings' }>;
   const emuById = new Map<string, number>();
-  t.ids.forEach((id, k) => id && emuById.set(id, t.timings[k]));
+  for (const t of await fleet.timings()) t.ids.forEach((id, k) => id && emuById.set(id, t.timings[k]));
   const added: number[] = [];
   const emuMatched: number[] = [];
   for (const [id, ms] of client) {
@@ -199,9 +193,8 @@ async function main(): Promise<void> {
     clientMs: dist(clientAll), emulatorMs: dist(emuMatched), addedMs: dist(added),
   };
 
-  worker.send({ type: 'close' } satisfies ToWorker);
   await provider.close();
-  await new Promise<void>((r) => worker.once('exit', () => r()));
+  await fleet.close();
 
   const machine = {
     nproc: Number(execSync('nproc').toString().trim()),
@@ -217,7 +210,7 @@ async function main(): Promise<void> {
   const md = [
     '# Push gateway benchmark (APNs client → APNs emulator, loopback)',
     '',
-    `Machine: ${machine.nproc} CPU (${machine.cpu}), Node ${machine.node}. Emulator in a separate process; HTTP/2 over TLS, token auth (ES256), pool ${POOL} sessions.`,
+    `Machine: ${machine.nproc} CPU (${machine.cpu}), Node ${machine.node}. Emulator in ${EMULATORS} separate process(es) sharing one port (node:cluster, one connection each, like one APNs hostname served by several machines); HTTP/2 over TLS, token auth (ES256), pool ${POOL} sessions.`,
     '',
     `Command: \`${command}\``,
     '',
@@ -227,7 +220,7 @@ async function main(): Promise<void> {
     '|---:|---:|---:|---:|---:|---|',
     `| ${PUSHES} | ${WINDOW} | ${throughput.seconds} | **${throughput.pushesPerSecond}** | ${failed} | ≥ 20,000 pushes/s: ${throughput.pushesPerSecond >= 20_000 ? 'met' : 'NOT met'} |`,
     '',
-    `CPU per push during this phase: gateway process ${throughput.gatewayCpuUsPerPush} µs, emulator process ${throughput.emulatorCpuUsPerPush} µs (${throughput.emulatorCores} cores busy).`,
+    `CPU per push during this phase: gateway process ${throughput.gatewayCpuUsPerPush} µs, emulator processes together ${throughput.emulatorCpuUsPerPush} µs (${throughput.emulatorCores} cores busy).`,
     '',
     `Baselines on the same run, same requests, same emulator, same window, ${POOL} connections, pre-signed JWT, no pool or payload logic:`,
     `a bare \`node:http2\` client **${baseline.pushesPerSecond} req/s**; a bare \`H2Connection\` (the gateway's own HTTP/2 client) **${h2Baseline.pushesPerSecond} req/s**.`,
@@ -340,6 +333,70 @@ async function h2ConnectionBaseline(url: string, ca: string, key: BenchKey, n: n
   const secs = (performance.now() - t0) / 1000;
   for (const c of conns) c.destroy();
   return { requests: n, seconds: Math.round(secs * 1000) / 1000, pushesPerSecond: Math.round(n / secs) };
+}
+
+/**
+ * The emulator as `count` processes sharing one TLS port through node:cluster (the primary
+ * hands each new connection to the next process in turn), the way APNs serves one hostname
+ * from many machines. Each connection, with its stream limit, token and 20-minute rule,
+ * lives in one process, as it does at Apple.
+ */
+class EmulatorFleet {
+  private readonly waiters = new Map<Worker, ((m: FromWorker) => void)[]>();
+
+  private constructor(private readonly workers: Worker[], readonly ready: Extract<FromWorker, { type: 'ready' }>) {}
+
+  static async start(init: EmuInit, count: number): Promise<EmulatorFleet> {
+    cluster.setupPrimary({ exec: fileURLToPath(import.meta.url), args: ['--emulator', JSON.stringify(init)], execArgv: process.execArgv });
+    const workers: Worker[] = [];
+    const readies: Promise<Extract<FromWorker, { type: 'ready' }>>[] = [];
+    for (let i = 0; i < count; i++) {
+      const w = cluster.fork();
+      w.on('error', (e) => {
+        console.error('emulator process failed', e);
+        process.exit(1);
+      });
+      workers.push(w);
+      // One at a time: the first binds the port, the rest share its handle.
+      readies.push(once(w, 'message').then(([m]) => m as Extract<FromWorker, { type: 'ready' }>));
+      await readies[i];
+    }
+    const all = await Promise.all(readies);
+    if (new Set(all.map((r) => r.url)).size !== 1) throw new Error(`emulator processes listen on different ports: ${all.map((r) => r.url).join(', ')}`);
+    const fleet = new EmulatorFleet(workers, all[0]);
+    for (const w of workers) {
+      fleet.waiters.set(w, []);
+      w.on('message', (m: FromWorker) => fleet.waiters.get(w)!.shift()?.(m));
+    }
+    return fleet;
+  }
+
+  private ask<T extends FromWorker>(m: ToWorker): Promise<T[]> {
+    return Promise.all(this.workers.map((w) => new Promise<T>((resolve) => {
+      this.waiters.get(w)!.push((r) => resolve(r as T));
+      w.send(m);
+    })));
+  }
+
+  async cpuUs(): Promise<number> {
+    return (await this.ask<Extract<FromWorker, { type: 'cpu' }>>({ type: 'cpu' })).reduce((a, r) => a + r.us, 0);
+  }
+
+  timings(): Promise<Extract<FromWorker, { type: 'timings' }>[]> {
+    return this.ask({ type: 'timings' });
+  }
+
+  async reset(): Promise<void> {
+    await this.ask({ type: 'reset' });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => {
+      const exited = once(w, 'exit');
+      w.send({ type: 'close' } satisfies ToWorker);
+      return exited;
+    }));
+  }
 }
 
 const emuArg = process.argv.indexOf('--emulator');

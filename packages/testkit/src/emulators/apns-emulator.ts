@@ -23,7 +23,7 @@ import type { KeyObject } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { DeviceDelivery, listen, seededRandom, selfSignedServerCert, systemClock } from './util.js';
-import type { DelaySpec, EmulatorClock } from './util.js';
+import type { DelaySpec, EmulatorClock, TlsMaterial } from './util.js';
 
 export type ApnsEnvironment = 'production' | 'sandbox';
 
@@ -160,6 +160,8 @@ export interface ApnsEmulatorOptions {
   recordTimings?: boolean;
   host?: string;
   port?: number;
+  /** Serve this certificate instead of the shared self-signed one (e.g. emulator processes sharing one port). */
+  tls?: TlsMaterial;
 }
 
 interface ConnState {
@@ -369,7 +371,7 @@ export class ApnsEmulator {
   // ---- server -----------------------------------------------------------------------------
 
   async start(): Promise<this> {
-    const tls = await selfSignedServerCert();
+    const tls = this.opts.tls ?? (await selfSignedServerCert());
     this._caPem = tls.certPem;
     this._caFile = tls.certFile;
     const tokenAuthOnly = !this.opts.certificateAuth;
