@@ -16,6 +16,7 @@
 
 import {
   type ClientTransaction,
+  type ClientTransactionUser,
   type Destination,
   type Flow,
   InviteClientTransaction,
@@ -492,15 +493,7 @@ export class ProxyCall {
     const serverTx = this.serverTx;
     for (const b of this.branches) {
       if (b.tx === undefined) continue;
-      if (b === this.winner && this.isInvite) {
-        b.tx.setUser({
-          onResponse: (response) => {
-            if (response.status >= 200 && response.status < 300) serverTx.respond(stripTopVia(response)); // 2xx retransmission
-          },
-        });
-      } else {
-        b.tx.setUser(FINISHED_BRANCH);
-      }
+      b.tx.setUser(finishedClientUser(serverTx, b === this.winner && this.isInvite));
     }
   }
 
@@ -622,6 +615,20 @@ export class ProxyCall {
 
 /** The TU of a finished call's losing branches: their final response is already handled. */
 const FINISHED_BRANCH = { onResponse(): void {} };
+
+/**
+ * The TU a client transaction keeps once the server side has its final response, so that what
+ * waits out Timer M / D / K no longer holds the call: the INVITE branch whose 2xx won forwards
+ * 2xx retransmissions (RFC 6026 §8.4), any other needs nothing.
+ */
+export function finishedClientUser(serverTx: ServerTransaction, forward2xx: boolean): ClientTransactionUser {
+  if (!forward2xx) return FINISHED_BRANCH;
+  return {
+    onResponse: (response) => {
+      if (response.status >= 200 && response.status < 300) serverTx.respond(stripTopVia(response));
+    },
+  };
+}
 
 function stripTopVia(response: SipResponse): SipResponse {
   const out = response.clone();

@@ -7,7 +7,6 @@
  * dialog are loose-routed (RFC 3261 §16.4, §16.12) over the flows the devices keep open.
  */
 
-import { createHash } from 'node:crypto';
 import {
   type Clock,
   type Destination,
@@ -31,7 +30,7 @@ import type { Binding, BindingStore } from '../location/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { RegistrationEvent } from '../registrar/registrar.js';
-import { ProxyCall, type Pusher } from './call.js';
+import { finishedClientUser, ProxyCall, type Pusher } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
 import { isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
@@ -40,6 +39,22 @@ import { WakeRegistry } from './wake.js';
 
 /** Our branch ids carry a loop-detection hash (RFC 3261 §16.6 step 8, §16.3 step 4). */
 const BRANCH_PREFIX = 'z9hG4bKpc';
+
+/**
+ * 40 bits of two FNV-1a lanes as 10 hex digits. The RFC leaves the algorithm to us and only a
+ * comparison with our own earlier hash depends on it, so a fast non-cryptographic hash serves
+ * (SHA-1 here cost more than parsing the request).
+ */
+export function hash40(text: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  return ((a >>> 12).toString(16).padStart(5, '0') + (b >>> 12).toString(16).padStart(5, '0'));
+}
 
 export interface ProxyOptions {
   config: PushcallConfig;
@@ -287,16 +302,13 @@ export class ProxyCore {
     return `${BRANCH_PREFIX}${this.loopHash(request)}.${newBranch().slice(7)}`;
   }
 
+  /**
+   * §16.6 step 8: the part of our branch that changes whenever a field that decides where the
+   * request goes changes, so that §16.3 step 4 can tell a loop from a spiral.
+   */
   private loopHash(request: SipRequest): string {
-    const h = createHash('sha1');
-    h.update(request.uriText);
-    h.update(request.from.tag ?? '');
-    h.update(request.to.tag ?? '');
-    h.update(request.callId);
-    h.update(String(request.cseq.seq));
-    h.update(request.get('proxy-require') ?? '');
-    h.update(request.getAll('route').join(','));
-    return h.digest('hex').slice(0, 10);
+    const fields = `${request.uriText}\n${request.from.tag ?? ''}\n${request.to.tag ?? ''}\n${request.callId}\n${request.cseq.seq}\n${request.get('proxy-require') ?? ''}\n${request.getAll('route').join(',')}`;
+    return hash40(fields);
   }
 
   private isLoop(request: SipRequest): boolean {
@@ -408,7 +420,10 @@ export class ProxyCore {
       {
         onResponse: (response) => {
           if (response.status === 100) return;
-          if (response.status >= 200) done();
+          if (response.status >= 200) {
+            done();
+            client.setUser(finishedClientUser(tx, response.status < 300 && client instanceof InviteClientTransaction));
+          }
           // §16.7 step 6: a next hop's 503 goes back as 500 (not "this proxy is overloaded").
           if (response.status === 503) return tx.respond(createResponse(request, 500, { toTag: response.to.tag }));
           const back = response.clone();
