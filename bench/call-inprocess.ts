@@ -27,6 +27,7 @@ const config = validateConfig({
   auth: { mode: 'open' },
   admin: { enabled: false },
   log: { level: 'warn' },
+  ...(process.env.TIMELINES ? { proxy: { timelineMaxCalls: Number(process.env.TIMELINES) } } : {}),
 });
 const server = await createPushcall({ config });
 

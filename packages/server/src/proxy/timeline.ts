@@ -4,7 +4,7 @@
  * while (bounded count and age) and served by the admin API.
  */
 
-import type { Clock } from '@pushcall/sip';
+import { type Clock, detachString } from '@pushcall/sip';
 
 export type TimelineEventKind =
   | 'invite-in'
@@ -55,6 +55,10 @@ export interface CallTimeline {
 
 export class CallTimelines {
   private readonly calls = new Map<string, CallTimeline>();
+  // Keys oldest first, consumed from `head`: trimming the oldest entries of a Map by iterating
+  // it walks every deleted slot again until V8 rehashes, which grew with each trimmed call.
+  private order: { key: string; timeline: CallTimeline }[] = [];
+  private head = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -64,9 +68,11 @@ export class CallTimelines {
 
   /** `receivedAt`: monotonic ms when the request arrived (defaults to now). */
   start(callId: string, method: string, from: string, to: string, receivedAt = this.clock.monotonic()): CallTimeline {
-    const key = this.keyFor(callId);
-    const timeline: CallTimeline = { startedMono: receivedAt, callId, method, from, to, startedAt: this.clock.now(), events: [] };
+    // Kept for an hour: copies that do not hold the whole INVITE text alive (see detachString).
+    const key = detachString(this.keyFor(callId));
+    const timeline: CallTimeline = { startedMono: receivedAt, callId: key === callId ? key : detachString(callId), method, from: detachString(from), to: detachString(to), startedAt: this.clock.now(), events: [] };
     this.calls.set(key, timeline);
+    this.order.push({ key, timeline });
     this.trim();
     return timeline;
   }
@@ -107,9 +113,17 @@ export class CallTimelines {
 
   private trim(): void {
     const cutoff = this.clock.now() - this.retentionMs;
-    for (const [key, t] of this.calls) {
-      if (this.calls.size <= this.maxCalls && (t.endedAt === undefined || t.endedAt >= cutoff)) break;
-      this.calls.delete(key);
+    while (this.head < this.order.length) {
+      const { key, timeline } = this.order[this.head];
+      if (this.calls.get(key) === timeline) {
+        if (this.calls.size <= this.maxCalls && (timeline.endedAt === undefined || timeline.endedAt >= cutoff)) break;
+        this.calls.delete(key);
+      }
+      this.head++;
+    }
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order = this.order.slice(this.head);
+      this.head = 0;
     }
   }
 }

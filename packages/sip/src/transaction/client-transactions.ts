@@ -28,6 +28,7 @@
 import { TransactionTimeoutError } from '../errors.js';
 import { createInviteCompanion } from '../message/factory.js';
 import type { SipRequest, SipResponse } from '../message/message.js';
+import { detachString } from '../util/strings.js';
 import { timeout64, timerD, timerIK } from './timers.js';
 import { type Destination, Transaction, type TransactionContext, TransactionState as S } from './transaction.js';
 
@@ -105,16 +106,19 @@ export abstract class ClientTransaction extends Transaction {
 
 /** §17.1.3: responses match a client transaction by top-Via branch and CSeq method. */
 export function clientKey(branch: string, method: string): string {
-  return `${branch}|${method === 'ACK' ? 'INVITE' : method}`;
+  return detachString(`${branch}|${method === 'ACK' ? 'INVITE' : method}`);
 }
 
+/** Allowed state changes (shared by every instance: a proxy holds thousands). */
+const INVITE_CLIENT_TRANSITIONS = {
+  [S.Calling]: [S.Proceeding, S.Accepted, S.Completed, S.Terminated],
+  [S.Proceeding]: [S.Accepted, S.Completed, S.Terminated],
+  [S.Accepted]: [S.Terminated],
+  [S.Completed]: [S.Terminated],
+};
+
 export class InviteClientTransaction extends ClientTransaction {
-  protected readonly transitions = {
-    [S.Calling]: [S.Proceeding, S.Accepted, S.Completed, S.Terminated],
-    [S.Proceeding]: [S.Accepted, S.Completed, S.Terminated],
-    [S.Accepted]: [S.Terminated],
-    [S.Completed]: [S.Terminated],
-  };
+  protected readonly transitions = INVITE_CLIENT_TRANSITIONS;
   private ackBytes: Buffer | undefined;
   private cancelRequested: ((tx: InviteClientTransaction) => void) | undefined;
 
@@ -206,12 +210,15 @@ export class InviteClientTransaction extends ClientTransaction {
 
 }
 
+/** Allowed state changes (shared by every instance: a proxy holds thousands). */
+const NON_INVITE_CLIENT_TRANSITIONS = {
+  [S.Trying]: [S.Proceeding, S.Completed, S.Terminated],
+  [S.Proceeding]: [S.Completed, S.Terminated],
+  [S.Completed]: [S.Terminated],
+};
+
 export class NonInviteClientTransaction extends ClientTransaction {
-  protected readonly transitions = {
-    [S.Trying]: [S.Proceeding, S.Completed, S.Terminated],
-    [S.Proceeding]: [S.Completed, S.Terminated],
-    [S.Completed]: [S.Terminated],
-  };
+  protected readonly transitions = NON_INVITE_CLIENT_TRANSITIONS;
 
   constructor(request: SipRequest, branch: string, destination: Destination, ctx: TransactionContext, user: ClientTransactionUser) {
     super(request, branch, destination, ctx, user, S.Trying);

@@ -15,6 +15,7 @@ import type { Flow, InboundMessage, Transport, TransportEvents, TransportProtoco
 import { VIA_TRANSPORT } from '../transport/types.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { newBranch } from '../util/random.js';
+import { detachString } from '../util/strings.js';
 import {
   type ClientTransaction,
   type ClientTransactionUser,
@@ -345,10 +346,10 @@ export function serverKey(request: SipRequest, top: Via, methodOverride?: string
   const method = methodOverride ?? (request.method === 'ACK' ? 'INVITE' : request.method);
   const branch = top.branch;
   if (branch && branch.startsWith('z9hG4bK')) {
-    return `${branch}|${top.host.toLowerCase()}:${top.port ?? ''}|${method}`;
+    return detachString(`${branch}|${top.host.toLowerCase()}:${top.port ?? ''}|${method}`);
   }
   const viaText = `${top.transport} ${top.host}:${top.port ?? ''};${branch ?? ''}`;
-  return `2543|${request.uriText}|${request.from.tag ?? ''}|${request.callId}|${request.cseq.seq}|${viaText}|${method}`;
+  return detachString(`2543|${request.uriText}|${request.from.tag ?? ''}|${request.callId}|${request.cseq.seq}|${viaText}|${method}`);
 }
 
 /** Replace the first Via element, keeping any other Via values on that line. */

@@ -93,13 +93,16 @@ export abstract class ServerTransaction extends Transaction {
   }
 }
 
+/** Allowed state changes (shared by every instance: a proxy holds thousands). */
+const INVITE_SERVER_TRANSITIONS = {
+  [S.Proceeding]: [S.Accepted, S.Completed, S.Terminated],
+  [S.Accepted]: [S.Terminated],
+  [S.Completed]: [S.Confirmed, S.Terminated],
+  [S.Confirmed]: [S.Terminated],
+};
+
 export class InviteServerTransaction extends ServerTransaction {
-  protected readonly transitions = {
-    [S.Proceeding]: [S.Accepted, S.Completed, S.Terminated],
-    [S.Accepted]: [S.Terminated],
-    [S.Completed]: [S.Confirmed, S.Terminated],
-    [S.Confirmed]: [S.Terminated],
-  };
+  protected readonly transitions = INVITE_SERVER_TRANSITIONS;
 
   constructor(key: string, request: SipRequest, destination: Destination, ctx: TransactionContext, user: ServerTransactionUser) {
     super(key, request, destination, ctx, user, S.Proceeding);
@@ -159,12 +162,15 @@ export class InviteServerTransaction extends ServerTransaction {
   }
 }
 
+/** Allowed state changes (shared by every instance: a proxy holds thousands). */
+const NON_INVITE_SERVER_TRANSITIONS = {
+  [S.Trying]: [S.Proceeding, S.Completed, S.Terminated],
+  [S.Proceeding]: [S.Completed, S.Terminated],
+  [S.Completed]: [S.Terminated],
+};
+
 export class NonInviteServerTransaction extends ServerTransaction {
-  protected readonly transitions = {
-    [S.Trying]: [S.Proceeding, S.Completed, S.Terminated],
-    [S.Proceeding]: [S.Completed, S.Terminated],
-    [S.Completed]: [S.Terminated],
-  };
+  protected readonly transitions = NON_INVITE_SERVER_TRANSITIONS;
 
   constructor(key: string, request: SipRequest, destination: Destination, ctx: TransactionContext, user: ServerTransactionUser) {
     super(key, request, destination, ctx, user, S.Trying);
