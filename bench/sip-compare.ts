@@ -35,6 +35,7 @@ import {
 import {
   BENCH_DIR,
   PUSHCALL_MAIN,
+  buildPushcall,
   REPO_ROOT,
   pushcallAvailable,
   type ServerHandle,
@@ -67,6 +68,8 @@ const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts 
   --kamailio-shm <MB>        Kamailio shared memory (default: sized from the step's registrations)
   --out <prefix>             default bench/results/sip-compare (writes .json and .md; charts next to it)
   --keep-tmp                 keep the work directory (SIPp CSVs, logs, generated cfgs)
+  --pushcall-source          run pushcall's TypeScript sources through tsx instead of the
+                             compiled CLI (the default builds it first: scripts/build.mjs)
   --pushcall-port / --kamailio-port / --sipp-port / --uas-port / --uac-port <n>
 `;
 
@@ -88,6 +91,7 @@ const { values: opt } = parseArgs({
     'kamailio-shm': { type: 'string' },
     out: { type: 'string', default: join(BENCH_DIR, 'results', 'sip-compare') },
     'keep-tmp': { type: 'boolean', default: false },
+    'pushcall-source': { type: 'boolean', default: false },
     'pushcall-port': { type: 'string', default: '5080' },
     'kamailio-port': { type: 'string', default: '5070' },
     'sipp-port': { type: 'string', default: '5061' },
@@ -141,6 +145,7 @@ if (servers.includes('pushcall') && !pushcallAvailable()) {
   notes.push(msg);
   servers = servers.filter((s) => s !== 'pushcall');
 }
+if (servers.includes('pushcall') && !opt['pushcall-source']) buildPushcall();
 if (servers.length === 0) {
   console.error('no server to benchmark');
   process.exit(2);
@@ -169,6 +174,7 @@ async function startServer(name: ServerName, registrations: number, lifetimeSec:
       workDir,
       maxLifetimeSec: lifetimeSec,
       configPath: opt['pushcall-config'] !== undefined ? resolve(opt['pushcall-config']) : undefined,
+      fromSource: opt['pushcall-source'],
     });
   }
   return startKamailio({
@@ -449,7 +455,7 @@ async function main(): Promise<void> {
     finishedAt: '',
     command,
     machine,
-    versions: { ...ver, pushcall: servers.includes('pushcall') ? 'workspace (packages/server, via tsx)' : null },
+    versions: { ...ver, pushcall: servers.includes('pushcall') ? (opt['pushcall-source'] ? 'workspace (packages/server sources, via tsx)' : 'workspace (packages/server, compiled by scripts/build.mjs)') : null },
     servers,
     notes,
     registerContact: opt['plain-contact'] ? 'plain' : 'pn',

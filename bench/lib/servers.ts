@@ -1,6 +1,7 @@
 // The servers under test: Kamailio (reference) and pushcall (external server started from
 // its CLI). Each start gives a fresh process (group) on its own UDP port; stop() kills it
 // and every child it forked.
+import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
@@ -15,6 +16,13 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const KAMAILIO_CFG = join(BENCH_DIR, 'kamailio', 'registrar-bench.cfg');
 export const PUSHCALL_CONFIG = join(BENCH_DIR, 'pushcall-bench.yaml');
 export const PUSHCALL_MAIN = join(REPO_ROOT, 'packages', 'server', 'src', 'cli', 'main.ts');
+/** The compiled CLI (`npm run build`), what a deployment runs; the benchmark measures this. */
+export const PUSHCALL_DIST_MAIN = join(REPO_ROOT, 'packages', 'server', 'dist', 'cli', 'main.js');
+
+/** Compile every package (scripts/build.mjs) so the benchmark runs the code a deployment runs. */
+export function buildPushcall(): void {
+  execFileSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs')], { cwd: REPO_ROOT, stdio: 'inherit' });
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -185,12 +193,15 @@ export interface PushcallOptions {
   maxLifetimeSec?: number;
   /** how long to wait for the port to be bound (tsx compiles on first start) */
   startTimeoutMs?: number;
+  /** run the TypeScript sources through tsx instead of the compiled CLI */
+  fromSource?: boolean;
 }
 
 /**
  * The pushcall hook. Everything pushcall-specific is here and in bench/pushcall-bench.yaml:
- *   node --conditions=source --import tsx packages/server/src/cli/main.ts serve \
+ *   node packages/server/dist/cli/main.js serve \
  *     --listen udp:127.0.0.1:<port> --data-dir <fresh tmp dir> --config bench/pushcall-bench.yaml
+ * (with `fromSource`: node --conditions=source --import tsx packages/server/src/cli/main.ts …)
  */
 export function pushcallCommand(o: PushcallOptions, dataDir: string): { cmd: string; args: string[] } {
   return {
@@ -198,10 +209,7 @@ export function pushcallCommand(o: PushcallOptions, dataDir: string): { cmd: str
     args: [
       // e.g. PUSHCALL_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server under load
       ...(process.env.PUSHCALL_NODE_ARGS ? process.env.PUSHCALL_NODE_ARGS.split(' ') : []),
-      '--conditions=source',
-      '--import',
-      'tsx',
-      PUSHCALL_MAIN,
+      ...(o.fromSource ? ['--conditions=source', '--import', 'tsx', PUSHCALL_MAIN] : [PUSHCALL_DIST_MAIN]),
       'serve',
       '--listen',
       `udp:127.0.0.1:${o.udpPort}`,

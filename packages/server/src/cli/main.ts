@@ -17,7 +17,10 @@ try {
 // `pushcall serve` does not pay for it.
 if (process.argv[2] === 'sim') {
   try {
-    const testkit = (await import('@pushcall/testkit')) as { registerSimCommand?: (p: Command) => void };
+    // A specifier in a variable: the testkit depends on this package, not the other way round,
+    // so the compiler must not try to resolve it when building the server.
+    const testkitModule = '@pushcall/testkit';
+    const testkit = (await import(testkitModule)) as { registerSimCommand?: (p: Command) => void };
     testkit.registerSimCommand?.(program);
   } catch (error) {
     if ((error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw error;

@@ -1,9 +1,10 @@
 /**
- * `pushcall serve` as a process: it starts on the given listener, registers a phone, and on
- * SIGTERM exits 0 with every acknowledged binding on disk.
+ * `pushcall serve` as a process, from the TypeScript sources (npm start) and compiled
+ * (`npm run build`, what deployments and the SIP benchmark run): it starts on the given
+ * listener, registers phones, and on SIGTERM exits 0 with every acknowledged binding on disk.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -11,6 +12,9 @@ import { SqliteBindingStore } from '../../src/location/sqlite-store.js';
 import { tempDir, udpExchange } from '../helpers/server.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+const DIST_MAIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+const BUILD = new URL('../../../../scripts/build.mjs', import.meta.url).pathname;
+const REPO = new URL('../../../../', import.meta.url).pathname;
 
 async function freeUdpPort(): Promise<number> {
   const { createSocket } = await import('node:dgram');
@@ -21,12 +25,19 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-test('SIGTERM stops pushcall serve cleanly and keeps every acknowledged binding', async () => {
+test('SIGTERM stops pushcall serve cleanly and keeps every acknowledged binding', () => serveAndStop(['--conditions=source', '--import', 'tsx', MAIN]));
+
+test('the compiled CLI (npm run build) serves and stops the same way', () => {
+  execFileSync(process.execPath, [BUILD], { cwd: REPO, stdio: 'pipe' });
+  return serveAndStop([DIST_MAIN]);
+});
+
+async function serveAndStop(entry: string[]): Promise<void> {
   const dir = tempDir();
   const configFile = join(dir, 'pushcall.yaml');
   writeFileSync(configFile, 'auth:\n  mode: open\nadmin:\n  enabled: false\nlog:\n  level: info\n');
   const port = await freeUdpPort();
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN, 'serve', '--config', configFile, '--listen', `udp:127.0.0.1:${port}`, '--data-dir', dir], {
+  const child = spawn(process.execPath, [...entry, 'serve', '--config', configFile, '--listen', `udp:127.0.0.1:${port}`, '--data-dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -68,4 +79,4 @@ test('SIGTERM stops pushcall serve cleanly and keeps every acknowledged binding'
   const all = await store.all();
   await store.close();
   assert.equal(all.length, 20, 'all 20 acknowledged bindings are on disk after SIGTERM');
-});
+}
