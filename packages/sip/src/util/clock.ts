@@ -16,6 +16,15 @@ export interface Clock {
   setTimeout(callback: () => void, delayMs: number): TimerHandle;
 }
 
+/** A Node timer as a TimerHandle: a method, not a closure per timer (a proxy runs thousands). */
+class SystemTimer implements TimerHandle {
+  constructor(private readonly handle: ReturnType<typeof setTimeout>) {}
+
+  cancel(): void {
+    clearTimeout(this.handle);
+  }
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   monotonic: () => performance.now(),
@@ -24,7 +33,7 @@ export const systemClock: Clock = {
     // Timers must never keep a process alive on their own (a CLI should exit when its
     // sockets close).
     handle.unref?.();
-    return { cancel: () => clearTimeout(handle) };
+    return new SystemTimer(handle);
   },
 };
 
