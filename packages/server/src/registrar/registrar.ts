@@ -13,6 +13,7 @@ import {
   SipParseError,
   SipUri,
   createResponse,
+  detachString,
   quote,
   randomToken,
   sipUriEquals,
@@ -339,19 +340,21 @@ export class Registrar {
       }
       const hasPnsreg = p.contact.params.has('+sip.pnsreg');
       if (hasPnsreg && p.push) pnsreg.requested = true;
+      // A binding lives for hours: its strings are copies, so it does not keep the text of
+      // the REGISTER it came from alive (see detachString).
       const binding: Binding = {
         id: match?.id ?? randomToken(12),
-        aor,
-        contact: p.uri.toString(),
-        instanceId,
+        aor: detachString(aor),
+        contact: detachString(p.uri.toString()),
+        instanceId: detachOptional(instanceId),
         regId,
         q: p.contact.q,
-        callId: request.callId,
+        callId: detachString(request.callId),
         cseq,
         expiresAt: now + p.expires * 1000,
         registeredAt: sameToken && match ? match.registeredAt : now,
         updatedAt: now,
-        path,
+        path: path === NO_PATH ? NO_PATH : path.map(detachString),
         flow: {
           protocol: flow.protocol,
           remoteAddress: flow.remoteAddress,
@@ -361,9 +364,9 @@ export class Registrar {
           connectionId: flow.connectionId,
           nodeId: this.nodeId,
         },
-        push: p.push,
+        push: p.push && detachPush(p.push),
         pnsreg: hasPnsreg,
-        userAgent: request.userAgent,
+        userAgent: detachOptional(request.userAgent),
       };
       upsert.push(binding);
       events.push({ binding, previous: match, request, receivedAt });
@@ -424,4 +427,15 @@ export class Registrar {
     headers.push(['Date', httpDate(now)]);
     return createResponse(request, 200, { headers });
   }
+}
+
+function detachOptional(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : detachString(text);
+}
+
+function detachPush(push: PushRegistration): PushRegistration {
+  const out: PushRegistration = { ...push, provider: detachString(push.provider), prid: detachString(push.prid) };
+  if (push.param !== undefined) out.param = detachString(push.param);
+  if (push.alertPrid !== undefined) out.alertPrid = detachString(push.alertPrid);
+  return out;
 }
