@@ -86,9 +86,11 @@ while (sent < count) await new Promise((r) => setImmediate(r));
 const cpu = process.cpuUsage(cpu0);
 const ms = performance.now() - t0;
 const stats = await server.store.stats();
+(globalThis as { gc?: () => void }).gc?.(); // with --expose-gc, heapMB is what is still live
+const heapMB = Math.round(process.memoryUsage().heapUsed / 1e6);
 console.log(JSON.stringify({
   count, store: storeType, wallMs: Math.round(ms), perSecond: Math.round(count / (ms / 1000)),
   cpuMicrosPerRegister: Math.round(((cpu.user + cpu.system) / count) * 10) / 10,
-  bindings: stats.bindings, rssMB: Math.round(process.memoryUsage().rss / 1e6),
+  bindings: stats.bindings, rssMB: Math.round(process.memoryUsage().rss / 1e6), heapMB,
 }));
 process.exit(0);

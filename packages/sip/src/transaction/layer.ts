@@ -16,6 +16,7 @@ import { VIA_TRANSPORT } from '../transport/types.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { newBranch } from '../util/random.js';
 import { detachString } from '../util/strings.js';
+import { CompletedResponses } from './completed-responses.js';
 import {
   type ClientTransaction,
   type ClientTransactionUser,
@@ -71,8 +72,7 @@ export class TransactionLayer implements TransactionSender {
    * Completed non-INVITE server transactions over UDP, as final-response bytes, in two
    * generations rotated every 64*T1: an entry lives between one and two Timer J periods.
    */
-  private completedCurrent = new Map<string, { bytes: Buffer; destination: Destination }>();
-  private completedPrevious = new Map<string, { bytes: Buffer; destination: Destination }>();
+  private readonly completed: CompletedResponses;
   private rotation: { cancel(): void } | undefined;
   private readonly completedLimit: number;
   private readonly clientTransactions = new Map<string, ClientTransaction>();
@@ -86,6 +86,7 @@ export class TransactionLayer implements TransactionSender {
     this.limits = options.limits;
     this.advertisedHost = options.advertisedHost;
     this.completedLimit = options.completedCacheLimit ?? 50_000;
+    this.completed = new CompletedResponses(this.completedLimit);
     this.ctx = { clock: this.clock, timers: this.timers, sender: this };
   }
 
@@ -171,10 +172,12 @@ export class TransactionLayer implements TransactionSender {
       existing.receiveRequest(request);
       return;
     }
-    const completed = this.completedCurrent.get(key) ?? this.completedPrevious.get(key);
+    const completed = this.completed.get(key);
     if (completed) {
-      // §17.2.2: a retransmission in Completed gets the final response again.
-      void this.send(completed.bytes, completed.destination).catch(() => undefined);
+      // §17.2.2: a retransmission in Completed gets the final response again, sent where
+      // the first one went (the same Via, as received now).
+      this.stampVia(request, flow);
+      void this.send(completed, this.responseDestination(request, flow)).catch(() => undefined);
       return;
     }
     this.stampVia(request, flow);
@@ -295,28 +298,22 @@ export class TransactionLayer implements TransactionSender {
     return flow.connectionId;
   }
 
-  retire(key: string, response: Buffer, destination: Destination): void {
-    this.completedCurrent.set(key, { bytes: response, destination });
-    if (this.completedCurrent.size >= this.completedLimit) {
-      // Bounded memory under flood: rotate early. A retransmission older than the cache
-      // reaches the TU again, which must (and the registrar does) treat it idempotently.
-      this.completedPrevious = this.completedCurrent;
-      this.completedCurrent = new Map();
-    }
+  retire(key: string, response: Buffer): void {
+    // Rotated early when full: bounded memory under flood. A retransmission older than the
+    // cache reaches the TU again, which must (and the registrar does) treat it idempotently.
+    this.completed.add(key, response);
     if (this.rotation === undefined) this.scheduleRotation();
   }
 
   private scheduleRotation(): void {
     this.rotation = this.clock.setTimeout(() => {
-      this.completedPrevious = this.completedCurrent;
-      this.completedCurrent = new Map();
-      if (this.completedPrevious.size > 0) this.scheduleRotation();
+      if (this.completed.rotate()) this.scheduleRotation();
       else this.rotation = undefined;
     }, 64 * this.timers.T1);
   }
 
   get completedTransactionCount(): number {
-    return this.completedCurrent.size + this.completedPrevious.size;
+    return this.completed.size;
   }
 
   release(transaction: Transaction): void {
@@ -330,8 +327,7 @@ export class TransactionLayer implements TransactionSender {
 
   async close(): Promise<void> {
     this.rotation?.cancel();
-    this.completedCurrent.clear();
-    this.completedPrevious.clear();
+    this.completed.clear();
     for (const tx of [...this.serverTransactions.values(), ...this.clientTransactions.values()]) tx.terminate();
     await Promise.all(this.transports.map((t) => t.close()));
   }

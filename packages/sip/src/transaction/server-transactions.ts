@@ -187,7 +187,7 @@ export class NonInviteServerTransaction extends ServerTransaction {
     const retire = this.ctx.sender.retire;
     if (!this.reliable && retire && this.lastResponseBytes) {
       // Timer J is kept by the layer's compact completed-response cache.
-      retire.call(this.ctx.sender, this.key, this.lastResponseBytes, this.destination);
+      retire.call(this.ctx.sender, this.key, this.lastResponseBytes);
       this.stateTransition(S.Terminated);
       return;
     }

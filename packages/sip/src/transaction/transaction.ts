@@ -38,10 +38,11 @@ export interface TransactionSender {
   /**
    * A non-INVITE server transaction in Completed over UDP only has to answer request
    * retransmissions with its final response until Timer J. The layer keeps just the bytes
-   * and the destination (a few hundred bytes instead of the whole transaction and request),
-   * which is what lets a registrar hold 64*T1 worth of REGISTERs at tens of thousands a second.
+   * (see CompletedResponses; a few hundred bytes instead of the whole transaction and
+   * request), which is what lets a registrar hold 64*T1 worth of REGISTERs at tens of
+   * thousands a second.
    */
-  retire?(key: string, response: Buffer, destination: Destination): void;
+  retire?(key: string, response: Buffer): void;
 }
 
 export interface TransactionContext {

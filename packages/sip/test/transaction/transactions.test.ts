@@ -234,6 +234,8 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     assert.equal(transport.sent.length, 1);
     transport.inject(incoming('OPTIONS'));
     assert.equal(transport.sent.length, 2, 'final response resent');
+    assert.deepEqual(transport.sent[1].data, transport.sent[0].data, 'the same bytes');
+    assert.deepEqual(transport.sent[1].target, transport.sent[0].target, 'to the same place');
     assert.equal(tx.state, TransactionState.Terminated, 'over UDP the layer keeps only the response bytes');
     assert.equal(layer.completedTransactionCount, 1);
     clock.advance(32_000);
