@@ -4,7 +4,10 @@
  *
  *   npm run bench                      # all, full length (~30 min on the 2-core machine)
  *   npm run bench -- --quick           # all, short steps (~8 min)
- *   npm run bench -- --only sip,push   # a subset: message, register, push, sip, wake, memory, held
+ *   npm run bench -- --only sip,push   # a subset: message, register, call, push, sip, wake, memory, held
+ *
+ * The server benchmarks (register, call, sip) measure the compiled packages (scripts/build.mjs,
+ * run first), as a deployment runs them; the rest run the sources through tsx.
  */
 import { spawnSync } from 'node:child_process';
 
@@ -17,20 +20,29 @@ interface Step {
   name: string;
   what: string;
   argv: string[];
+  /** Measures the compiled packages (dist/): build first. */
+  compiled?: boolean;
 }
 
 const tsx = ['--conditions=source', '--import', 'tsx'];
+// The bench script itself through tsx, the @pushcall packages from their dist/.
+const compiled = ['--import', 'tsx'];
 const steps: Step[] = [
   { name: 'message', what: 'SIP parse+serialize (REGISTER with RFC 8599 params, INVITE with SDP)', argv: [...tsx, 'bench/sip-message.ts'] },
-  { name: 'register', what: 'CPU per REGISTER through pushcall without sockets (memory and SQLite stores)', argv: [...tsx, 'bench/register-inprocess.ts', quick ? '50000' : '200000', 'sqlite'] },
+  { name: 'register', what: 'CPU per REGISTER through pushcall without sockets (SQLite store)', argv: [...compiled, 'bench/register-inprocess.ts', quick ? '50000' : '200000', 'sqlite'], compiled: true },
+  { name: 'call', what: 'CPU per proxied call through pushcall without sockets', argv: [...compiled, 'bench/call-inprocess.ts', quick ? '20000' : '50000'], compiled: true },
   { name: 'push', what: 'APNs client to the emulator: pushes/s and added latency at 1,000/s', argv: [...tsx, 'bench/push.ts', ...(quick ? ['--quick'] : [])] },
-  { name: 'sip', what: 'REGISTER and proxied calls: pushcall vs Kamailio (-x tlsf, packaged) with SIPp', argv: [...tsx, 'bench/sip-compare.ts', ...(quick ? ['--quick'] : [])] },
+  { name: 'sip', what: 'REGISTER and proxied calls: pushcall vs Kamailio (-x tlsf, packaged) with SIPp', argv: [...tsx, 'bench/sip-compare.ts', ...(quick ? ['--quick'] : [])], compiled: true },
   { name: 'wake', what: 'wake at scale: 5,000 sleeping phones, 100 calls/s', argv: [...tsx, 'bench/wake.ts', ...(quick ? ['--quick'] : [])] },
   { name: 'memory', what: 'memory per binding (100,000 bindings) and SQLite file size', argv: ['--expose-gc', ...tsx, 'bench/bindings-memory.ts', '100000'] },
   { name: 'held', what: 'memory per held call', argv: ['--expose-gc', ...tsx, 'bench/held-memory.ts', '2000'] },
 ];
 
 let failed = 0;
+if (steps.some((step) => step.compiled && (!only || only.includes(step.name)))) {
+  console.log('\n=== build: scripts/build.mjs (the server benchmarks measure the compiled packages)');
+  if (spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' }).status !== 0) process.exit(1);
+}
 for (const step of steps) {
   if (only && !only.includes(step.name)) continue;
   console.log(`\n=== ${step.name}: ${step.what}\n$ node ${step.argv.join(' ')}`);
