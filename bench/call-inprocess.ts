@@ -6,7 +6,9 @@
  * kernel's UDP path (which costs pushcall and Kamailio alike) and from SIPp.
  *   node --conditions=source --import tsx bench/call-inprocess.ts [calls] [concurrent] [--heap-snapshot <file>]
  * Prints CPU µs per call for the whole process and for the scripted peers alone; pushcall's
- * share is the difference.
+ * share is the difference. `--heap-snapshot <file>` writes one 6 s after the run (after Timer
+ * K: what is left is what finished calls keep for 64*T1); TIMELINES=<n> sets
+ * proxy.timelineMaxCalls (1 to see the heap without call timelines).
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
