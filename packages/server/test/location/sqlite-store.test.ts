@@ -385,3 +385,60 @@ describe('SqliteBindingStore vs MemoryBindingStore (property)', () => {
     );
   });
 });
+
+describe('SqliteBindingStore: schema 2 (rows by rowid, no write-only indexes)', () => {
+  it('a refresh rewrites its row in place and a removal deletes it: one row per binding', async () => {
+    const file = tempFile();
+    const store = new SqliteBindingStore(file);
+    await store.apply('sip:a@x', { upsert: [binding('1', 'sip:a@x'), binding('2', 'sip:a@x')], remove: [] });
+    for (let i = 1; i <= 5; i++) {
+      await store.apply('sip:a@x', { upsert: [binding('1', 'sip:a@x', { cseq: 1 + i, expiresAt: T0 + 3_600_000 + i })], remove: [] });
+    }
+    await store.apply('sip:a@x', { upsert: [], remove: ['2'] });
+    await store.apply('sip:b@x', { upsert: [binding('3', 'sip:b@x')], remove: [] });
+    assert.deepEqual(rowsOnDisk(file).map((r) => [r.id, r.expires_at]), [['1', T0 + 3_600_005], ['3', T0 + 3_600_000]]);
+    await store.close();
+    const reopened = new SqliteBindingStore(file);
+    assert.deepEqual((await sorted(reopened)).map((b) => [b.id, b.cseq]), [['1', 6], ['3', 1]]);
+    // After a reopen the rows are still addressed: a refresh and a removal of loaded bindings.
+    await reopened.apply('sip:a@x', { upsert: [binding('1', 'sip:a@x', { cseq: 7 })], remove: [] });
+    await reopened.remove('3');
+    assert.deepEqual(rowsOnDisk(file).map((r) => r.id), ['1']);
+    await reopened.close();
+    const db = new Database(file, { readonly: true });
+    const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bindings'").all();
+    db.close();
+    assert.deepEqual(indexes, [], 'no index on bindings: every read is served from memory');
+  });
+
+  it('a schema 1 file (id primary key, aor index) is migrated on open without losing a binding', async () => {
+    const file = tempFile();
+    mkdirSync(join(file, '..'), { recursive: true });
+    const v1 = new Database(file);
+    v1.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+      CREATE TABLE bindings (id TEXT PRIMARY KEY, aor TEXT NOT NULL, expires_at INTEGER NOT NULL, data TEXT NOT NULL);
+      CREATE INDEX bindings_aor ON bindings(aor);
+    `);
+    const insert = v1.prepare('INSERT INTO bindings (id, aor, expires_at, data) VALUES (?, ?, ?, ?)');
+    for (const b of [binding('1', 'sip:a@x', { push: push('aa11') }), binding('2', 'sip:a@x'), binding('3', 'sip:b@x')]) insert.run(b.id, b.aor, b.expiresAt, JSON.stringify(b));
+    v1.close();
+
+    const store = new SqliteBindingStore(file);
+    assert.deepEqual((await sorted(store)).map((b) => b.id), ['1', '2', '3']);
+    assert.deepEqual((await store.findByPushToken('apns', 'aa11')).map((b) => b.id), ['1']);
+    await store.apply('sip:a@x', { upsert: [binding('2', 'sip:a@x', { cseq: 9 })], remove: ['1'] });
+    await store.close();
+
+    const db = new Database(file, { readonly: true });
+    const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string };
+    const columns = (db.prepare('PRAGMA table_info(bindings)').all() as Array<{ name: string }>).map((c) => c.name);
+    db.close();
+    assert.equal(version.value, '2');
+    assert.deepEqual(columns, ['row', 'id', 'aor', 'expires_at', 'data']);
+    const reopened = new SqliteBindingStore(file);
+    assert.deepEqual((await sorted(reopened)).map((b) => [b.id, b.cseq]), [['2', 9], ['3', 1]]);
+    await reopened.close();
+  });
+});
