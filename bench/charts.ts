@@ -118,15 +118,19 @@ export function renderChart(c: ChartSpec): string {
   return `${o.join('\n')}\n`;
 }
 
+/** One point per server and rate: with --repeat, the median of the repeats (sustained only if every repeat was). */
 function series(steps: StepBase[], y: (s: StepBase) => number | null): Series[] {
   const names = [...new Set(steps.map((s) => s.server))];
-  return names.map((name) => ({
-    name,
-    points: steps
-      .filter((s) => s.server === name)
-      .map((s) => ({ x: s.offeredRate, y: y(s), ok: s.sustained }))
-      .filter((p): p is { x: number; y: number; ok: boolean } => p.y !== null && Number.isFinite(p.y)),
-  }));
+  return names.map((name) => {
+    const byRate = new Map<number, StepBase[]>();
+    for (const s of steps.filter((st) => st.server === name)) byRate.set(s.offeredRate, [...(byRate.get(s.offeredRate) ?? []), s]);
+    const points: { x: number; y: number; ok: boolean }[] = [];
+    for (const [x, runs] of byRate) {
+      const values = runs.map(y).filter((v): v is number => v !== null && Number.isFinite(v)).sort((a, b) => a - b);
+      if (values.length > 0) points.push({ x, y: values[Math.floor((values.length - 1) / 2)], ok: runs.every((r) => r.sustained) });
+    }
+    return { name, points };
+  });
 }
 
 /** Write the charts for whatever sections the result has; returns the written paths. */

@@ -61,6 +61,8 @@ const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts 
                              (pushcall is skipped, with a note, if its CLI does not exist yet)
   --only register|calls      run one part only
   --no-early-stop            run every rate even after two consecutive failing steps
+  --repeat <n>               run each rate n times, servers interleaved within each repeat;
+                             the summary quotes the median CPU per op and every repeat's ratio
   --plain-contact            REGISTER without pn-* Contact parameters (scenarios/register-plain.xml)
   --pushcall-config <file>   pushcall YAML (default bench/pushcall-bench.yaml)
   --call-pause <ms>          pause between ACK and BYE (SIPp -d), default 0
@@ -84,6 +86,7 @@ const { values: opt } = parseArgs({
     servers: { type: 'string', default: ALL_SERVERS.join(',') },
     only: { type: 'string' },
     'no-early-stop': { type: 'boolean', default: false },
+    repeat: { type: 'string', default: '1' },
     'call-pause': { type: 'string', default: '0' },
     'plain-contact': { type: 'boolean', default: false },
     'pushcall-config': { type: 'string' },
@@ -120,6 +123,7 @@ const callRates = list(opt['call-rates'] ?? '200,500,1000,2000', 'call-rates');
 const commonRegisterRate = int(opt['common-register-rate'], 'common-register-rate');
 const commonCallRate = int(opt['common-call-rate'], 'common-call-rate');
 const earlyStop = !opt['no-early-stop'];
+const repeat = int(opt.repeat, 'repeat');
 const callPauseMs = int(opt['call-pause'], 'call-pause');
 const ports = {
   pushcall: int(opt['pushcall-port'], 'pushcall-port'),
@@ -412,26 +416,28 @@ async function runSection<S extends StepBase>(
   const errors: StepError[] = [];
   const consecutiveBad = new Map<ServerName, number>();
   for (const rate of rates) {
-    for (const server of servers) {
-      if (earlyStop && (consecutiveBad.get(server) ?? 0) >= 2) {
-        log(`${label} ${server} ${rate}/s: skipped (two consecutive steps not sustained)`);
-        continue;
+    for (let run = 1; run <= repeat; run++) {
+      for (const server of servers) {
+        if (earlyStop && (consecutiveBad.get(server) ?? 0) >= 2) {
+          log(`${label} ${server} ${rate}/s: skipped (two consecutive steps not sustained)`);
+          continue;
+        }
+        log(`${label} ${server} ${rate}/s for ${durationSec} s${repeat > 1 ? ` (repeat ${run} of ${repeat})` : ''} ...`);
+        try {
+          const s = await step(server, rate);
+          steps.push(s);
+          log(`  ${describe(s)}`);
+          for (const n of s.notes) log(`  note: ${n}`);
+          const bad = !s.sustained && !(s.clientLimited && s.failed === 0 && s.serverSocketDrops === 0);
+          consecutiveBad.set(server, bad ? (consecutiveBad.get(server) ?? 0) + 1 : 0);
+        } catch (e) {
+          const msg = e instanceof Error ? e.message : String(e);
+          log(`  ERROR: ${msg}`);
+          errors.push({ server, offeredRate: rate, error: msg });
+          consecutiveBad.set(server, (consecutiveBad.get(server) ?? 0) + 1);
+        }
+        await sleep(1000);
       }
-      log(`${label} ${server} ${rate}/s for ${durationSec} s ...`);
-      try {
-        const s = await step(server, rate);
-        steps.push(s);
-        log(`  ${describe(s)}`);
-        for (const n of s.notes) log(`  note: ${n}`);
-        const bad = !s.sustained && !(s.clientLimited && s.failed === 0 && s.serverSocketDrops === 0);
-        consecutiveBad.set(server, bad ? (consecutiveBad.get(server) ?? 0) + 1 : 0);
-      } catch (e) {
-        const msg = e instanceof Error ? e.message : String(e);
-        log(`  ERROR: ${msg}`);
-        errors.push({ server, offeredRate: rate, error: msg });
-        consecutiveBad.set(server, (consecutiveBad.get(server) ?? 0) + 1);
-      }
-      await sleep(1000);
     }
   }
   return { rates, durationSec, commonRate, steps, errors, summary: summarize(servers, steps, commonRate) };

@@ -68,8 +68,10 @@ export interface ServerSummary {
   highestSustained: { offeredRate: number; achievedRate: number; successRate: number; clientLimited: boolean } | null;
   /** the lowest offered rate that was not sustained */
   firstFailing: number | null;
-  /** server CPU per op at the common rate (null if that step was not run or failed) */
+  /** server CPU per op at the common rate, the median over repeats (null if not run or failed) */
   cpuUsPerOpAtCommonRate: number | null;
+  /** every repeat at the common rate, in run order (one value without --repeat) */
+  cpuUsPerOpAtCommonRateRuns: number[];
   commonRateSustained: boolean | null;
 }
 
@@ -97,13 +99,20 @@ export interface CompareResult {
   calls?: BenchSection<CallStep>;
 }
 
+/**
+ * Per server: the highest rate sustained in every repeat, the lowest not sustained in some
+ * repeat, and the median CPU per op over the repeats at the common rate.
+ */
 export function summarize<S extends StepBase>(servers: string[], steps: S[], commonRate: number): ServerSummary[] {
   return servers.map((server) => {
     const mine = steps.filter((s) => s.server === server).sort((a, b) => a.offeredRate - b.offeredRate);
+    const allSustained = (rate: number) => mine.every((s) => s.offeredRate !== rate || s.sustained);
     let best: S | undefined;
-    for (const s of mine) if (s.sustained && (best === undefined || s.successRate > best.successRate)) best = s;
+    for (const s of mine) if (allSustained(s.offeredRate) && (best === undefined || s.successRate > best.successRate)) best = s;
     const failing = mine.find((s) => !s.sustained);
-    const common = mine.find((s) => s.offeredRate === commonRate);
+    const atCommon = mine.filter((s) => s.offeredRate === commonRate && s.serverCpuUsPerOp !== null);
+    const runs = atCommon.map((s) => s.serverCpuUsPerOp as number);
+    const common = atCommon.length > 0 ? atCommon[medianIndex(runs)] : undefined;
     return {
       server,
       highestSustained: best
@@ -116,9 +125,16 @@ export function summarize<S extends StepBase>(servers: string[], steps: S[], com
         : null,
       firstFailing: failing?.offeredRate ?? null,
       cpuUsPerOpAtCommonRate: common?.serverCpuUsPerOp ?? null,
-      commonRateSustained: common ? common.sustained : null,
+      cpuUsPerOpAtCommonRateRuns: runs,
+      commonRateSustained: atCommon.length > 0 ? allSustained(commonRate) : null,
     };
   });
+}
+
+/** Index of the median value (the lower middle one for an even count). */
+function medianIndex(values: number[]): number {
+  const order = values.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);
+  return order[Math.floor((order.length - 1) / 2)][1];
 }
 
 export function round(x: number, digits = 0): number {
@@ -167,8 +183,14 @@ function summaryTable(section: BenchSection<StepBase>, opName: string): string[]
   if (ref && pc && ref.cpuUsPerOpAtCommonRate && pc.cpuUsPerOpAtCommonRate) {
     out.push(
       '',
-      `CPU ratio at ${fmtInt(section.commonRate)}/s: pushcall / ${ref.server} = ${(pc.cpuUsPerOpAtCommonRate / ref.cpuUsPerOpAtCommonRate).toFixed(2)}×`,
+      `CPU ratio at ${fmtInt(section.commonRate)}/s: pushcall / ${ref.server} = ${(pc.cpuUsPerOpAtCommonRate / ref.cpuUsPerOpAtCommonRate).toFixed(2)}×` +
+        (pc.cpuUsPerOpAtCommonRateRuns.length > 1 ? ' (medians)' : ''),
     );
+    const n = Math.min(pc.cpuUsPerOpAtCommonRateRuns.length, ref.cpuUsPerOpAtCommonRateRuns.length);
+    if (n > 1) {
+      const perRun = Array.from({ length: n }, (_, i) => `${fmt1(pc.cpuUsPerOpAtCommonRateRuns[i])} / ${fmt1(ref.cpuUsPerOpAtCommonRateRuns[i])} = ${(pc.cpuUsPerOpAtCommonRateRuns[i] / ref.cpuUsPerOpAtCommonRateRuns[i]).toFixed(2)}×`);
+      out.push('', `Each repeat (servers interleaved): ${perRun.join('; ')}.`);
+    }
   }
   return out;
 }
