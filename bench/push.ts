@@ -349,7 +349,7 @@ class EmulatorFleet {
   static async start(init: EmuInit, count: number): Promise<EmulatorFleet> {
     cluster.setupPrimary({ exec: fileURLToPath(import.meta.url), args: ['--emulator', JSON.stringify(init)], execArgv: process.execArgv });
     const workers: Worker[] = [];
-    const readies: Promise<Extract<FromWorker, { type: 'ready' }>>[] = [];
+    const all: Extract<FromWorker, { type: 'ready' }>[] = [];
     for (let i = 0; i < count; i++) {
       const w = cluster.fork();
       w.on('error', (e) => {
@@ -358,10 +358,9 @@ class EmulatorFleet {
       });
       workers.push(w);
       // One at a time: the first binds the port, the rest share its handle.
-      readies.push(once(w, 'message').then(([m]) => m as Extract<FromWorker, { type: 'ready' }>));
-      await readies[i];
+      const [ready] = await once(w, 'message');
+      all.push(ready as Extract<FromWorker, { type: 'ready' }>);
     }
-    const all = await Promise.all(readies);
     if (new Set(all.map((r) => r.url)).size !== 1) throw new Error(`emulator processes listen on different ports: ${all.map((r) => r.url).join(', ')}`);
     const fleet = new EmulatorFleet(workers, all[0]);
     for (const w of workers) {

@@ -57,7 +57,7 @@ export class CallTimelines {
   private readonly calls = new Map<string, CallTimeline>();
   // Keys oldest first, consumed from `head`: trimming the oldest entries of a Map by iterating
   // it walks every deleted slot again until V8 rehashes, which grew with each trimmed call.
-  private order: { key: string; timeline: CallTimeline }[] = [];
+  private order: string[] = [];
   private head = 0;
 
   constructor(
@@ -72,7 +72,7 @@ export class CallTimelines {
     const key = detachString(this.keyFor(callId));
     const timeline: CallTimeline = { startedMono: receivedAt, callId: key === callId ? key : detachString(callId), method, from: detachString(from), to: detachString(to), startedAt: this.clock.now(), events: [] };
     this.calls.set(key, timeline);
-    this.order.push({ key, timeline });
+    this.order.push(key);
     this.trim();
     return timeline;
   }
@@ -114,11 +114,12 @@ export class CallTimelines {
   private trim(): void {
     const cutoff = this.clock.now() - this.retentionMs;
     while (this.head < this.order.length) {
-      const { key, timeline } = this.order[this.head];
-      if (this.calls.get(key) === timeline) {
-        if (this.calls.size <= this.maxCalls && (timeline.endedAt === undefined || timeline.endedAt >= cutoff)) break;
-        this.calls.delete(key);
-      }
+      // Keys are unique among the timelines kept (keyFor), and leave `calls` only here, from
+      // the head: the key at the head is always still there.
+      const key = this.order[this.head];
+      const timeline = this.calls.get(key)!;
+      if (this.calls.size <= this.maxCalls && (timeline.endedAt === undefined || timeline.endedAt >= cutoff)) break;
+      this.calls.delete(key);
       this.head++;
     }
     if (this.head > 1024 && this.head * 2 > this.order.length) {

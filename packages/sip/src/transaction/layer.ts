@@ -74,7 +74,6 @@ export class TransactionLayer implements TransactionSender {
    */
   private readonly completed: CompletedResponses;
   private rotation: { cancel(): void } | undefined;
-  private readonly completedLimit: number;
   private readonly clientTransactions = new Map<string, ClientTransaction>();
   private readonly ctx: TransactionContext;
   user: TransactionLayerUser;
@@ -85,8 +84,7 @@ export class TransactionLayer implements TransactionSender {
     this.timers = { ...DEFAULT_TIMERS, ...options.timers };
     this.limits = options.limits;
     this.advertisedHost = options.advertisedHost;
-    this.completedLimit = options.completedCacheLimit ?? 50_000;
-    this.completed = new CompletedResponses(this.completedLimit);
+    this.completed = new CompletedResponses(options.completedCacheLimit ?? 50_000);
     this.ctx = { clock: this.clock, timers: this.timers, sender: this };
   }
 
