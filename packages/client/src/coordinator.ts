@@ -25,7 +25,7 @@
 import { ActionError, HandlerError, InvalidPayloadError, ReportFailedError, SipPortError, UnknownCallError } from './errors.js';
 import type { ClientError } from './errors.js';
 import { decodePush, isExpired } from './payload.js';
-import type { PushPayload } from './payload.js';
+import type { PushPayload, RefreshPush } from './payload.js';
 import type {
   Action,
   AnswerAction,
@@ -160,6 +160,8 @@ export type CoordinatorEvent =
   | { readonly type: 'timeline'; readonly uuid: string; readonly entry: TimelineEntry }
   | { readonly type: 'message'; readonly payload: PushPayload }
   | { readonly type: 'missedCall'; readonly payload: PushPayload }
+  /** The server asked for a binding refresh (RFC 8599 §5.5); the coordinator re-registered. */
+  | { readonly type: 'refreshPush'; readonly payload: RefreshPush }
   | { readonly type: 'registration'; readonly state: RegistrationState }
   | { readonly type: 'error'; readonly error: ClientError; readonly uuid?: string };
 
@@ -393,6 +395,10 @@ export class CallCoordinator {
         this.emit({ type: 'error', error: err, uuid });
         return;
       }
+      if (decoded.refresh) {
+        this.onRefreshPush(decoded.refresh, push);
+        return;
+      }
       const p = decoded.payload;
       const uuid = callUuid(p.call_id);
       if (p.type !== 'call') {
@@ -413,6 +419,19 @@ export class CallCoordinator {
       if (this.opts.strict) throw e;
       this.emit({ type: 'error', error: new HandlerError(`push handler: ${String(e)}`, { cause: e }) });
     }
+  }
+
+  /**
+   * RFC 8599 §4.1.3: every push gets a binding-refresh REGISTER, and this push asks for
+   * nothing else. The server sends it silently (never PushKit); if one still came as a VoIP
+   * push, iOS requires a reported call, so it is reported and ended at once.
+   */
+  private onRefreshPush(p: RefreshPush, push: IncomingPush): void {
+    if (push.mustReport) {
+      this.reportAndEndAtOnce(INVALID_PUSH_UUID, undefined, this.unknownDetails(), 'failed', 'refresh push sent as a VoIP push', push);
+    }
+    this.refreshRegistration('refresh push');
+    this.emit({ type: 'refreshPush', payload: p });
   }
 
   private onCallPush(p: PushPayload, uuid: string, push: IncomingPush): void {

@@ -43,7 +43,7 @@ export type {
   TimerHandle,
 } from './ports.js';
 export { PAYLOAD_VERSION, decodePush, isExpired, toApnsDictionary, toFcmData } from './payload.js';
-export type { DecodedPush, InvalidPayloadReason, PushPayload, PushType } from './payload.js';
+export type { DecodedPush, InvalidPayloadReason, PushPayload, PushType, RefreshPush } from './payload.js';
 export { endReasonForCancel, endReasonForCancelHeader, parseReasonHeader } from './reason.js';
 export type { EndReason, SipReason } from './reason.js';
 export {

@@ -36,6 +36,20 @@ export interface PushPayload {
   readonly text?: string;
 }
 
+/**
+ * A refresh push (RFC 8599 §5.5): the server asks for a binding-refresh REGISTER before the
+ * binding expires. It is about no call, so it has no call fields.
+ */
+export interface RefreshPush {
+  readonly v: number;
+  readonly type: 'refresh';
+  /** The AOR whose binding is about to expire. */
+  readonly to: string;
+  readonly sent_at: number;
+  /** Seconds until the binding expires. */
+  readonly ttl: number;
+}
+
 export type InvalidPayloadReason =
   | 'not_an_object'
   | 'no_pushcall_key'
@@ -46,7 +60,8 @@ export type InvalidPayloadReason =
   | 'bad_field';
 
 export type DecodedPush =
-  | { readonly ok: true; readonly payload: PushPayload }
+  | { readonly ok: true; readonly payload: PushPayload; readonly refresh?: undefined }
+  | { readonly ok: true; readonly refresh: RefreshPush; readonly payload?: undefined }
   | {
       readonly ok: false;
       readonly reason: InvalidPayloadReason;
@@ -104,7 +119,7 @@ function locate(raw: unknown, depth = 0): { found: unknown } | { error: InvalidP
   if (isRecord(raw.data) || typeof raw.data === 'string') return locate(raw.data, depth + 1);
   if (isRecord(raw.dictionaryPayload)) return locate(raw.dictionaryPayload, depth + 1);
   // A bare payload (no envelope) is tolerated.
-  if ('call_id' in raw && 'type' in raw) return { found: raw };
+  if (('call_id' in raw || raw.type === 'refresh') && 'type' in raw) return { found: raw };
   return { error: 'no_pushcall_key', detail: 'no "pushcall" member' };
 }
 
@@ -141,6 +156,14 @@ function decodeUnsafe(raw: unknown): DecodedPush {
   }
   // Later versions may add fields; they must keep v1's, so v > 1 decodes as v1.
   const type = body.type;
+  if (type === 'refresh') {
+    if (typeof body.to !== 'string' || body.to.length === 0 || body.to.length > MAX_TEXT) return bad('bad_field', 'to');
+    const sentAt = asNumber(body.sent_at);
+    if (sentAt === undefined || sentAt < 0) return bad('bad_field', 'sent_at');
+    const ttl = asNumber(body.ttl);
+    if (ttl === undefined || ttl < 0) return bad('bad_field', 'ttl');
+    return { ok: true, refresh: { v, type, to: body.to, sent_at: sentAt, ttl } };
+  }
   if (typeof type !== 'string' || !(PUSH_TYPES as readonly string[]).includes(type)) {
     return bad('bad_type', `type=${JSON.stringify(type)}`);
   }

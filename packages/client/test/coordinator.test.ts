@@ -292,6 +292,33 @@ describe('ghost calls', () => {
     h.android.deliverFcm({ pushcall: JSON.stringify(payload('m@x', { type: 'message', text: 'hi' }, h.clock)) });
     assert.deepEqual(seen, ['missedCall', 'message']);
   });
+
+  test('a refresh push (RFC 8599 §5.5) re-registers with the push params and shows nothing', () => {
+    const h = androidHarness();
+    h.android.deliverToken('fcm-token-1');
+    const registersBefore = h.sip.ops('register').length;
+    const seen: string[] = [];
+    h.coordinator.events.subscribe((e) => {
+      if (e.type === 'refreshPush') seen.push(e.payload.to);
+    });
+    const refresh = { v: 1, type: 'refresh', to: 'sip:alice@example.com', sent_at: h.clock.now(), ttl: 120 };
+    h.android.deliverFcm({ pushcall: JSON.stringify(refresh) });
+    const registers = h.sip.ops('register');
+    assert.equal(registers.length, registersBefore + 1);
+    assert.equal(registers.at(-1)!.params?.pnPrid, 'fcm-token-1');
+    assert.deepEqual(seen, ['sip:alice@example.com']);
+    assert.equal(h.coordinator.calls().length, 0, 'no call record');
+    assert.equal(h.android.liveCalls().length, 0, 'nothing shown');
+  });
+
+  test('a refresh push that arrives as a VoIP push is still reported (iOS rule) and ended at once', () => {
+    const h = iosHarness();
+    const r = h.ios.deliverVoipPush({ aps: {}, pushcall: { v: 1, type: 'refresh', to: 'sip:bob@example.com', sent_at: h.clock.now(), ttl: 120 } });
+    assert.equal(r.killed, false);
+    assert.equal(h.ios.kills, 0);
+    assert.equal(h.ios.liveCalls().length, 0);
+    assert.equal(h.sip.ops('register').length, 1);
+  });
 });
 
 describe('connected calls', () => {

@@ -36,9 +36,25 @@ test('decodes the APNs, FCM and Web Push / webhook shapes to the same payload', 
 test('accepts numbers and booleans flattened to strings', () => {
   const flat = { ...p, v: '1', video: 'true', sent_at: String(p.sent_at), ttl: '30' };
   const d = decodePush({ pushcall: JSON.stringify(flat) });
-  assert.ok(d.ok);
+  assert.ok(d.ok && d.payload);
   assert.equal(d.payload.video, true);
   assert.equal(d.payload.ttl, 30);
+});
+
+test('a refresh push (RFC 8599 §5.5) decodes without call fields, in every envelope', () => {
+  const refresh = { v: 1, type: 'refresh', to: 'sip:alice@example.com', sent_at: 1_732_615_200_000, ttl: 120 };
+  for (const raw of [{ pushcall: refresh }, { pushcall: JSON.stringify(refresh) }, { data: { pushcall: JSON.stringify(refresh) } }, { aps: { 'content-available': 1 }, pushcall: refresh }, refresh]) {
+    const d = decodePush(raw);
+    assert.ok(d.ok && d.refresh, JSON.stringify(raw));
+    assert.equal(d.payload, undefined);
+    assert.deepEqual(d.refresh, refresh);
+  }
+  // A refresh push must still say which AOR and when it stops mattering.
+  for (const [field, value] of [['to', ''], ['ttl', -1], ['sent_at', 'soon']] as const) {
+    const d = decodePush({ pushcall: { ...refresh, [field]: value } });
+    assert.equal(d.ok, false, field);
+    assert.equal(!d.ok && d.reason, 'bad_field');
+  }
 });
 
 test('malformed payloads yield a typed invalid result and salvage the Call-ID', () => {

@@ -35,6 +35,7 @@ import { redactToken } from './observability/redact.js';
 import { Registrar } from './registrar/registrar.js';
 import type { Pusher } from './proxy/call.js';
 import { ProxyCore } from './proxy/proxy.js';
+import { BindingRefresher } from './proxy/refresh.js';
 
 export interface ServerOptions {
   config: PushcallConfig;
@@ -60,6 +61,8 @@ export class PushcallServer implements TransactionLayerUser {
   readonly auth: DigestAuthenticator | undefined;
   /** The proxy core (wake-on-call); requests other than REGISTER/OPTIONS go there. */
   readonly proxy: ProxyCore;
+  /** Refresh pushes before push bindings expire (RFC 8599 §5.5); undefined when disabled. */
+  readonly refresher: BindingRefresher | undefined;
   private admin: AdminServer | undefined;
   private sweepTimer: { cancel(): void } | undefined;
   private supported: readonly string[];
@@ -100,6 +103,7 @@ export class PushcallServer implements TransactionLayerUser {
       hooks: {
         onOutcome: (status) => this.metrics.registers.inc({ status: String(status) }),
         onRegistered: (event) => {
+          this.refresher?.track(event.binding);
           // Built only when someone reads it: this runs for every REGISTER.
           if (!this.logger.isLevelEnabled('debug')) return;
           const { binding, previous } = event;
@@ -109,7 +113,10 @@ export class PushcallServer implements TransactionLayerUser {
           );
         },
         onAccepted: (event) => this.proxy.onRegistered(event),
-        onRemoved: (binding, reason) => this.logger.debug({ aor: binding.aor, binding: binding.id, reason }, 'binding removed'),
+        onRemoved: (binding, reason) => {
+          this.refresher?.untrack(binding.id);
+          this.logger.debug({ aor: binding.aor, binding: binding.id, reason }, 'binding removed');
+        },
       },
     });
     this.metrics.bindingCounts = async () => (await this.store.stats()).byProvider;
@@ -123,6 +130,20 @@ export class PushcallServer implements TransactionLayerUser {
       auth: this.auth,
       isLocalDomain: (host) => this.registrar.isLocalDomain(host),
     });
+    const refresh = this.config.proxy.refreshPush;
+    if (refresh.enabled) {
+      const refresher = new BindingRefresher({
+        ...refresh,
+        store: this.store,
+        clock: this.clock,
+        logger: this.logger,
+        metrics: this.metrics,
+        nodeId: this.config.node.id,
+        pusher: () => this.proxy.pusher,
+      });
+      this.refresher = refresher;
+      this.metrics.refreshScheduledCount = () => refresher.size;
+    }
   }
 
   /**
@@ -195,6 +216,7 @@ export class PushcallServer implements TransactionLayerUser {
     }
     if (this.config.admin.enabled) this.admin = await startAdminServer(this, this.config.admin.listen);
     this.scheduleSweep();
+    await this.refresher?.start();
     this.logger.info({ listen: this.listenAddresses(), admin: this.admin?.address, node: this.config.node.id }, 'pushcall listening');
   }
 
@@ -234,6 +256,7 @@ export class PushcallServer implements TransactionLayerUser {
     if (this.stopped) return;
     this.stopped = true;
     this.sweepTimer?.cancel();
+    this.refresher?.close();
     await this.admin?.close();
     await this.layer.close();
     await this.store.close();

@@ -374,7 +374,8 @@ export class ReactNativeCallAdapter {
   private onVoipNotification(payload: unknown): void {
     const dict = this.unwrapNotification(payload);
     const decoded = decodePush(dict);
-    const uuid = decoded.ok ? callUuid(decoded.payload.call_id) : decoded.callId !== undefined ? callUuid(decoded.callId) : INVALID_PUSH_UUID;
+    const callId = decoded.ok ? decoded.payload?.call_id : decoded.callId;
+    const uuid = callId !== undefined ? callUuid(callId) : INVALID_PUSH_UUID;
     // The AppDelegate reported this push natively under the same UUID (see docs).
     if (!this.native.has(uuid)) this.native.set(uuid, {});
     const push: IncomingPush = { raw: dict, transport: 'apns-voip', mustReport: true };

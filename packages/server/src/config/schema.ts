@@ -173,6 +173,20 @@ export const configSchema = z
         /** How long finished call timelines are kept for the admin API. */
         timelineRetentionSeconds: z.number().int().positive().default(3600),
         timelineMaxCalls: z.number().int().positive().default(10_000),
+        /**
+         * Refresh pushes (RFC 8599 §5.5): push bindings get a silent push `leadSeconds` before
+         * they expire (RFC: at least 120 s), repeated `retries` times `retryIntervalSeconds`
+         * apart while no REGISTER comes. APNs bindings need an alert token for it.
+         */
+        refreshPush: z
+          .object({
+            enabled: z.boolean().default(true),
+            leadSeconds: z.number().positive().default(120),
+            retries: z.number().int().min(0).max(10).default(2),
+            retryIntervalSeconds: z.number().positive().default(30),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -204,7 +218,13 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  // A push binding granted the minimum lifetime must still live past its refresh push
+  // (RFC 8599 §5.6.1.1: "too short" includes expiring before the proxy could push).
+  .refine((c) => !c.proxy.refreshPush.enabled || c.proxy.refreshPush.leadSeconds < c.registrar.minPushExpires, {
+    message: 'proxy.refreshPush.leadSeconds must be below registrar.minPushExpires',
+    path: ['proxy', 'refreshPush', 'leadSeconds'],
+  });
 
 export type PushcallConfig = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -9,8 +9,12 @@ export class ServerMetrics {
   readonly calls: Counter<'outcome'>;
   readonly wakeLatency: Histogram<'provider'>;
   readonly heldCalls: Gauge;
+  readonly refreshPushes: Counter<'provider' | 'outcome'>;
+  readonly refreshScheduled: Gauge;
   /** Set by the server: current binding counts by provider, read at scrape time. */
   bindingCounts: (() => Promise<Record<string, number>>) | undefined = undefined;
+  /** Set by the server: bindings with a refresh push scheduled, read at scrape time. */
+  refreshScheduledCount: (() => number) | undefined = undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'pushcall_process_' });
@@ -38,5 +42,19 @@ export class ServerMetrics {
       registers: [this.registry],
     });
     this.heldCalls = new Gauge({ name: 'pushcall_held_branches', help: 'Branches waiting for a device to wake', registers: [this.registry] });
+    this.refreshPushes = new Counter({
+      name: 'pushcall_refresh_pushes_total',
+      help: 'Refresh pushes before binding expiry (RFC 8599 §5.5) by provider and outcome (ok or the push error code)',
+      labelNames: ['provider', 'outcome'],
+      registers: [this.registry],
+    });
+    this.refreshScheduled = new Gauge({
+      name: 'pushcall_refresh_scheduled',
+      help: 'Push bindings with a refresh push scheduled',
+      registers: [this.registry],
+      collect() {
+        if (metrics.refreshScheduledCount) this.set(metrics.refreshScheduledCount());
+      },
+    });
   }
 }

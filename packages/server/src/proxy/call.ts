@@ -30,7 +30,7 @@ import {
   parseSipUriStrict,
 } from '@pushcall/sip';
 import type { Binding } from '../location/types.js';
-import type { PushPayload } from '../push/payload.js';
+import type { PushPayload, RefreshPayload } from '../push/payload.js';
 import { buildPayload } from '../push/payload.js';
 import type { PushBinding, PushOutcome, SendOptions } from '../push/types.js';
 import { stripAllPushParams } from '../registrar/push-params.js';
@@ -45,6 +45,7 @@ export interface Pusher {
   supportedProviders(): string[];
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
+  sendRefresh(binding: PushBinding, payload: RefreshPayload, opts?: SendOptions): Promise<PushOutcome>;
 }
 
 /** RFC 3326 Reason values sent in CANCELs. */

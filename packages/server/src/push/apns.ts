@@ -30,8 +30,8 @@ import { ErrorCode, H2Connection } from './h2/index.js';
 import type { H2Stream, H2StreamHandler, HeaderField } from './h2/index.js';
 import { makeEmitter } from './events.js';
 import type { Emit, PushHooks, PushLogger } from './events.js';
-import { encodeApns } from './payload.js';
-import type { PushPayload } from './payload.js';
+import { encodeApns, encodeRefresh } from './payload.js';
+import type { EncodeResult, PushPayload, RefreshPayload } from './payload.js';
 import { redactToken, systemClock } from './types.js';
 import type { ApnsEnvironment, Clock, PushBinding, PushFailure, PushOutcome, PushProvider, SendOptions, TimerHandle } from './types.js';
 
@@ -473,14 +473,30 @@ export class ApnsProvider implements PushProvider {
   }
 
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
-    return this.sendPayload(binding, payload, true, opts);
+    const encoded = encodeApns(payload, { voip: true });
+    return this.deliver(binding, 'voip', encoded, this.opts.voipExpirationSeconds ?? 30, opts);
   }
 
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
-    return this.sendPayload(binding, payload, false, opts);
+    const encoded = encodeApns(payload, { voip: false });
+    return this.deliver(binding, 'alert', encoded, this.opts.alertExpirationSeconds ?? 3600, opts);
   }
 
-  private async sendPayload(binding: PushBinding, payload: PushPayload, voip: boolean, opts?: SendOptions): Promise<PushOutcome> {
+  /**
+   * RFC 8599 §5.5 refresh: a `background` push (content-available, priority 5 as Apple
+   * requires) to the binding's alert token. APNs stores it until the binding would expire.
+   */
+  sendRefresh(binding: PushBinding, payload: RefreshPayload, opts?: SendOptions): Promise<PushOutcome> {
+    return this.deliver(binding, 'background', encodeRefresh(payload, 'apns'), payload.ttl, opts);
+  }
+
+  private async deliver(
+    binding: PushBinding,
+    pushType: 'voip' | 'alert' | 'background',
+    encoded: EncodeResult<string, unknown>,
+    expirationSeconds: number,
+    opts?: SendOptions,
+  ): Promise<PushOutcome> {
     const t0 = this.clock.monotonic();
     const fail = (error: PushFailure['error'], reason: string, extra: Partial<PushFailure> = {}): PushFailure => ({
       ok: false, provider: 'apns', error, reason, removeBinding: false, latencyMs: this.clock.monotonic() - t0, ...extra,
@@ -492,23 +508,22 @@ export class ApnsProvider implements PushProvider {
     } catch (e) {
       return fail('PUSH_BAD_REQUEST', (e as Error).message);
     }
-    const encoded = encodeApns(payload, { voip });
     if (!encoded.ok) return fail('PUSH_PAYLOAD_TOO_LARGE', `payload ${encoded.bytes} bytes > ${encoded.limit}`);
     const token = binding.prid.toLowerCase();
     const b = this.backoff.get(token);
     const now = this.clock.now();
     if (b && b.until > now) return fail('PUSH_BACKOFF', 'TooManyRequests', { retryAfterMs: b.until - now });
     const nowSec = Math.floor(now / 1000);
-    const exp = voip ? this.opts.voipExpirationSeconds ?? 30 : this.opts.alertExpirationSeconds ?? 3600;
     const bindingEnv = binding.environment ?? 'production';
     const env = this.learnedEnv.get(token) ?? bindingEnv;
     const req: ApnsRequest = {
       token,
       environment: env,
-      topic: voip ? topics.voipTopic : topics.alertTopic,
-      pushType: voip ? 'voip' : 'alert',
-      priority: 10,
-      expiration: exp === 0 ? 0 : nowSec + exp,
+      topic: pushType === 'voip' ? topics.voipTopic : topics.alertTopic,
+      pushType,
+      // Apple: background pushes must use priority 5 (10 is rejected with BadPriority).
+      priority: pushType === 'background' ? 5 : 10,
+      expiration: expirationSeconds === 0 ? 0 : nowSec + expirationSeconds,
       body: encoded.value,
       apnsId: randomUUID(),
     };

@@ -10,8 +10,8 @@ import { SignJWT } from 'jose';
 import { PushConfigError, PushKeyError } from './errors.js';
 import { makeEmitter } from './events.js';
 import type { Emit, PushHooks, PushLogger } from './events.js';
-import { encodeFcmData } from './payload.js';
-import type { PushPayload } from './payload.js';
+import { encodeFcmData, encodeRefresh } from './payload.js';
+import type { EncodeResult, PushPayload, RefreshPayload } from './payload.js';
 import { redactToken, systemClock } from './types.js';
 import type { Clock, PushBinding, PushErrorCode, PushFailure, PushOutcome, PushProvider, SendOptions } from './types.js';
 
@@ -86,7 +86,7 @@ export class FcmProvider implements PushProvider {
   }
 
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
-    return this.send(binding, payload, 'HIGH', opts);
+    return this.send(binding, encodeFcmData(payload), payload.ttl, 'HIGH', opts);
   }
 
   /**
@@ -95,7 +95,16 @@ export class FcmProvider implements PushProvider {
    */
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
     const urgent = payload.type !== 'missed_call';
-    return this.send(binding, payload, urgent ? 'HIGH' : 'NORMAL', opts);
+    return this.send(binding, encodeFcmData(payload), payload.ttl, urgent ? 'HIGH' : 'NORMAL', opts);
+  }
+
+  /**
+   * Refresh (RFC 8599 §5.5): HIGH, because a NORMAL message waits for a Doze maintenance
+   * window, which can come after the binding has expired. It is one message per binding
+   * lifetime, so it stays far from FCM's deprioritisation of frequent silent HIGH messages.
+   */
+  sendRefresh(binding: PushBinding, payload: RefreshPayload, opts?: SendOptions): Promise<PushOutcome> {
+    return this.send(binding, encodeRefresh(payload, 'fcm'), payload.ttl, 'HIGH', opts);
   }
 
   /** The cached access token, minting and exchanging a JWT when needed. */
@@ -164,7 +173,13 @@ export class FcmProvider implements PushProvider {
     }
   }
 
-  private async send(binding: PushBinding, payload: PushPayload, priority: 'HIGH' | 'NORMAL', opts?: SendOptions): Promise<PushOutcome> {
+  private async send(
+    binding: PushBinding,
+    enc: EncodeResult<Record<string, string>, unknown>,
+    ttlSeconds: number,
+    priority: 'HIGH' | 'NORMAL',
+    opts?: SendOptions,
+  ): Promise<PushOutcome> {
     const t0 = this.clock.monotonic();
     const latency = () => this.clock.monotonic() - t0;
     const fail = (error: PushErrorCode, reason: string, extra: Partial<PushFailure> = {}): PushFailure => ({
@@ -178,9 +193,8 @@ export class FcmProvider implements PushProvider {
     if (tb !== undefined && tb > now) return fail('PUSH_BACKOFF', 'QUOTA_EXCEEDED', { retryAfterMs: tb - now });
     const pb = this.projectBackoff.get(project);
     if (pb !== undefined && pb > now) return fail('PUSH_BACKOFF', 'UNAVAILABLE', { retryAfterMs: pb - now });
-    const enc = encodeFcmData(payload);
     if (!enc.ok) return fail('PUSH_PAYLOAD_TOO_LARGE', `data ${enc.bytes} bytes > ${enc.limit}`);
-    const ttl = Math.max(0, Math.round(payload.ttl));
+    const ttl = Math.max(0, Math.round(ttlSeconds));
     const body = JSON.stringify({ message: { token, data: enc.value, android: { priority, ttl: `${ttl}s` } } });
     const url = `${this.endpoint}/v1/projects/${encodeURIComponent(project)}/messages:send`;
     const deadlineAt = t0 + (opts?.deadlineMs ?? this.opts.requestTimeoutMs ?? 5000);

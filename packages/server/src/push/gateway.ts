@@ -9,8 +9,8 @@ import { PushPayloadError } from './errors.js';
 import { makeEmitter } from './events.js';
 import type { Emit, PushHooks, PushLogger } from './events.js';
 import { PushMetrics } from './metrics.js';
-import { validatePayload } from './payload.js';
-import type { PushPayload } from './payload.js';
+import { validatePayload, validateRefreshPayload } from './payload.js';
+import type { PushPayload, RefreshPayload } from './payload.js';
 import { redactToken, systemClock } from './types.js';
 import type { Clock, PushBinding, PushOutcome, PushProvider, SendOptions } from './types.js';
 
@@ -49,16 +49,22 @@ export class PushGateway {
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
     validatePayload(payload);
     if (payload.type !== 'call') throw new PushPayloadError(`sendCall needs payload.type 'call' (got '${payload.type}'); use sendAlert`);
-    return this.dispatch(binding, payload, opts, (p) => p.sendCall(binding, payload, opts));
+    return this.dispatch(binding, (p) => p.sendCall(binding, payload, opts));
   }
 
   /** Regular alert push: missed call, answered / declined elsewhere, message. */
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
     validatePayload(payload);
-    return this.dispatch(binding, payload, opts, (p) => p.sendAlert(binding, payload, opts));
+    return this.dispatch(binding, (p) => p.sendAlert(binding, payload, opts));
   }
 
-  private async dispatch(binding: PushBinding, _payload: PushPayload, _opts: SendOptions | undefined, run: (p: PushProvider) => Promise<PushOutcome>): Promise<PushOutcome> {
+  /** Refresh push (RFC 8599 §5.5): the app should send a binding-refresh REGISTER. */
+  sendRefresh(binding: PushBinding, payload: RefreshPayload, opts?: SendOptions): Promise<PushOutcome> {
+    validateRefreshPayload(payload);
+    return this.dispatch(binding, (p) => p.sendRefresh(binding, payload, opts));
+  }
+
+  private async dispatch(binding: PushBinding, run: (p: PushProvider) => Promise<PushOutcome>): Promise<PushOutcome> {
     const t0 = this.clock.monotonic();
     const provider = this.providers.get(binding.provider);
     let outcome: PushOutcome;

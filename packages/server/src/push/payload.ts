@@ -110,8 +110,8 @@ export function apnsAlertFor(p: PushPayload): { title: string; body: string } {
   }
 }
 
-export type EncodeResult<T> =
-  | { ok: true; value: T; bytes: number; truncated: boolean; payload: PushPayload }
+export type EncodeResult<T, P = PushPayload> =
+  | { ok: true; value: T; bytes: number; truncated: boolean; payload: P }
   | { ok: false; bytes: number; limit: number };
 
 const enc = new TextEncoder();
@@ -188,4 +188,57 @@ export function encodeJson(payload: PushPayload, limit: number = PAYLOAD_LIMITS.
     const body = JSON.stringify({ pushcall: p });
     return { value: body, bytes: byteLength(body) };
   });
+}
+
+/**
+ * A refresh push (RFC 8599 §5.5): asks the app for a binding-refresh REGISTER before its
+ * binding expires. It is not about a call, so it has none of the call fields, and it is never
+ * a VoIP push (iOS requires every VoIP push to report a call).
+ */
+export interface RefreshPayload {
+  v: 1;
+  type: 'refresh';
+  /** The AOR whose binding is about to expire. */
+  to: string;
+  /** ms since the epoch. */
+  sent_at: number;
+  /** Seconds until the binding expires: a refresh that arrives later is useless. */
+  ttl: number;
+}
+
+export function buildRefreshPayload(input: { to: string; ttl: number; sentAt?: number }, clock: Clock = systemClock): RefreshPayload {
+  const p: RefreshPayload = { v: PAYLOAD_VERSION, type: 'refresh', to: input.to, sent_at: Math.round(input.sentAt ?? clock.now()), ttl: Math.max(0, Math.floor(input.ttl)) };
+  validateRefreshPayload(p);
+  return p;
+}
+
+export function validateRefreshPayload(p: unknown): asserts p is RefreshPayload {
+  if (typeof p !== 'object' || p === null) throw new PushPayloadError('payload must be an object');
+  const o = p as Record<string, unknown>;
+  if (o.v !== 1) throw new PushPayloadError('payload.v must be 1');
+  if (o.type !== 'refresh') throw new PushPayloadError("a refresh payload has type 'refresh'");
+  if (typeof o.to !== 'string' || o.to.length === 0) throw new PushPayloadError('payload.to must be a non-empty string');
+  if (typeof o.sent_at !== 'number' || !Number.isFinite(o.sent_at)) throw new PushPayloadError('payload.sent_at must be a number (ms epoch)');
+  if (typeof o.ttl !== 'number' || !Number.isFinite(o.ttl) || o.ttl < 0) throw new PushPayloadError('payload.ttl must be a non-negative number (seconds)');
+}
+
+/**
+ * A refresh payload as each carrier wants it: APNs `background` (`content-available: 1`, no
+ * alert, so iOS wakes the app silently), FCM data, or JSON for Web Push and webhooks. There is
+ * nothing to shorten: only an absurdly long AOR makes it too large.
+ */
+export function encodeRefresh(payload: RefreshPayload, carrier: 'apns'): EncodeResult<string, RefreshPayload>;
+export function encodeRefresh(payload: RefreshPayload, carrier: 'fcm'): EncodeResult<Record<string, string>, RefreshPayload>;
+export function encodeRefresh(payload: RefreshPayload, carrier: 'json', limit?: number): EncodeResult<string, RefreshPayload>;
+export function encodeRefresh(payload: RefreshPayload, carrier: 'apns' | 'fcm' | 'json', limit?: number): EncodeResult<string | Record<string, string>, RefreshPayload> {
+  const done = <T>(value: T, bytes: number, max: number): EncodeResult<T, RefreshPayload> =>
+    bytes <= max ? { ok: true, value, bytes, truncated: false, payload } : { ok: false, bytes, limit: max };
+  const json = JSON.stringify(payload);
+  if (carrier === 'fcm') return done({ pushcall: json }, byteLength('pushcall') + byteLength(json), PAYLOAD_LIMITS.fcmData);
+  if (carrier === 'apns') {
+    const body = `{"aps":{"content-available":1},"pushcall":${json}}`;
+    return done(body, byteLength(body), PAYLOAD_LIMITS.apnsAlert);
+  }
+  const body = `{"pushcall":${json}}`;
+  return done(body, byteLength(body), limit ?? PAYLOAD_LIMITS.webpush);
 }

@@ -3,7 +3,7 @@
  * outcomes (values, never exceptions), and the injectable Clock (the SIP stack's).
  */
 
-import type { PushPayload } from './payload.js';
+import type { PushPayload, RefreshPayload } from './payload.js';
 
 export type ApnsEnvironment = 'production' | 'sandbox';
 
@@ -88,6 +88,8 @@ export interface PushProvider {
   readonly name: string;
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
+  /** RFC 8599 §5.5: ask the app to refresh its binding (silent, never a VoIP push). */
+  sendRefresh(binding: PushBinding, payload: RefreshPayload, opts?: SendOptions): Promise<PushOutcome>;
   close(): Promise<void>;
 }
 

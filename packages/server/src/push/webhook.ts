@@ -1,6 +1,6 @@
 /**
  * Webhook provider: for teams that run their own push service. POSTs JSON
- * `{"binding": PushBinding, "kind": "call"|"alert", "payload": {"pushcall": PushPayload}}`
+ * `{"binding": PushBinding, "kind": "call"|"alert"|"refresh", "payload": {"pushcall": <payload>}}`
  * (`payload` is exactly what the device should receive) with
  *   X-Pushcall-Timestamp: <unix seconds>
  *   X-Pushcall-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>
@@ -12,8 +12,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { PushConfigError } from './errors.js';
 import { makeEmitter } from './events.js';
 import type { Emit, PushHooks, PushLogger } from './events.js';
-import { encodeJson, PAYLOAD_LIMITS } from './payload.js';
-import type { PushPayload } from './payload.js';
+import { encodeJson, encodeRefresh, PAYLOAD_LIMITS } from './payload.js';
+import type { EncodeResult, PushPayload, RefreshPayload } from './payload.js';
 import { parseRetryAfter } from './fcm.js';
 import { redactToken, systemClock } from './types.js';
 import type { Clock, PushBinding, PushErrorCode, PushFailure, PushOutcome, PushProvider, SendOptions } from './types.js';
@@ -62,21 +62,24 @@ export class WebhookProvider implements PushProvider {
   }
 
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
-    return this.send(binding, payload, 'call', opts);
+    return this.send(binding, encodeJson(payload, PAYLOAD_LIMITS.webhook), 'call', opts);
   }
 
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
-    return this.send(binding, payload, 'alert', opts);
+    return this.send(binding, encodeJson(payload, PAYLOAD_LIMITS.webhook), 'alert', opts);
   }
 
-  private async send(binding: PushBinding, payload: PushPayload, kind: 'call' | 'alert', opts?: SendOptions): Promise<PushOutcome> {
+  sendRefresh(binding: PushBinding, payload: RefreshPayload, opts?: SendOptions): Promise<PushOutcome> {
+    return this.send(binding, encodeRefresh(payload, 'json', PAYLOAD_LIMITS.webhook), 'refresh', opts);
+  }
+
+  private async send(binding: PushBinding, enc: EncodeResult<string, unknown>, kind: 'call' | 'alert' | 'refresh', opts?: SendOptions): Promise<PushOutcome> {
     const t0 = this.clock.monotonic();
     const latency = () => this.clock.monotonic() - t0;
     const fail = (error: PushErrorCode, reason: string, extra: Partial<PushFailure> = {}): PushFailure => ({
       ok: false, provider: this.name, error, reason, removeBinding: false, latencyMs: latency(), ...extra,
     });
     if (this.closed) return fail('PUSH_CLOSED', 'provider closed');
-    const enc = encodeJson(payload, PAYLOAD_LIMITS.webhook);
     if (!enc.ok) return fail('PUSH_PAYLOAD_TOO_LARGE', `payload ${enc.bytes} bytes > ${enc.limit}`);
     const body = JSON.stringify({ binding, kind, payload: { pushcall: enc.payload } });
     const headers = {

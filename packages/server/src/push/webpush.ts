@@ -14,8 +14,8 @@ import webpush from 'web-push';
 import { PushConfigError } from './errors.js';
 import { makeEmitter } from './events.js';
 import type { Emit, PushHooks, PushLogger } from './events.js';
-import { encodeJson } from './payload.js';
-import type { PushPayload } from './payload.js';
+import { encodeJson, encodeRefresh } from './payload.js';
+import type { EncodeResult, PushPayload, RefreshPayload } from './payload.js';
 import { parseRetryAfter } from './fcm.js';
 import { redactToken, systemClock } from './types.js';
 import type { Clock, PushBinding, PushErrorCode, PushFailure, PushOutcome, PushProvider, SendOptions } from './types.js';
@@ -66,15 +66,26 @@ export class WebPushProvider implements PushProvider {
   }
 
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
-    return this.send(binding, payload, 'high', opts);
+    return this.send(binding, () => encodeJson(payload), payload.ttl, 'high', opts);
   }
 
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
     const urgent = payload.type === 'answered_elsewhere' || payload.type === 'declined_elsewhere' || payload.type === 'call';
-    return this.send(binding, payload, urgent ? 'high' : 'normal', opts);
+    return this.send(binding, () => encodeJson(payload), payload.ttl, urgent ? 'high' : 'normal', opts);
   }
 
-  private async send(binding: PushBinding, payload: PushPayload, urgency: 'high' | 'normal', opts?: SendOptions): Promise<PushOutcome> {
+  /** Refresh (RFC 8599 §5.5): `Urgency: normal`, kept by the push service until the binding expires. */
+  sendRefresh(binding: PushBinding, payload: RefreshPayload, opts?: SendOptions): Promise<PushOutcome> {
+    return this.send(binding, () => encodeRefresh(payload, 'json'), payload.ttl, 'normal', opts);
+  }
+
+  private async send(
+    binding: PushBinding,
+    encode: () => EncodeResult<string, unknown>,
+    ttlSeconds: number,
+    urgency: 'high' | 'normal',
+    opts?: SendOptions,
+  ): Promise<PushOutcome> {
     const t0 = this.clock.monotonic();
     const latency = () => this.clock.monotonic() - t0;
     const fail = (error: PushErrorCode, reason: string, extra: Partial<PushFailure> = {}): PushFailure => ({
@@ -85,14 +96,14 @@ export class WebPushProvider implements PushProvider {
     const keys = parseWebPushKeys(binding.param);
     let body: string | null = null;
     if (keys) {
-      const enc = encodeJson(payload);
+      const enc = encode();
       if (!enc.ok) return fail('PUSH_PAYLOAD_TOO_LARGE', `payload ${enc.bytes} bytes > ${enc.limit}`);
       body = enc.value;
     }
     let details: ReturnType<typeof webpush.generateRequestDetails>;
     try {
       details = webpush.generateRequestDetails({ endpoint, keys: keys ?? { p256dh: '', auth: '' } }, body ?? undefined, {
-        TTL: Math.max(0, Math.round(payload.ttl)),
+        TTL: Math.max(0, Math.round(ttlSeconds)),
         urgency,
         contentEncoding: 'aes128gcm',
         vapidDetails: { subject: this.opts.subject, publicKey: this.opts.vapidPublicKey, privateKey: this.opts.vapidPrivateKey },
