@@ -6,8 +6,8 @@
  * A UA that advertised `+sip.pnsreg` was told to refresh `pnsregSeconds` (> lead) before
  * expiry, so it is pushed only when that refresh did not come (the MAY of §5.5).
  *
- * One clock timer serves every binding: due bindings sit in per-second buckets, and a
- * min-heap of bucket seconds arms the timer for the earliest. A REGISTER moves its binding to
+ * One clock timer serves every binding: due bindings sit in 100 ms buckets, and a min-heap
+ * of bucket slots arms the timer for the earliest. A REGISTER moves its binding to
  * a new bucket. Whether to push is decided when the bucket comes due, from the store, so a
  * binding that expired or was removed is never pushed again (§5.5 MUST NOT).
  *
@@ -43,12 +43,14 @@ export interface BindingRefresherOptions extends RefreshSettings {
 
 /** Node timers overflow past 2^31 ms; a binding may live a week, so wake up at least daily. */
 const MAX_TIMER_MS = 24 * 3600 * 1000;
+/** Bucket width: fine enough for lifetimes of seconds in tests, coarse enough to share buckets. */
+const SLOT_MS = 100;
 
 export class BindingRefresher {
-  /** Due second -> binding ids. An emptied bucket stays until its second, so every heap entry has one. */
+  /** Due slot -> binding ids. An emptied bucket stays until its slot, so every heap entry has one. */
   private readonly buckets = new Map<number, Set<string>>();
-  private readonly scheduled = new Map<string, { second: number; attempt: number }>();
-  private readonly seconds = new MinHeap();
+  private readonly scheduled = new Map<string, { slot: number; attempt: number }>();
+  private readonly slots = new MinHeap();
   private timer: TimerHandle | undefined;
   private armedFor = Infinity;
   private closed = false;
@@ -79,7 +81,7 @@ export class BindingRefresher {
     const entry = this.scheduled.get(id);
     if (!entry) return;
     this.scheduled.delete(id);
-    this.buckets.get(entry.second)?.delete(id);
+    this.buckets.get(entry.slot)?.delete(id);
   }
 
   close(): void {
@@ -96,38 +98,38 @@ export class BindingRefresher {
 
   private place(id: string, dueAtMs: number, attempt: number): void {
     this.untrack(id);
-    const second = Math.ceil(dueAtMs / 1000);
-    let bucket = this.buckets.get(second);
+    const slot = Math.ceil(dueAtMs / SLOT_MS);
+    let bucket = this.buckets.get(slot);
     if (!bucket) {
       bucket = new Set();
-      this.buckets.set(second, bucket);
-      this.seconds.push(second);
+      this.buckets.set(slot, bucket);
+      this.slots.push(slot);
     }
     bucket.add(id);
-    this.scheduled.set(id, { second, attempt });
-    if (second < this.armedFor) this.arm();
+    this.scheduled.set(id, { slot, attempt });
+    if (slot < this.armedFor) this.arm();
   }
 
   private arm(): void {
     this.timer?.cancel();
     this.timer = undefined;
     this.armedFor = Infinity;
-    const next = this.seconds.peek();
+    const next = this.slots.peek();
     if (next === undefined || this.closed) return;
     this.armedFor = next;
-    const delay = Math.min(Math.max(0, next * 1000 - this.options.clock.now()), MAX_TIMER_MS);
+    const delay = Math.min(Math.max(0, next * SLOT_MS - this.options.clock.now()), MAX_TIMER_MS);
     this.timer = this.options.clock.setTimeout(() => this.fire(), delay);
   }
 
   private fire(): void {
     this.timer = undefined;
     this.armedFor = Infinity;
-    const nowSecond = Math.floor(this.options.clock.now() / 1000);
+    const nowSlot = Math.floor(this.options.clock.now() / SLOT_MS);
     const due: Array<[string, number]> = [];
-    while (this.seconds.size > 0 && this.seconds.peek()! <= nowSecond) {
-      const second = this.seconds.pop()!;
-      const bucket = this.buckets.get(second);
-      this.buckets.delete(second);
+    while (this.slots.size > 0 && this.slots.peek()! <= nowSlot) {
+      const slot = this.slots.pop()!;
+      const bucket = this.buckets.get(slot);
+      this.buckets.delete(slot);
       if (!bucket) continue;
       for (const id of bucket) {
         due.push([id, this.scheduled.get(id)?.attempt ?? 0]);

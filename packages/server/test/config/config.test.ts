@@ -153,9 +153,16 @@ describe('defaults (as documented in docs/configuration.md)', () => {
       answeredElsewhereAlert: false,
       timelineRetentionSeconds: 3600,
       timelineMaxCalls: 10000,
+      refreshPush: { enabled: true, leadSeconds: 120, retries: 2, retryIntervalSeconds: 30 },
     });
     assert.deepEqual(config.limits, { perCalleePerMinute: 30, perCallerPerMinute: 60, maxHeldPerAor: 5, maxHeldTotal: 10000 });
     assert.deepEqual(config.push, {});
+  });
+
+  it('a refresh push lead that would not fit in the shortest push binding is a config error', () => {
+    assert.throws(() => validateConfig({ registrar: { minPushExpires: 100 } }), /proxy\.refreshPush\.leadSeconds.*below registrar\.minPushExpires/);
+    assert.equal(validateConfig({ registrar: { minPushExpires: 100 }, proxy: { refreshPush: { leadSeconds: 90 } } }).proxy.refreshPush.leadSeconds, 90);
+    assert.equal(validateConfig({ registrar: { minPushExpires: 100 }, proxy: { refreshPush: { enabled: false } } }).proxy.refreshPush.enabled, false);
   });
 
   it('a partial section keeps the other defaults of that section', () => {

@@ -36,6 +36,8 @@ export interface SimulatedPhoneOptions {
   talkMs?: number;
   /** Close the socket again this long after a call ends (the app is suspended again). */
   sleepAfterMs?: number;
+  /** Expires of the app's REGISTERs. Default 3600. */
+  registerExpires?: number;
 }
 
 /** One line of the phone's own story of a call, for ladder diagrams. */
@@ -69,7 +71,7 @@ export class SimulatedPhone {
       instanceId: `urn:uuid:${randomUUID()}`,
       clock: this.clock,
       userAgent: `pushcall-sim-${options.platform}`,
-      expires: 3600,
+      expires: options.registerExpires ?? 3600,
       wakeDelayMs: options.launchDelayMs ?? 150,
     });
     this.os = options.platform === 'ios' ? new SimulatedIos({ clock: this.clock, name: options.name }) : new SimulatedAndroid({ clock: this.clock, name: options.name });
