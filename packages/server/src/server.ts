@@ -12,6 +12,7 @@ import {
   type ServerTransaction,
   type SipRequest,
   type SipResponse,
+  type StatelessReply,
   SipUri,
   TransactionLayer,
   type TransactionLayerUser,
@@ -269,14 +270,7 @@ export class PushcallServer implements TransactionLayerUser {
   onRequest(request: SipRequest, transaction: ServerTransaction, flow: Flow): void {
     this.metrics.sipMessages.inc({ direction: 'in', kind: request.method });
     if (request.method === 'REGISTER') {
-      this.registrar.handle(request, flow).then(
-        (response) => transaction.respond(response),
-        (error: unknown) => {
-          this.logger.error({ err: error }, 'REGISTER failed');
-          this.metrics.registers.inc({ status: '500' });
-          transaction.respond(createResponse(request, 500, { reason: 'Registrar error' }));
-        },
-      );
+      this.register(request, flow, (response) => transaction.respond(response));
       return;
     }
     if (request.method === 'OPTIONS' && this.isForUs(request)) {
@@ -292,6 +286,30 @@ export class PushcallServer implements TransactionLayerUser {
       return;
     }
     this.proxy.onRequest(request, transaction, flow);
+  }
+
+  /**
+   * The registrar answers REGISTER statelessly, as Kamailio's and OpenSIPS's registrars do
+   * (§8.2.7): it is idempotent for a repeated Call-ID/CSeq, so a retransmission gets the same
+   * answer without a server transaction and a Timer J copy of the 200. Kept stateful: a
+   * REGISTER with credentials (nonce-count replay protection would take its retransmission
+   * for a replay) and the push-proxy mode (the REGISTER is forwarded).
+   */
+  answerStatelessly(request: SipRequest): boolean {
+    return request.method === 'REGISTER' && !this.config.registrar.upstream && request.get('authorization') === undefined;
+  }
+
+  onStatelessRequest(request: SipRequest, reply: StatelessReply, flow: Flow): void {
+    this.metrics.sipMessages.inc({ direction: 'in', kind: request.method });
+    this.register(request, flow, reply);
+  }
+
+  private register(request: SipRequest, flow: Flow, reply: (response: SipResponse) => void): void {
+    this.registrar.handle(request, flow).then(reply, (error: unknown) => {
+      this.logger.error({ err: error }, 'REGISTER failed');
+      this.metrics.registers.inc({ status: '500' });
+      reply(createResponse(request, 500, { reason: 'Registrar error' }));
+    });
   }
 
   /** A request addressed to this server itself (no user part, RFC 3261 §11 OPTIONS ping). */

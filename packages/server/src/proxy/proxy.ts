@@ -23,6 +23,7 @@ import {
   newBranch,
   parseSipUriStrict,
   randomToken,
+  hash40,
 } from '@pushcall/sip';
 import type { DigestAuthenticator } from '../auth/digest.js';
 import type { PushcallConfig } from '../config/schema.js';
@@ -39,22 +40,6 @@ import { WakeRegistry } from './wake.js';
 
 /** Our branch ids carry a loop-detection hash (RFC 3261 §16.6 step 8, §16.3 step 4). */
 const BRANCH_PREFIX = 'z9hG4bKpc';
-
-/**
- * 40 bits of two FNV-1a lanes as 10 hex digits. The RFC leaves the algorithm to us and only a
- * comparison with our own earlier hash depends on it, so a fast non-cryptographic hash serves
- * (SHA-1 with its Hash object was 3–4 % of the CPU of a proxied call).
- */
-export function hash40(text: string): string {
-  let a = 0x811c9dc5;
-  let b = 0x01000193 ^ text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
-  }
-  return ((a >>> 12).toString(16).padStart(5, '0') + (b >>> 12).toString(16).padStart(5, '0'));
-}
 
 export interface ProxyOptions {
   config: PushcallConfig;

@@ -6,7 +6,7 @@ import { reasonPhrase } from './status.js';
 
 export interface ResponseOptions {
   reason?: string;
-  /** To-tag to add when the request has none (ignored for 100). Generated when omitted. */
+  /** To-tag to add when the request has none (ignored for 100). Default: `request.localTag`, else random. */
   toTag?: string;
   headers?: Array<[string, string]>;
   body?: Buffer;
@@ -23,7 +23,7 @@ export function createResponse(request: SipRequest, status: number, options: Res
     if (h.key === 'via' || h.key === 'from' || h.key === 'call-id' || h.key === 'cseq') headers.push({ ...h });
     else if (h.key === 'to') {
       let value = h.value;
-      if (status !== 100 && !request.to.tag) value = `${value};tag=${options.toTag ?? newTag()}`;
+      if (status !== 100 && !request.to.tag) value = `${value};tag=${options.toTag ?? request.localTag ?? newTag()}`;
       headers.push({ ...h, value });
     } else if (status === 100 && h.key === 'timestamp') headers.push({ ...h });
   }

@@ -427,6 +427,12 @@ export class SipRequest extends SipMessage {
   /** `uriParsed.revision` when `uriRaw` was last taken from it. */
   private uriRevision = 0;
   version: string;
+  /**
+   * The To-tag this element puts in its responses to this request when the request has none
+   * (§8.2.6.2), when it must be known in advance; set by the transaction layer for requests
+   * answered statelessly (§8.2.7). Otherwise createResponse draws a random one.
+   */
+  localTag: string | undefined = undefined;
 
   constructor(method: string, uri: string | Uri, headers: HeaderField[] = [], body: Buffer = EMPTY_BODY, version = 'SIP/2.0') {
     super(headers, body);

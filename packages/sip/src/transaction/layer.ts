@@ -15,7 +15,7 @@ import type { Flow, InboundMessage, Transport, TransportEvents, TransportProtoco
 import { VIA_TRANSPORT } from '../transport/types.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { newBranch } from '../util/random.js';
-import { detachString } from '../util/strings.js';
+import { detachString, hash40 } from '../util/strings.js';
 import { CompletedResponses } from './completed-responses.js';
 import {
   type ClientTransaction,
@@ -34,11 +34,24 @@ import { DEFAULT_TIMERS, type TimerConfig } from './timers.js';
 import type { Destination, Transaction, TransactionContext, TransactionSender } from './transaction.js';
 
 /** What the core (registrar, proxy, UA) implements. */
+/** Sends a response to a request answered without a transaction (§8.2.7), to where §18.2.2 says. */
+export type StatelessReply = (response: SipResponse) => void;
+
 export interface TransactionLayerUser {
   /** A new request (not ACK, not CANCEL) with its server transaction. */
   onRequest(request: SipRequest, transaction: ServerTransaction, flow: Flow): void;
   /** A CANCEL (§9.2): `invite` is the INVITE server transaction it targets, if any. */
   onCancel(cancel: SipRequest, transaction: ServerTransaction, invite: InviteServerTransaction | undefined, flow: Flow): void;
+  /**
+   * Requests to answer without a server transaction (RFC 3261 §8.2.7, a stateless UAS), e.g.
+   * REGISTER: no transaction, no Timer J copy of the response. Every retransmission then
+   * reaches the TU again, which must answer it as it answered the first (a registrar that is
+   * idempotent for a repeated Call-ID/CSeq does). Such requests go to `onStatelessRequest`,
+   * with `request.localTag` set to a To-tag derived from the request, so the answer to a
+   * retransmission carries the same tag (§8.2.7).
+   */
+  answerStatelessly?(request: SipRequest): boolean;
+  onStatelessRequest?(request: SipRequest, reply: StatelessReply, flow: Flow): void;
   /** An ACK that matched no transaction: the ACK for a 2xx (end to end). */
   onAck(ack: SipRequest, flow: Flow): void;
   /** A response that matched no client transaction (§17.1.3; a proxy forwards it, §16.11). */
@@ -162,6 +175,10 @@ export class TransactionLayer implements TransactionSender {
   }
 
   private receiveRequest(request: SipRequest, flow: Flow): void {
+    if (this.user.onStatelessRequest && this.user.answerStatelessly?.(request)) {
+      this.receiveStateless(request, flow);
+      return;
+    }
     const top = request.via;
     const key = serverKey(request, top);
 
@@ -201,6 +218,19 @@ export class TransactionLayer implements TransactionSender {
       return;
     }
     this.user.onRequest(request, tx, flow);
+  }
+
+  private receiveStateless(request: SipRequest, flow: Flow): void {
+    this.stampVia(request, flow);
+    request.localTag = statelessTag(request);
+    const destination = this.responseDestination(request, flow);
+    this.user.onStatelessRequest!(
+      request,
+      (response) => {
+        void this.send(response.toBuffer(), destination).catch(() => undefined);
+      },
+      flow,
+    );
   }
 
   private receiveResponse(response: SipResponse, flow: Flow): void {
@@ -355,4 +385,12 @@ export function replaceTopVia(message: SipMessage, via: Via): void {
 /** Reason phrases must be TEXT-UTF8 without CR/LF (§25.1). */
 function sanitizeReason(reason: string): string {
   return reason.replace(/[\r\n]+/g, ' ').slice(0, 120);
+}
+
+/**
+ * §8.2.7: a stateless UAS derives its To-tag from the request, so that a retransmission is
+ * answered with the same tag. The branch, Call-ID, From-tag and CSeq identify the request.
+ */
+function statelessTag(request: SipRequest): string {
+  return `sl${hash40(`${request.via.branch ?? ''}\n${request.callId}\n${request.from.tag ?? ''}\n${request.cseq.seq}`)}`;
 }

@@ -1,7 +1,7 @@
 /** The branch's loop-detection hash (RFC 3261 §16.6 step 8): stable, 10 hex digits, and any change in a routing field changes it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hash40 } from '../../src/proxy/proxy.js';
+import { hash40 } from '../../src/index.js';
 
 test('hash40 is deterministic, 10 lowercase hex digits', () => {
   const text = 'sip:bob@example.com\nabc\n\ncall-1@host\n1\n\n';
