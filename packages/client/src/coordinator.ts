@@ -238,6 +238,8 @@ export class CallCoordinator {
   private readonly listeners = new Set<CoordinatorListener>();
   private seq = 0;
   private token: string | undefined;
+  /** iOS: the remote-notification (alert) token, registered beside the PushKit token. */
+  private alertToken: string | undefined;
   private registration: RegistrationState['state'] | 'none' = 'none';
   private audioSessionActive = false;
   private audioEnabled = false;
@@ -305,6 +307,21 @@ export class CallCoordinator {
   /** Register with the current token (call at launch once the UA is configured). */
   start(): void {
     if (this.token !== undefined) this.registerWith(this.token, 'app start');
+  }
+
+  /**
+   * iOS: the remote-notification device token (`didRegisterForRemoteNotificationsWithDeviceToken`,
+   * hex), or undefined when it was revoked. The registration then carries both tokens
+   * (`pn-prid=<voip>:voip&<alert>:remote`), so the server can send what must not go over
+   * PushKit: missed-call alerts and refresh pushes before the binding expires (RFC 8599 §5.5).
+   */
+  setAlertToken(token: string | undefined): void {
+    this.guard('alert token', () => {
+      if (token === this.alertToken) return;
+      this.alertToken = token;
+      // Like a new PushKit token: register at once (the token alone waits for one).
+      if (this.token !== undefined) this.registerWith(this.token, 'alert token updated');
+    });
   }
 
   /** Start an outgoing call through the system UI; returns its UUID. */
@@ -918,7 +935,12 @@ export class CallCoordinator {
   private contactParams(token: string): PushContactParams | undefined {
     const cfg = this.opts.pushConfig;
     if (!cfg) return undefined;
-    return { pnProvider: cfg.provider, pnPrid: token, pnParam: cfg.param, ...(cfg.extra ? { extra: cfg.extra } : {}) };
+    const extra = cfg.extra ? { extra: cfg.extra } : {};
+    // The two-token APNs form (Flexisip's, which pushcall reads): services after the bundle.
+    if (this.alertToken !== undefined && cfg.provider === 'apns' && cfg.param.endsWith('.voip')) {
+      return { pnProvider: cfg.provider, pnPrid: `${token}:voip&${this.alertToken}:remote`, pnParam: `${cfg.param}&remote`, ...extra };
+    }
+    return { pnProvider: cfg.provider, pnPrid: token, pnParam: cfg.param, ...extra };
   }
 
   private registerWith(token: string, why: string): void {

@@ -136,7 +136,8 @@ export interface CallUiPort {
 // Push (PushKit VoIP, FCM data, Web Push, webhook relay)
 // ---------------------------------------------------------------------------------------
 
-export type PushTransport = 'apns-voip' | 'fcm' | 'webpush' | 'webhook';
+/** `apns-alert`: a regular (alert or background) APNs notification, not PushKit. */
+export type PushTransport = 'apns-voip' | 'apns-alert' | 'fcm' | 'webpush' | 'webhook';
 
 export interface IncomingPush {
   /** The push body in any shape `decodePush` accepts. */

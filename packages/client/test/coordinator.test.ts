@@ -311,6 +311,28 @@ describe('ghost calls', () => {
     assert.equal(h.android.liveCalls().length, 0, 'nothing shown');
   });
 
+  test('iOS: with the remote-notification token, both tokens are registered (two-token form); a refresh on it re-registers', () => {
+    const h = iosHarness();
+    const voip = 'aa'.repeat(32);
+    const alert = 'bb'.repeat(32);
+    h.ios.deliverToken(voip);
+    assert.equal(h.sip.ops('register').at(-1)!.params?.pnPrid, voip);
+    h.coordinator.setAlertToken(alert);
+    const both = h.sip.ops('register').at(-1)!.params;
+    assert.equal(both?.pnPrid, `${voip}:voip&${alert}:remote`);
+    assert.equal(both?.pnParam, 'TEAM123456.com.example.app.voip&remote');
+    const before = h.sip.ops('register').length;
+    h.coordinator.setAlertToken(alert); // the same token again: nothing to do
+    assert.equal(h.sip.ops('register').length, before);
+    // A refresh arrives as a background notification on the alert token: no CallKit report.
+    h.ios.deliverRemoteNotification({ aps: { 'content-available': 1 }, pushcall: { v: 1, type: 'refresh', to: 'sip:a@example.com', sent_at: h.clock.now(), ttl: 120 } });
+    assert.equal(h.sip.ops('register').length, before + 1);
+    assert.equal(h.sip.ops('register').at(-1)!.params?.pnPrid, `${voip}:voip&${alert}:remote`);
+    assert.equal(h.ios.history.length, 0, 'nothing shown');
+    h.coordinator.setAlertToken(undefined);
+    assert.equal(h.sip.ops('register').at(-1)!.params?.pnPrid, voip);
+  });
+
   test('a refresh push that arrives as a VoIP push is still reported (iOS rule) and ended at once', () => {
     const h = iosHarness();
     const r = h.ios.deliverVoipPush({ aps: {}, pushcall: { v: 1, type: 'refresh', to: 'sip:bob@example.com', sent_at: h.clock.now(), ttl: 120 } });

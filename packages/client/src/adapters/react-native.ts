@@ -308,6 +308,16 @@ export class ReactNativeCallAdapter {
     this.deliver((_, push) => push.onPush({ raw: data, transport: 'fcm', mustReport: false }));
   }
 
+  /**
+   * iOS: a regular remote notification (alert or background, not PushKit) whose body has a
+   * `pushcall` member: a refresh push (RFC 8599 §5.5) or a missed-call alert. Its token goes
+   * to `coordinator.setAlertToken`.
+   */
+  handleRemoteNotification(payload: unknown): void {
+    const body = this.unwrapNotification(payload);
+    this.deliver((_, push) => push.onPush({ raw: body, transport: 'apns-alert', mustReport: false }));
+  }
+
   /** Android: FirebaseMessaging token (getToken / onTokenRefresh). */
   fcmTokenUpdated(token: string): void {
     this.deliver((_, push) => push.onTokenUpdated(token));

@@ -263,6 +263,17 @@ describe('Android', () => {
     assert.deepEqual(h.callKeep.called('setCurrentCallActive')[0].args, [U]);
   });
 
+  test('iOS: a refresh push as a remote notification re-registers and shows nothing', () => {
+    const h = setup('ios');
+    h.voip!.emit('register', TOKEN);
+    h.coordinator.setAlertToken('cc'.repeat(32));
+    const before = h.sip.ops('register').length;
+    h.adapter.handleRemoteNotification({ getData: () => ({ aps: { 'content-available': 1 }, pushcall: { v: 1, type: 'refresh', to: 'sip:a@example.com', sent_at: h.clock.now(), ttl: 120 } }) });
+    assert.equal(h.sip.ops('register').length, before + 1);
+    assert.equal(h.sip.ops('register').at(-1)!.params?.pnPrid, `${TOKEN}:voip&${'cc'.repeat(32)}:remote`);
+    assert.equal(h.callKeep.called('displayIncomingCall').length, 0);
+  });
+
   test('declinedElsewhere maps to callkeep 2 on Android', () => {
     const h = setup('android');
     h.adapter.handleFcmData({ pushcall: JSON.stringify(payload(CID, { sent_at: h.clock.now() })) });

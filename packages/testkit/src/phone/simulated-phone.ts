@@ -38,6 +38,11 @@ export interface SimulatedPhoneOptions {
   sleepAfterMs?: number;
   /** Expires of the app's REGISTERs. Default 3600. */
   registerExpires?: number;
+  /**
+   * iOS: also register for remote notifications and send that token with the PushKit one,
+   * so the server can send missed-call alerts and refresh pushes (RFC 8599 §5.5).
+   */
+  alertToken?: boolean;
 }
 
 /** One line of the phone's own story of a call, for ladder diagrams. */
@@ -53,6 +58,8 @@ export class SimulatedPhone {
   readonly os: SimulatedIos | SimulatedAndroid;
   readonly coordinator: CallCoordinator;
   readonly token: string;
+  /** iOS with `alertToken`: the remote-notification token. */
+  readonly alertToken: string | undefined;
   readonly events: PhoneEvent[] = [];
   private readonly clock: Clock;
   private readonly options: SimulatedPhoneOptions;
@@ -76,6 +83,7 @@ export class SimulatedPhone {
     });
     this.os = options.platform === 'ios' ? new SimulatedIos({ clock: this.clock, name: options.name }) : new SimulatedAndroid({ clock: this.clock, name: options.name });
     this.token = options.platform === 'ios' ? randomBytes(32).toString('hex') : `fcm-${randomBytes(24).toString('base64url')}`;
+    this.alertToken = options.platform === 'ios' && options.alertToken ? randomBytes(32).toString('hex') : undefined;
     this.coordinator = new CallCoordinator({
       ui: this.os,
       push: this.os.push,
@@ -97,7 +105,17 @@ export class SimulatedPhone {
       const emulator = o.sandbox ? o.apnsSandbox : o.apns;
       if (!emulator) throw new Error('an iOS phone needs the APNs emulator');
       emulator.registerDevice({ token: this.token, bundleId: LAB_BUNDLE_ID, environment: o.sandbox ? 'sandbox' : 'production' });
-      this.unsubscribe = emulator.subscribe(this.token, (push) => this.onApnsPush(push.payload, push.pushType));
+      const unsubscribeVoip = emulator.subscribe(this.token, (push) => this.onApnsPush(push.payload, push.pushType));
+      const alertToken = this.alertToken;
+      if (alertToken !== undefined) {
+        emulator.registerDevice({ token: alertToken, bundleId: LAB_BUNDLE_ID, environment: o.sandbox ? 'sandbox' : 'production' });
+        const unsubscribeAlert = emulator.subscribe(alertToken, (push) => this.onApnsAlert(push.payload, push.pushType));
+        this.coordinator.setAlertToken(alertToken);
+        this.unsubscribe = () => {
+          unsubscribeVoip();
+          unsubscribeAlert();
+        };
+      } else this.unsubscribe = unsubscribeVoip;
     } else {
       if (!o.fcm) throw new Error('an Android phone needs the FCM emulator');
       this.unsubscribe = o.fcm.subscribe(this.token, (message) => this.onFcm(message.data));
@@ -136,6 +154,12 @@ export class SimulatedPhone {
       const result = (this.os as SimulatedIos).deliverVoipPush(payload);
       this.log(`VoIP push${result.reported ? ' → reported to CallKit' : ''}${result.killed ? ' → APP KILLED' : ''}`, callIdOf(payload));
     });
+  }
+
+  /** A regular notification on the alert token: the app runs its remote-notification handler. */
+  private onApnsAlert(payload: unknown, pushType: string | undefined): void {
+    this.log(`${pushType ?? 'alert'} push (${describe(payload)})`);
+    this.launchThen(() => (this.os as SimulatedIos).deliverRemoteNotification(payload));
   }
 
   private onFcm(data: Record<string, string>): void {

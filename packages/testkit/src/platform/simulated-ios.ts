@@ -95,6 +95,16 @@ export class SimulatedIos extends SimulatedCallUi {
     return { delivered: true, reported, killed };
   }
 
+  /**
+   * A regular APNs notification (alert or background, not PushKit) reaches the app:
+   * `application(_:didReceiveRemoteNotification:fetchCompletionHandler:)`. iOS requires no
+   * call report for these.
+   */
+  deliverRemoteNotification(dictionary: unknown): void {
+    this.note('remote notification delivered');
+    this.handler?.onPush({ raw: dictionary, transport: 'apns-alert', mustReport: false });
+  }
+
   /** didUpdate pushCredentials: a (new) VoIP token, hex. */
   deliverToken(tokenHex: string): void {
     this.note('didUpdatePushCredentials', undefined, tokenHex);

@@ -70,6 +70,29 @@ describe('refresh pushes before a binding expires (RFC 8599 §5.5) end to end', 
     assert.match(metrics, /provider="fcm",outcome="ok"\} [1-9]/);
   });
 
+  it('a sleeping iPhone that registered its alert token is refreshed by a background push, never a VoIP push', async () => {
+    const phone = new SimulatedPhone({ name: 'iphone', platform: 'ios', user: 'gina', ...lab.phoneWiring(), launchDelayMs: 50, registerExpires: 5, alertToken: true });
+    closers.push(() => phone.close());
+    await phone.start();
+    await phone.sleep();
+    const aor = 'sip:gina@127.0.0.1';
+    const [first] = await lab.server.store.lookup(aor, Date.now());
+    assert.equal(first.push?.prid, phone.token);
+    assert.equal(first.push?.alertPrid, phone.alertToken);
+    await waitFor(() => Date.now() > first.expiresAt + 500, 7000, 'the first expiry');
+    const pushes = lab.apns.received.filter((p) => p.token === phone.token || p.token === phone.alertToken);
+    assert.ok(pushes.length >= 1);
+    for (const p of pushes) {
+      assert.equal(p.token, phone.alertToken);
+      assert.equal(p.pushType, 'background');
+    }
+    const [now] = await lab.server.store.lookup(aor, Date.now());
+    assert.ok(now && now.expiresAt > first.expiresAt, 'refreshed by the app woken in the background');
+    assert.equal((phone.os as { kills: number }).kills, 0);
+    assert.equal(phone.coordinator.calls().length, 0);
+    assert.ok(phone.events.some((e) => e.what === 'background push (refresh)'), JSON.stringify(phone.events));
+  });
+
   it('iOS: the background push goes to the alert token, never the PushKit token, and stops once the binding has expired', async () => {
     const voipToken = randomBytes(32).toString('hex');
     const alertToken = randomBytes(32).toString('hex');
