@@ -21,7 +21,7 @@ import { PushError } from '../push/errors.js';
 import { FcmProvider } from '../push/fcm.js';
 import type { FcmServiceAccount } from '../push/fcm.js';
 import { PushGateway } from '../push/gateway.js';
-import { buildPayload, PUSH_KINDS } from '../push/payload.js';
+import { buildPayload, buildRefreshPayload, PUSH_KINDS } from '../push/payload.js';
 import type { PushKind, PushPayload } from '../push/payload.js';
 import type { PushBinding, PushOutcome, PushProvider } from '../push/types.js';
 import { WebhookProvider } from '../push/webhook.js';
@@ -34,7 +34,7 @@ export interface PushCommandOptions {
   param?: string;
   project?: string;
   sandbox?: boolean;
-  kind: 'voip' | 'alert';
+  kind: 'voip' | 'alert' | 'refresh';
   type?: string;
   payload?: string;
   keyFile?: string;
@@ -174,7 +174,12 @@ export async function runPushCommand(o: PushCommandOptions): Promise<number> {
     const payload = buildCliPayload(o);
     const provider = await buildProvider(o);
     gateway = new PushGateway({ providers: [provider] });
-    const outcome = o.kind === 'voip' ? await gateway.sendCall(binding, payload, { deadlineMs: Number(o.timeout) }) : await gateway.sendAlert(binding, payload, { deadlineMs: Number(o.timeout) });
+    const deadline = { deadlineMs: Number(o.timeout) };
+    let outcome: PushOutcome;
+    if (o.kind === 'refresh') {
+      // RFC 8599 §5.5: what pushcall sends before a binding expires (silent; APNs needs the alert token).
+      outcome = await gateway.sendRefresh(binding, buildRefreshPayload({ to: payload.to, ttl: payload.ttl }), deadline);
+    } else outcome = o.kind === 'voip' ? await gateway.sendCall(binding, payload, deadline) : await gateway.sendAlert(binding, payload, deadline);
     print(outcome, o.json);
     return outcome.ok ? 0 : 1;
   } catch (e) {
@@ -198,7 +203,7 @@ export function registerPushCommand(program: Command): Command {
     .option('--param <pn-param>', 'RFC 8599 pn-param: APNs TEAMID.bundle.voip; FCM project; webpush p256dh.auth')
     .option('--project <id>', 'FCM project id (default: the service account\'s)')
     .option('--sandbox', 'APNs sandbox (development) environment', false)
-    .addOption(new Option('--kind <kind>', 'VoIP/high-priority call push or alert push').choices(['voip', 'alert']).default('voip'))
+    .addOption(new Option('--kind <kind>', 'VoIP/high-priority call push, alert push, or refresh push (RFC 8599 §5.5)').choices(['voip', 'alert', 'refresh']).default('voip'))
     .option('--type <type>', `payload type (${PUSH_KINDS.join(', ')})`)
     .option('--payload <json>', 'payload fields as JSON, e.g. {"from_name":"Bob","call_id":"abc@host"}')
     .option('--key-file <file>', 'APNs .p8 key (token auth), or the certificate\'s private key with --cert-file')

@@ -96,6 +96,16 @@ test('CLI `pushcall push` against the APNs emulator prints status and apns-id; f
     assert.ok(lines.some((l) => l.startsWith('apns-unique-id: ')));
     assert.equal((emu.received[0].payload as { pushcall: { from_name: string } }).pushcall.from_name, 'CLI Bob');
     lines.length = 0;
+    // --kind refresh: the silent push sent before a binding expires (RFC 8599 §5.5).
+    const refreshCode = await runPushCommand({ provider: 'apns', token, param: 'TEAM123456.com.example.app.voip', sandbox: true, kind: 'refresh',
+      keyFile: join(dir, 'key.p8'), keyId: key.keyId, teamId: key.teamId, endpoint: emu.url, caFile: emu.caFile, timeout: '5000', payload: '{"to":"sip:alice@example.com","ttl":120}' });
+    assert.equal(refreshCode, 0, lines.join('\n'));
+    const refresh = emu.received[1];
+    assert.equal(refresh.pushType, 'background');
+    assert.equal(refresh.priority, 5);
+    assert.equal(refresh.topic, 'com.example.app');
+    assert.deepEqual(refresh.payload, { aps: { 'content-available': 1 }, pushcall: { v: 1, type: 'refresh', to: 'sip:alice@example.com', sent_at: (refresh.payload as { pushcall: { sent_at: number } }).pushcall.sent_at, ttl: 120 } });
+    lines.length = 0;
     emu.unregister(token, Date.now());
     const code = await runPushCommand({ provider: 'apns', token, param: 'TEAM123456.com.example.app.voip', sandbox: true, kind: 'alert',
       keyFile: join(dir, 'key.p8'), keyId: key.keyId, teamId: key.teamId, endpoint: emu.url, caFile: emu.caFile, timeout: '5000' });
