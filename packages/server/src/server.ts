@@ -268,7 +268,7 @@ export class PushcallServer implements TransactionLayerUser {
   // ----- TransactionLayerUser --------------------------------------------------------
 
   onRequest(request: SipRequest, transaction: ServerTransaction, flow: Flow): void {
-    this.metrics.sipMessages.inc({ direction: 'in', kind: request.method });
+    this.metrics.countInbound(request.method);
     if (request.method === 'REGISTER') {
       this.register(request, flow, (response) => transaction.respond(response));
       return;
@@ -300,7 +300,7 @@ export class PushcallServer implements TransactionLayerUser {
   }
 
   onStatelessRequest(request: SipRequest, reply: StatelessReply, flow: Flow): void {
-    this.metrics.sipMessages.inc({ direction: 'in', kind: request.method });
+    this.metrics.countInbound(request.method);
     this.register(request, flow, reply);
   }
 

@@ -11,6 +11,8 @@ export class ServerMetrics {
   readonly heldCalls: Gauge;
   readonly refreshPushes: Counter<'provider' | 'outcome'>;
   readonly refreshScheduled: Gauge;
+  /** Children of `sipMessages` for inbound requests, by kind (labels hashed once). */
+  private readonly inbound = new Map<string, { inc(): void }>();
   /** Set by the server: current binding counts by provider, read at scrape time. */
   bindingCounts: (() => Promise<Record<string, number>>) | undefined = undefined;
   /** Set by the server: bindings with a refresh push scheduled, read at scrape time. */
@@ -57,4 +59,17 @@ export class ServerMetrics {
       },
     });
   }
+
+  /**
+   * Count an inbound request. Methods outside the known set count as `OTHER`: the method
+   * comes from the wire, and one label series per invented method would grow without bound.
+   */
+  countInbound(method: string): void {
+    const kind = KNOWN_METHODS.has(method) ? method : 'OTHER';
+    let child = this.inbound.get(kind);
+    if (child === undefined) this.inbound.set(kind, (child = this.sipMessages.labels({ direction: 'in', kind })));
+    child.inc();
+  }
 }
+
+const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'MESSAGE', 'INFO', 'UPDATE', 'PRACK', 'REFER', 'NOTIFY', 'SUBSCRIBE', 'PUBLISH']);

@@ -37,9 +37,8 @@ const APNS_TOKEN = /^[0-9a-fA-F]{32,200}$/;
 const SINGLE_VALUED = ['pn-provider', 'pn-prid', 'pn-param', 'pn-purr', 'pn-type', 'pn-tok', 'app-id', 'pn-apns-env'];
 
 export function inspectPushParams(uri: SipUri, request: SipRequest, options: PushInspectionOptions): PushInspection {
-  for (const name of SINGLE_VALUED) {
-    if (uri.params.count(name) > 1) return { kind: 'malformed', reason: `Duplicate ${name} parameter` };
-  }
+  const repeated = uri.params.firstRepeated(SINGLE_VALUED);
+  if (repeated !== undefined) return { kind: 'malformed', reason: `Duplicate ${repeated} parameter` };
   if (uri.params.has('pn-provider')) {
     if (request.featureCaps.some((fc) => fc.get('+sip.pns') !== undefined)) return { kind: 'handled-upstream' };
     return inspectRfc8599(uri, options);

@@ -196,8 +196,20 @@ export class Params {
   count(name: string): number {
     const lname = name.toLowerCase();
     let n = 0;
-    for (const [k] of this.entries) if (k.toLowerCase() === lname) n++;
+    for (let i = 0; i < this.entries.length; i++) if (this.entries[i][0].toLowerCase() === lname) n++;
     return n;
+  }
+
+  /** The first of `lowerNames` that occurs more than once, in one pass (names lower-case). */
+  firstRepeated(lowerNames: readonly string[]): string | undefined {
+    let seen: string[] | undefined;
+    for (let i = 0; i < this.entries.length; i++) {
+      const name = this.entries[i][0].toLowerCase();
+      if (!lowerNames.includes(name)) continue;
+      if (seen?.includes(name)) return name;
+      (seen ??= []).push(name);
+    }
+    return undefined;
   }
 
   set(name: string, value: string | null): this {
