@@ -45,6 +45,12 @@ export interface BindingRefresherOptions extends RefreshSettings {
 const MAX_TIMER_MS = 24 * 3600 * 1000;
 /** Bucket width: fine enough for lifetimes of seconds in tests, coarse enough to share buckets. */
 const SLOT_MS = 100;
+/**
+ * Refresh pushes in flight at once. Many can fall due together (a fleet that registered in the
+ * same minute, or every overdue binding after a restart); they go out at this pace instead of
+ * all at once.
+ */
+const MAX_IN_FLIGHT = 200;
 
 export class BindingRefresher {
   /** Due slot -> binding ids. An emptied bucket stays until its slot, so every heap entry has one. */
@@ -54,12 +60,16 @@ export class BindingRefresher {
   private timer: TimerHandle | undefined;
   private armedFor = Infinity;
   private closed = false;
+  /** Due, waiting for a free slot: [binding id, attempt]. */
+  private readonly ready: Array<[string, number]> = [];
+  private readyHead = 0;
+  private inFlight = 0;
 
   constructor(private readonly options: BindingRefresherOptions) {}
 
-  /** Bindings with a refresh push scheduled. */
+  /** Bindings with a refresh push scheduled (or due and waiting for a free slot). */
   get size(): number {
-    return this.scheduled.size;
+    return this.scheduled.size + this.ready.length - this.readyHead;
   }
 
   /** Schedule every binding already in the store (after a restart). */
@@ -125,24 +135,41 @@ export class BindingRefresher {
     this.timer = undefined;
     this.armedFor = Infinity;
     const nowSlot = Math.floor(this.options.clock.now() / SLOT_MS);
-    const due: Array<[string, number]> = [];
     while (this.slots.size > 0 && this.slots.peek()! <= nowSlot) {
       const slot = this.slots.pop()!;
       const bucket = this.buckets.get(slot);
       this.buckets.delete(slot);
       if (!bucket) continue;
       for (const id of bucket) {
-        due.push([id, this.scheduled.get(id)?.attempt ?? 0]);
+        this.ready.push([id, this.scheduled.get(id)?.attempt ?? 0]);
         this.scheduled.delete(id);
       }
     }
-    for (const [id, attempt] of due) {
-      this.refresh(id, attempt).catch((error: unknown) => this.options.logger.error({ err: error, binding: id }, 'refresh push failed'));
-    }
+    this.pump();
     this.arm();
   }
 
+  /** Start due refreshes while fewer than MAX_IN_FLIGHT are under way. */
+  private pump(): void {
+    while (this.inFlight < MAX_IN_FLIGHT && this.readyHead < this.ready.length && !this.closed) {
+      const [id, attempt] = this.ready[this.readyHead++];
+      this.inFlight++;
+      this.refresh(id, attempt)
+        .catch((error: unknown) => this.options.logger.error({ err: error, binding: id }, 'refresh push failed'))
+        .finally(() => {
+          this.inFlight--;
+          this.pump();
+        });
+    }
+    if (this.readyHead === this.ready.length) {
+      this.ready.length = 0;
+      this.readyHead = 0;
+    }
+  }
+
   private async refresh(id: string, attempt: number): Promise<void> {
+    // Re-registered while it waited for a slot: the new schedule supersedes this one.
+    if (this.scheduled.has(id)) return;
     const { store, clock, logger, metrics } = this.options;
     const binding = await store.get(id);
     const now = clock.now();

@@ -17,7 +17,7 @@ const settle = async () => {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 };
 
-function setup(options: { outcome?: (target: PushBinding) => PushOutcome; retries?: number } = {}) {
+function setup(options: { outcome?: (target: PushBinding) => PushOutcome | Promise<PushOutcome>; retries?: number } = {}) {
   const clock = new FakeClock();
   const store = new MemoryBindingStore();
   const metrics = new ServerMetrics({ defaultMetrics: false });
@@ -28,7 +28,7 @@ function setup(options: { outcome?: (target: PushBinding) => PushOutcome; retrie
     sendAlert: () => Promise.reject(new Error('no alert pushes here')),
     async sendRefresh(target: PushBinding, payload: RefreshPayload): Promise<PushOutcome> {
       sent.push({ target, payload, at: clock.now() });
-      return options.outcome?.(target) ?? { ok: true, provider: target.provider, status: 200, latencyMs: 1 };
+      return (await options.outcome?.(target)) ?? { ok: true, provider: target.provider, status: 200, latencyMs: 1 };
     },
   };
   const refresher = new BindingRefresher({
@@ -181,5 +181,30 @@ describe('refresh pushes (RFC 8599 §5.5)', () => {
     await t.advance(24 * 3600 - 120);
     assert.equal(t.sent.length, 1);
     assert.equal(t.sent[0].at, binding.expiresAt - 120_000);
+  });
+
+  test('bindings falling due together are pushed at most 200 at a time', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const release: Array<() => void> = [];
+    const t = setup({
+      outcome: async (target) => {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        await new Promise<void>((r) => release.push(r));
+        inFlight--;
+        return { ok: true, provider: target.provider, status: 200, latencyMs: 1 };
+      },
+    });
+    for (let i = 0; i < 1000; i++) await t.register(`fleet${i}`, 600);
+    await t.advance(480);
+    assert.equal(t.sent.length, 200);
+    assert.equal(t.refresher.size, 800, 'the rest wait their turn');
+    while (release.length > 0) {
+      for (const r of release.splice(0)) r();
+      await t.advance(0);
+    }
+    assert.equal(t.sent.length, 1000);
+    assert.equal(peak, 200);
   });
 });
