@@ -76,11 +76,19 @@ export function buildPayload(input: BuildPayloadInput, clock: Clock = systemCloc
   return p;
 }
 
-/** Throws PushPayloadError when the object does not follow the v1 schema. */
-export function validatePayload(p: unknown): asserts p is PushPayload {
+/** The fields every v1 payload has: an object with `v: 1`, `sent_at` and `ttl`. */
+function checkV1(p: unknown): Record<string, unknown> {
   if (typeof p !== 'object' || p === null) throw new PushPayloadError('payload must be an object');
   const o = p as Record<string, unknown>;
   if (o.v !== 1) throw new PushPayloadError('payload.v must be 1');
+  if (typeof o.sent_at !== 'number' || !Number.isFinite(o.sent_at)) throw new PushPayloadError('payload.sent_at must be a number (ms epoch)');
+  if (typeof o.ttl !== 'number' || !Number.isFinite(o.ttl) || o.ttl < 0) throw new PushPayloadError('payload.ttl must be a non-negative number (seconds)');
+  return o;
+}
+
+/** Throws PushPayloadError when the object does not follow the v1 schema. */
+export function validatePayload(p: unknown): asserts p is PushPayload {
+  const o = checkV1(p);
   if (typeof o.type !== 'string' || !PUSH_KINDS.includes(o.type as PushKind)) throw new PushPayloadError(`payload.type must be one of ${PUSH_KINDS.join(', ')}`);
   for (const k of ['call_id', 'from_uri', 'to'] as const) {
     if (typeof o[k] !== 'string' || (o[k] as string).length === 0) throw new PushPayloadError(`payload.${k} must be a non-empty string`);
@@ -89,8 +97,6 @@ export function validatePayload(p: unknown): asserts p is PushPayload {
     if (o[k] !== undefined && typeof o[k] !== 'string') throw new PushPayloadError(`payload.${k} must be a string`);
   }
   if (typeof o.video !== 'boolean') throw new PushPayloadError('payload.video must be a boolean');
-  if (typeof o.sent_at !== 'number' || !Number.isFinite(o.sent_at)) throw new PushPayloadError('payload.sent_at must be a number (ms epoch)');
-  if (typeof o.ttl !== 'number' || !Number.isFinite(o.ttl) || o.ttl < 0) throw new PushPayloadError('payload.ttl must be a non-negative number (seconds)');
 }
 
 /** The user-visible alert for APNs alert pushes. */
@@ -213,13 +219,9 @@ export function buildRefreshPayload(input: { to: string; ttl: number; sentAt?: n
 }
 
 export function validateRefreshPayload(p: unknown): asserts p is RefreshPayload {
-  if (typeof p !== 'object' || p === null) throw new PushPayloadError('payload must be an object');
-  const o = p as Record<string, unknown>;
-  if (o.v !== 1) throw new PushPayloadError('payload.v must be 1');
+  const o = checkV1(p);
   if (o.type !== 'refresh') throw new PushPayloadError("a refresh payload has type 'refresh'");
   if (typeof o.to !== 'string' || o.to.length === 0) throw new PushPayloadError('payload.to must be a non-empty string');
-  if (typeof o.sent_at !== 'number' || !Number.isFinite(o.sent_at)) throw new PushPayloadError('payload.sent_at must be a number (ms epoch)');
-  if (typeof o.ttl !== 'number' || !Number.isFinite(o.ttl) || o.ttl < 0) throw new PushPayloadError('payload.ttl must be a non-negative number (seconds)');
 }
 
 /**

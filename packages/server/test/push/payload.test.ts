@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildPayload, encodeApns, encodeFcmData, encodeJson, truncateUtf8, validatePayload, PAYLOAD_LIMITS } from '../../src/push/payload.js';
+import { buildPayload, buildRefreshPayload, encodeApns, encodeFcmData, encodeJson, encodeRefresh, truncateUtf8, validatePayload, validateRefreshPayload, PAYLOAD_LIMITS } from '../../src/push/payload.js';
 import { PushPayloadError } from '../../src/push/errors.js';
 
 const base = { type: 'call' as const, callId: 'a84b4c76e66710@pc33.example.com', fromUri: 'sip:bob@example.com', fromName: 'Bob', to: 'sip:alice@example.com' };
@@ -51,4 +51,25 @@ test('truncateUtf8 never splits a code point', () => {
   assert.equal(truncateUtf8('abcdef', 10), 'abcdef');
   assert.equal(truncateUtf8('😀😀😀', 8), '😀…');
   assert.ok(Buffer.byteLength(truncateUtf8('ÄÄÄÄÄÄ', 7)) <= 7);
+});
+
+test('refresh payload (RFC 8599 §5.5): only v, type, to, sent_at, ttl; silent on every carrier; an absurd AOR is too large', () => {
+  const clock = { now: () => 1_732_615_200_123.4 } as never;
+  const p = buildRefreshPayload({ to: 'sip:alice@example.com', ttl: 119.7 }, clock);
+  assert.deepEqual(p, { v: 1, type: 'refresh', to: 'sip:alice@example.com', sent_at: 1_732_615_200_123, ttl: 119 });
+  assert.throws(() => buildRefreshPayload({ to: '', ttl: 120 }), PushPayloadError);
+  assert.throws(() => validateRefreshPayload({ ...p, type: 'call' }), PushPayloadError);
+  const apns = encodeRefresh(p, 'apns');
+  assert.ok(apns.ok);
+  assert.deepEqual(JSON.parse(apns.value), { aps: { 'content-available': 1 }, pushcall: p });
+  const fcm = encodeRefresh(p, 'fcm');
+  assert.ok(fcm.ok);
+  assert.deepEqual(JSON.parse(fcm.value.pushcall), p);
+  const json = encodeRefresh(p, 'json');
+  assert.ok(json.ok);
+  assert.deepEqual(JSON.parse(json.value), { pushcall: p });
+  const huge = buildRefreshPayload({ to: `sip:${'a'.repeat(5000)}@example.com`, ttl: 120 }, clock);
+  const tooLarge = encodeRefresh(huge, 'apns');
+  assert.equal(tooLarge.ok, false);
+  assert.equal(!tooLarge.ok && tooLarge.limit, 4096);
 });
