@@ -91,6 +91,19 @@ export const configSchema = z
         /** Value of `+sip.pnsreg` for UAs that can refresh themselves (RFC 8599 §5.6.1.1: > 120). */
         pnsregSeconds: z.number().int().min(121).default(130),
         /**
+         * Mid-dialog push (RFC 8599 §6): push bindings get a PURR (`+sip.pnspurr` in every 2xx),
+         * and an in-dialog request whose Request-URI carries one wakes the device. A new PURR
+         * every `rotateSeconds`; the last `keep` stay valid for the dialogs that use them.
+         */
+        purr: z
+          .object({
+            enabled: z.boolean().default(false),
+            rotateSeconds: z.number().int().positive().default(86_400),
+            keep: z.number().int().min(1).max(16).default(4),
+          })
+          .strict()
+          .prefault({}),
+        /**
          * pushcall is the last hop that could handle push (the registrar): answer 555 to an
          * unsupported provider instead of forwarding (RFC 8599 §5.6.1.1 MAY).
          */

@@ -9,6 +9,8 @@ export class MemoryBindingStore implements BindingStore {
   protected readonly byId = new Map<string, Binding>();
   /** Push token -> binding ids (nearly always one: a plain array is cheaper than a Set). */
   protected readonly byToken = new Map<string, string[]>();
+  /** PURR -> binding id (RFC 8599 §6.2.3). */
+  protected readonly byPurr = new Map<string, string>();
 
   async lookup(aor: string, now: number): Promise<Binding[]> {
     return this.lookupSync(aor, now);
@@ -45,6 +47,7 @@ export class MemoryBindingStore implements BindingStore {
       if (!ids) this.byToken.set(key, [binding.id]);
       else if (!ids.includes(binding.id)) ids.push(binding.id);
     }
+    if (binding.purrs) for (const purr of binding.purrs) this.byPurr.set(purr, binding.id);
   }
 
   protected removeSync(id: string): Binding | undefined {
@@ -71,12 +74,18 @@ export class MemoryBindingStore implements BindingStore {
         if (ids.length === 0) this.byToken.delete(key);
       }
     }
+    if (binding.purrs) for (const purr of binding.purrs) if (this.byPurr.get(purr) === binding.id) this.byPurr.delete(purr);
   }
 
   async findByPushToken(provider: string, prid: string): Promise<Binding[]> {
     const ids = this.byToken.get(tokenKey(provider, prid));
     if (!ids) return [];
     return [...ids].map((id) => this.byId.get(id)).filter((b): b is Binding => b !== undefined);
+  }
+
+  async findByPurr(purr: string): Promise<Binding | undefined> {
+    const id = this.byPurr.get(purr);
+    return id === undefined ? undefined : this.byId.get(id);
   }
 
   async get(id: string): Promise<Binding | undefined> {

@@ -64,6 +64,10 @@ export interface Binding {
   push?: PushRegistration;
   /** The UA advertised the `+sip.pnsreg` media feature tag (RFC 8599 §4.1.4). */
   pnsreg: boolean;
+  /** RFC 8599 §6.2.1 PURRs for mid-dialog push, newest first (only with `registrar.purr`). */
+  purrs?: string[];
+  /** When the newest PURR was issued, ms since the epoch. */
+  purrIssuedAt?: number;
   userAgent?: string;
 }
 
@@ -84,6 +88,8 @@ export interface BindingStore {
   apply(aor: string, changes: { upsert: Binding[]; remove: string[] }): Promise<void>;
   /** Bindings of any AOR that carry this push token. */
   findByPushToken(provider: string, prid: string): Promise<Binding[]>;
+  /** The binding a PURR was issued for (RFC 8599 §6.2.3), current or one of its older ones. */
+  findByPurr(purr: string): Promise<Binding | undefined>;
   get(id: string): Promise<Binding | undefined>;
   remove(id: string): Promise<boolean>;
   /** Delete expired bindings; returns how many. */

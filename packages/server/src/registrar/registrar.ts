@@ -305,6 +305,8 @@ export class Registrar {
     const pathValues = request.values('path');
     const path = pathValues.length === 0 ? NO_PATH : pathValues;
     const pnsreg = { requested: false };
+    /** RFC 8599 §6.2.1: the newest PURR per PNS type, for the 2xx. */
+    const purrs = this.config.registrar.purr.enabled ? new Map<string, string>() : undefined;
 
     for (const p of planned) {
       const instanceId = p.contact.instance;
@@ -322,7 +324,10 @@ export class Registrar {
         // The same CSeq again is a retransmission whose response the transaction layer no
         // longer holds: answer it again, changing nothing (idempotent, as stateless
         // registrars do). A lower CSeq is out of order (§10.3 step 7).
-        if (cseq === match.cseq) return this.ok(request, existing, [...featureCapsProviders], pnsreg.requested || existing.some((b) => b.pnsreg && b.push));
+        if (cseq === match.cseq) {
+          if (match.push && match.purrs) purrs?.set(match.push.provider, match.purrs[0]);
+          return this.ok(request, existing, [...featureCapsProviders], pnsreg.requested || existing.some((b) => b.pnsreg && b.push), purrs);
+        }
         return createResponse(request, 400, { reason: 'Out-of-order CSeq for this binding' });
       }
       if (p.expires === 0) {
@@ -367,7 +372,9 @@ export class Registrar {
         push: p.push && detachPush(p.push),
         pnsreg: hasPnsreg,
         userAgent: detachOptional(request.userAgent),
+        ...(purrs && this.purrsFor(p.push, match, now)),
       };
+      if (binding.push && binding.purrs) purrs?.set(binding.push.provider, binding.purrs[0]);
       upsert.push(binding);
       events.push({ binding, previous: match, request, receivedAt });
       // A new binding with the push token of another instance's binding replaces it: the
@@ -398,11 +405,26 @@ export class Registrar {
     for (const [b, reason] of removedEvents) this.hooks.onRemoved?.(b, reason);
     for (const e of events) this.hooks.onRegistered?.(e);
     const current = [...remaining, ...upsert];
-    return this.ok(request, current, [...featureCapsProviders], pnsreg.requested);
+    return this.ok(request, current, [...featureCapsProviders], pnsreg.requested, purrs);
+  }
+
+  /**
+   * RFC 8599 §6.2.1: a push binding's PURRs, unforgeable (128 random bits) and anonymous. A
+   * new one every `purr.rotateSeconds` even when nothing changed, so that a PURR does not
+   * identify a device for long; the last `purr.keep` stay valid for the dialogs using them.
+   */
+  private purrsFor(push: PushRegistration | undefined, previous: Binding | undefined, now: number): Pick<Binding, 'purrs' | 'purrIssuedAt'> {
+    const config = this.config.registrar.purr;
+    if (!config.enabled || !push) return {};
+    const kept = previous?.purrs;
+    if (kept && kept.length > 0 && previous.purrIssuedAt !== undefined && now - previous.purrIssuedAt < config.rotateSeconds * 1000) {
+      return { purrs: kept, purrIssuedAt: previous.purrIssuedAt };
+    }
+    return { purrs: [randomToken(16), ...(kept ?? [])].slice(0, config.keep), purrIssuedAt: now };
   }
 
   /** The 2xx: every current binding with its remaining expiry (§10.3 step 8). */
-  private ok(request: SipRequest, bindings: Binding[], providers: string[], pnsreg = false): SipResponse {
+  private ok(request: SipRequest, bindings: Binding[], providers: string[], pnsreg = false, purrs?: ReadonlyMap<string, string>): SipResponse {
     const now = this.clock.now();
     const headers: Array<[string, string]> = [];
     for (const b of bindings) {
@@ -422,6 +444,8 @@ export class Registrar {
     for (const provider of providers) {
       let fc = `*;+sip.pns=${quote(provider)}`;
       if (pnsreg) fc += `;+sip.pnsreg=${quote(String(this.config.registrar.pnsregSeconds))}`;
+      const purr = purrs?.get(provider);
+      if (purr !== undefined) fc += `;+sip.pnspurr=${quote(purr)}`;
       headers.push(['Feature-Caps', fc]);
     }
     headers.push(['Date', httpDate(now)]);

@@ -222,6 +222,23 @@ describe('SqliteBindingStore', () => {
     await reopened.close();
   });
 
+  it('findByPurr (RFC 8599 §6.2.3): every kept PURR finds its binding, across a rotation and a reopen; none after removal', async () => {
+    const file = tempFile();
+    const store = new SqliteBindingStore(file);
+    await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { push: push('11'.repeat(32)), purrs: ['p1'], purrIssuedAt: T0 })], remove: [] });
+    assert.equal((await store.findByPurr('p1'))?.id, 'a');
+    await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { push: push('11'.repeat(32)), purrs: ['p2', 'p1'], purrIssuedAt: T0 + 1 })], remove: [] });
+    await store.close();
+    const reopened = new SqliteBindingStore(file);
+    assert.equal((await reopened.findByPurr('p1'))?.id, 'a');
+    assert.equal((await reopened.findByPurr('p2'))?.id, 'a');
+    assert.equal(await reopened.findByPurr('p3'), undefined);
+    await reopened.remove('a');
+    assert.equal(await reopened.findByPurr('p1'), undefined);
+    assert.equal(await reopened.findByPurr('p2'), undefined);
+    await reopened.close();
+  });
+
   it('apply() rejects a binding of another AOR', async () => {
     const store = new SqliteBindingStore(tempFile());
     await assert.rejects(store.apply('sip:alice@example.com', { upsert: [binding('x', 'sip:bob@example.com')], remove: [] }));

@@ -504,6 +504,43 @@ describe('RFC 8599 push bindings (§5.6.1)', () => {
     assert.equal(only(await t.bindings()).pnsreg, true);
   });
 
+  it('PURR (§6.2.1, registrar.purr): every 2xx carries +sip.pnspurr in the Feature-Caps of its PNS; rotated, older ones still resolve', async () => {
+    const t = setup({ config: { registrar: { purr: { enabled: true, rotateSeconds: 3600, keep: 2 } } } });
+    const contact = `<sip:alice@192.0.2.10:5062;${APNS()}>;+sip.instance="${INSTANCE_A}";+sip.pnsreg`;
+    const first = await t.send({ contacts: [contact], expires: 86400 });
+    const fc = only(first.getAll('feature-caps'));
+    const m = /^\*;\+sip\.pns="apns";\+sip\.pnsreg="130";\+sip\.pnspurr="([0-9a-f]{32})"$/.exec(fc);
+    assert.ok(m, fc);
+    const purr1 = m[1];
+    assert.equal((await t.store.findByPurr(purr1))?.aor, `sip:alice@${DOMAIN}`);
+    // A refresh within the rotation period keeps the PURR.
+    t.clock.advance(600_000);
+    const again = await t.send({ contacts: [contact], expires: 86400 });
+    assert.match(only(again.getAll('feature-caps')), new RegExp(`\\+sip\\.pnspurr="${purr1}"$`));
+    // After it: a new PURR (MUST, even with unchanged pn-*), the old one still finds the binding.
+    t.clock.advance(3_600_000);
+    const rotated = await t.send({ contacts: [contact], expires: 86400 });
+    const purr2 = /\+sip\.pnspurr="([0-9a-f]{32})"/.exec(only(rotated.getAll('feature-caps')))![1];
+    assert.notEqual(purr2, purr1);
+    assert.equal((await t.store.findByPurr(purr1))?.id, (await t.store.findByPurr(purr2))?.id);
+    // Only `keep` PURRs are kept.
+    t.clock.advance(3_600_000);
+    await t.send({ contacts: [contact], expires: 86400 });
+    assert.equal(await t.store.findByPurr(purr1), undefined);
+    assert.ok(await t.store.findByPurr(purr2));
+    assert.equal(only(await t.bindings()).purrs?.length, 2);
+    // Unregistered: no PURR resolves any more.
+    await t.send({ contacts: [`<sip:alice@192.0.2.10:5062;pn-provider=apns;pn-param=ABCDE12345.com.example.app.voip>;+sip.instance="${INSTANCE_A}"`], expires: 0 });
+    assert.equal(await t.store.findByPurr(purr2), undefined);
+  });
+
+  it('without registrar.purr (the default) no PURR is issued', async () => {
+    const t = setup();
+    const res = await t.send({ contacts: [`<sip:alice@192.0.2.10:5062;${APNS()}>`], expires: 3600 });
+    assert.deepEqual(res.getAll('feature-caps'), ['*;+sip.pns="apns"']);
+    assert.equal(only(await t.bindings()).purrs, undefined);
+  });
+
   it('registrar.pnsregSeconds sets the advertised value', async () => {
     const t = setup({ config: { registrar: { pnsregSeconds: 600 } } });
     const res = await t.send({ contacts: [`<sip:alice@192.0.2.10:5062;${APNS()}>;+sip.pnsreg`], expires: 3600 });
