@@ -53,7 +53,7 @@ export const REASON_ANSWERED_ELSEWHERE = 'SIP;cause=200;text="Call completed els
 export const reasonDeclined = (status: number) => `SIP;cause=${status};text="${status === 600 ? 'Busy Everywhere' : 'Declined'}"`;
 
 /** Non-INVITE transactions time out after 64*T1 = 32 s; a held MESSAGE must answer before. */
-const MESSAGE_WAKE_CAP_MS = 25_000;
+export const MESSAGE_WAKE_CAP_MS = 25_000;
 /** After a caller's CANCEL, wait this long for branches' 487 before answering 487 ourselves. */
 const CANCEL_GRACE_MS = 2_000;
 
@@ -386,7 +386,10 @@ export class ProxyCall {
       dest = { ...dest, connectionId: undefined };
     }
     branch.destination = dest;
-    if (this.isInvite) proxy.addRecordRoute(out, this.inbound, dest);
+    // RFC 8599 §6.2.2: a dialog with a device that holds PURRs is record-routed whatever the
+    // method, so that its mid-dialog requests come through us and can wake it.
+    const purrDialog = proxy.config.registrar.purr.enabled && (branch.binding.purrs?.length ?? 0) > 0;
+    if (this.isInvite || purrDialog) proxy.addRecordRoute(out, this.inbound, dest, purrDialog);
     const woke = branch.woke;
     const tx = proxy.layer.request(
       out,

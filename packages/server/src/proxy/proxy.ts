@@ -31,12 +31,13 @@ import type { Binding, BindingStore } from '../location/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { RegistrationEvent } from '../registrar/registrar.js';
-import { finishedClientUser, ProxyCall, type Pusher } from './call.js';
+import { buildRefreshPayload } from '../push/payload.js';
+import { finishedClientUser, MESSAGE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
+import { bindingDestination, isFlowOpen, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
 import { CallTimelines } from './timeline.js';
-import { WakeRegistry } from './wake.js';
+import { type WakeWaiter, WakeRegistry } from './wake.js';
 
 /** Our branch ids carry a loop-detection hash (RFC 3261 §16.6 step 8, §16.3 step 4). */
 const BRANCH_PREFIX = 'z9hG4bKpc';
@@ -328,8 +329,8 @@ export class ProxyCore {
    * another (UDP in, WebSocket out), two entries are added (RFC 5658), the one facing the
    * callee on top; a connection-oriented callee flow is remembered in that entry.
    */
-  addRecordRoute(out: SipRequest, inbound: Flow, destination: Destination): void {
-    if (!this.config.proxy.recordRoute) return;
+  addRecordRoute(out: SipRequest, inbound: Flow, destination: Destination, required = false): void {
+    if (!this.config.proxy.recordRoute && !required) return;
     const inT = this.layer.transportFor(inbound.protocol, inbound.localAddress.includes(':') ? 6 : 4);
     const outT = this.layer.transportFor(destination.protocol, destination.address.includes(':') ? 6 : 4);
     if (!inT || !outT) return;
@@ -353,6 +354,10 @@ export class ProxyCore {
   ): Promise<void> {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
+    if (remaining.length === 0 && removed > 0) {
+      const device = await this.sleepingPurrDevice(request);
+      if (device) return this.holdInDialog(request, out, tx, device);
+    }
     let destination: Destination;
     if (remaining.length > 0) {
       const next = remaining[0].uri;
@@ -366,6 +371,66 @@ export class ProxyCore {
     }
     if (request.method === 'INVITE' && removed > 0) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination);
+  }
+
+  /**
+   * RFC 8599 §6.2.3: the device an in-dialog request is for, when its Request-URI carries a
+   * PURR we issued and the device has no live flow (the same test as for an INVITE).
+   */
+  private async sleepingPurrDevice(request: SipRequest): Promise<Binding | undefined> {
+    if (!this.config.registrar.purr.enabled) return undefined;
+    const uri = request.uri;
+    const purr = uri instanceof SipUri ? uri.param('pn-purr') : undefined;
+    if (!purr) return undefined;
+    const device = await this.store.findByPurr(purr);
+    const now = this.clock.now();
+    if (!device?.push || device.expiresAt <= now) return undefined;
+    const recent = now - device.updatedAt < this.config.proxy.liveFlowSeconds * 1000;
+    return recent && isFlowOpen(this.layer, device) ? undefined : device;
+  }
+
+  /**
+   * RFC 8599 §6.2.3: hold an in-dialog request for a sleeping device, push it (silently: a
+   * VoIP push must bring a new call), and forward the request when the device registers
+   * again, to where it registered from. Failures use transaction-only codes (RFC 5057; §6.2.3
+   * SHOULD): 503 when the push cannot be sent, 408 when the device does not register in time.
+   */
+  private holdInDialog(request: SipRequest, out: SipRequest, tx: ServerTransaction, device: Binding): void {
+    const pusher = this.pusher;
+    const target = toPushBinding(device, 'alert');
+    if (!pusher || !target) return tx.respond(createResponse(request, 503, { reason: 'Device asleep and has no token for a silent push' }));
+    const timeoutMs = Math.min(this.config.proxy.wakeTimeoutSeconds * 1000, request.method === 'INVITE' ? Infinity : MESSAGE_WAKE_CAP_MS);
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      timer.cancel();
+      this.wake.remove(waiter);
+      this.metrics.heldCalls.set(this.wake.size);
+      return true;
+    };
+    const waiter: WakeWaiter = {
+      binding: device,
+      wake: (woken) => {
+        if (settle()) this.relay(request, out, tx, bindingDestination(woken));
+      },
+    };
+    const timer = this.clock.setTimeout(() => {
+      if (settle()) tx.respond(createResponse(request, 408, { reason: 'Device did not wake' }));
+    }, timeoutMs);
+    this.wake.add(waiter);
+    this.metrics.heldCalls.set(this.wake.size);
+    const payload = buildRefreshPayload({ to: device.aor, ttl: timeoutMs / 1000 }, this.clock);
+    pusher.sendRefresh(target, payload, { deadlineMs: 5000 }).then(
+      (outcome) => {
+        if (outcome.ok || (outcome.error === 'PUSH_ENVIRONMENT_MISMATCH' && outcome.id !== undefined)) return;
+        if (outcome.removeBinding) void this.store.remove(device.id);
+        if (settle()) tx.respond(createResponse(request, 503, { reason: `Push failed (${outcome.reason})` }));
+      },
+      (error: unknown) => {
+        if (settle()) tx.respond(createResponse(request, 503, { reason: `Push failed (${(error as Error).message})` }));
+      },
+    );
   }
 
   /**

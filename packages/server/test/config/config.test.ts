@@ -133,6 +133,7 @@ describe('defaults (as documented in docs/configuration.md)', () => {
       lastHop: true,
       apnsLegacyTeamId: 'LEGACYTEAM',
       apnsDefaultEnvironment: 'production',
+      purr: { enabled: false, rotateSeconds: 86400, keep: 4 },
     });
   });
 

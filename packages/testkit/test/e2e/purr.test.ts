@@ -1,0 +1,112 @@
+/**
+ * Mid-dialog push with PURRs (RFC 8599 §6) end to end: pushcall issues a PURR to a sleeping
+ * Android phone; a peer's in-dialog request that carries it in the Request-URI, routed
+ * through pushcall, wakes the phone with a silent push and reaches it after it registers.
+ */
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { parseMessage, type SipResponse } from '@pushcall/sip';
+import { type Lab, SimulatedPhone, SipUserAgent, startLab } from '../../src/index.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** The other end of the dialog: sends one in-dialog request through pushcall's Route. */
+async function peer(): Promise<{ socket: Socket; port: number; finals: SipResponse[]; close(): void }> {
+  const socket = createSocket('udp4');
+  const finals: SipResponse[] = [];
+  socket.on('message', (msg) => {
+    const response = parseMessage(msg) as SipResponse;
+    if (response.status >= 200) finals.push(response);
+  });
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  return { socket, port: socket.address().port, finals, close: () => socket.close() };
+}
+
+function inDialogMessage(o: { target: string; proxyPort: number; peerPort: number; callId: string }): Buffer {
+  return Buffer.from(
+    [
+      `MESSAGE ${o.target} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${o.peerPort};branch=z9hG4bK-${randomUUID()};rport`,
+      'Max-Forwards: 70',
+      `Route: <sip:127.0.0.1:${o.proxyPort};lr>`,
+      'From: <sip:peer@127.0.0.1>;tag=peer-1',
+      'To: <sip:erin@127.0.0.1>;tag=device-1',
+      `Call-ID: ${o.callId}`,
+      'CSeq: 7 MESSAGE',
+      'Content-Type: text/plain',
+      'Content-Length: 5',
+      '',
+      'hello',
+    ].join('\r\n'),
+  );
+}
+
+describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
+  let lab: Lab;
+  const closers: Array<() => Promise<void> | void> = [];
+
+  before(async () => {
+    lab = await startLab({ config: { registrar: { purr: { enabled: true } } as never, proxy: { wakeTimeoutSeconds: 2 } as never } });
+  });
+  after(async () => {
+    for (const close of closers) await close();
+    await lab.close();
+  });
+
+  it('an in-dialog request with a PURR wakes the sleeping phone and reaches it after its REGISTER', async () => {
+    const phone = new SimulatedPhone({ name: 'pixel', platform: 'android', user: 'erin', ...lab.phoneWiring(), launchDelayMs: 50 });
+    closers.push(() => phone.close());
+    await phone.start();
+    await phone.sleep();
+    const [binding] = await lab.server.store.lookup('sip:erin@127.0.0.1', Date.now());
+    const purr = binding.purrs?.[0];
+    assert.match(purr ?? '', /^[0-9a-f]{32}$/);
+    const other = await peer();
+    closers.push(() => other.close());
+    const pushesBefore = lab.fcm.received.length;
+    const target = `sip:erin@127.0.0.1:${binding.flow.remotePort};pn-purr=${purr}`;
+    other.socket.send(inDialogMessage({ target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-purr-1@127.0.0.1' }), lab.server.port('udp'), '127.0.0.1');
+
+    await waitFor(() => other.finals.length > 0, 5000, 'the final response');
+    assert.equal(other.finals[0].status, 200, 'answered by the phone');
+    const push = lab.fcm.received.slice(pushesBefore).find((m) => m.token === phone.token);
+    assert.ok(push, 'the phone was pushed');
+    assert.equal((push.payload as { type: string }).type, 'refresh', 'a silent push: not a call');
+    const delivered = phone.ua.received.find((r) => r.callId === 'dlg-purr-1@127.0.0.1');
+    assert.ok(delivered, 'the phone got the request');
+    assert.equal(delivered.method, 'MESSAGE');
+    assert.equal(delivered.body.toString(), 'hello');
+    const [after] = await lab.server.store.lookup('sip:erin@127.0.0.1', Date.now());
+    assert.ok(after.updatedAt > binding.updatedAt, 'it came after the binding-refresh REGISTER');
+    assert.equal(phone.coordinator.calls().length, 0);
+  });
+
+  it('a device that does not wake: 408 (a transaction-only code) after the wake timeout', async () => {
+    // Registered once with an FCM token, and never again.
+    const ua = new SipUserAgent({ user: 'ghost', domain: '127.0.0.1', server: lab.phoneWiring().server, instanceId: `urn:uuid:${randomUUID()}`, expires: 600 });
+    closers.push(() => ua.close());
+    ua.register({ pnProvider: 'fcm', pnPrid: `fcm-ghost-${randomUUID()}`, pnParam: 'pushcall-lab' });
+    await waitFor(() => ua.registered, 3000, 'registration');
+    const [binding] = await lab.server.store.lookup('sip:ghost@127.0.0.1', Date.now());
+    await ua.sleep();
+    const other = await peer();
+    closers.push(() => other.close());
+    const started = Date.now();
+    const target = `sip:ghost@127.0.0.1:${binding.flow.remotePort};pn-purr=${binding.purrs![0]}`;
+    other.socket.send(inDialogMessage({ target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-purr-2@127.0.0.1' }), lab.server.port('udp'), '127.0.0.1');
+    await waitFor(() => other.finals.length > 0, 5000, 'the final response');
+    assert.equal(other.finals[0].status, 408);
+    assert.ok(Date.now() - started >= 1900, 'after the 2 s wake timeout');
+    assert.equal(lab.server.proxy.wake.size, 0, 'nothing left held');
+  });
+});
