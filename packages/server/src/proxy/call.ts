@@ -52,8 +52,8 @@ export interface Pusher {
 export const REASON_ANSWERED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
 export const reasonDeclined = (status: number) => `SIP;cause=${status};text="${status === 600 ? 'Busy Everywhere' : 'Declined'}"`;
 
-/** Non-INVITE transactions time out after 64*T1 = 32 s; a held MESSAGE must answer before. */
-export const MESSAGE_WAKE_CAP_MS = 25_000;
+/** Non-INVITE transactions time out after 64*T1 = 32 s: a held non-INVITE request must be answered before. */
+export const NON_INVITE_WAKE_CAP_MS = 25_000;
 /** After a caller's CANCEL, wait this long for branches' 487 before answering 487 ourselves. */
 const CANCEL_GRACE_MS = 2_000;
 
@@ -202,7 +202,7 @@ export class ProxyCall {
 
   private wakeTimeoutMs(): number {
     const ms = this.proxy.config.proxy.wakeTimeoutSeconds * 1000;
-    return this.isInvite ? ms : Math.min(ms, MESSAGE_WAKE_CAP_MS);
+    return this.isInvite ? ms : Math.min(ms, NON_INVITE_WAKE_CAP_MS);
   }
 
   private async push(branch: Branch): Promise<void> {

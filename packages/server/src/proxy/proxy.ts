@@ -19,11 +19,11 @@ import {
   SipUri,
   type TransactionLayer,
   createResponse,
+  hash40,
   header,
   newBranch,
   parseSipUriStrict,
   randomToken,
-  hash40,
 } from '@pushcall/sip';
 import type { DigestAuthenticator } from '../auth/digest.js';
 import type { PushcallConfig } from '../config/schema.js';
@@ -32,7 +32,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { RegistrationEvent } from '../registrar/registrar.js';
 import { buildRefreshPayload } from '../push/payload.js';
-import { finishedClientUser, MESSAGE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
+import { finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
 import { bindingDestination, isFlowOpen, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
@@ -399,7 +399,7 @@ export class ProxyCore {
     const pusher = this.pusher;
     const target = toPushBinding(device, 'alert');
     if (!pusher || !target) return tx.respond(createResponse(request, 503, { reason: 'Device asleep and has no token for a silent push' }));
-    const timeoutMs = Math.min(this.config.proxy.wakeTimeoutSeconds * 1000, request.method === 'INVITE' ? Infinity : MESSAGE_WAKE_CAP_MS);
+    const timeoutMs = Math.min(this.config.proxy.wakeTimeoutSeconds * 1000, request.method === 'INVITE' ? Infinity : NON_INVITE_WAKE_CAP_MS);
     let settled = false;
     const settle = (): boolean => {
       if (settled) return false;
