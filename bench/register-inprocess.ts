@@ -1,7 +1,7 @@
 /**
  * CPU cost of one REGISTER through pushcall's own layers, without sockets: bytes in →
- * parse → transaction → registrar → store (SQLite group commit) → response serialized and
- * handed to a transport that drops it. Isolates pushcall's work from the kernel and SIPp.
+ * parse → registrar (answered statelessly, RFC 3261 §8.2.7) → store (SQLite group commit) →
+ * response serialized and handed to a transport that drops it. Isolates pushcall's work from the kernel and SIPp.
  *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite]
  */
 import { mkdtempSync } from 'node:fs';
