@@ -100,6 +100,7 @@ export class PushcallServer implements TransactionLayerUser {
       nodeId: this.config.node.id,
       auth: this.auth,
       supportedProviders: () => this.supported,
+      vapidPublicKey: (provider) => this.proxy.pusher?.vapidPublicKey?.(provider),
       forwardRegister: this.config.registrar.upstream ? (request) => this.forwardRegister(request) : undefined,
       hooks: {
         onOutcome: (status) => this.metrics.registers.inc({ status: String(status) }),

@@ -46,6 +46,8 @@ export interface Pusher {
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
   sendRefresh(binding: PushBinding, payload: RefreshPayload, opts?: SendOptions): Promise<PushOutcome>;
+  /** RFC 8599 §5.4 `+sip.vapid`: the provider's VAPID public key, if it signs with one. */
+  vapidPublicKey?(provider: string): string | undefined;
 }
 
 /** RFC 3326 Reason values sent in CANCELs. */

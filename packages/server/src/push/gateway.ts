@@ -45,6 +45,11 @@ export class PushGateway {
     return this.providers.get(name);
   }
 
+  /** The VAPID public key of a provider that signs with one (RFC 8599 `+sip.vapid`). */
+  vapidPublicKey(provider: string): string | undefined {
+    return this.providers.get(provider)?.vapidPublicKey;
+  }
+
   /** The one VoIP / high-priority wake push for a call (payload.type must be 'call'). */
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome> {
     validatePayload(payload);

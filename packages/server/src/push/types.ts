@@ -86,6 +86,8 @@ export { type Clock, type TimerHandle, systemClock } from '@pushcall/sip';
 /** A provider the gateway dispatches to. */
 export interface PushProvider {
   readonly name: string;
+  /** RFC 8292 application server key, for providers that sign with VAPID (Web Push). */
+  readonly vapidPublicKey?: string;
   sendCall(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
   sendAlert(binding: PushBinding, payload: PushPayload, opts?: SendOptions): Promise<PushOutcome>;
   /** RFC 8599 §5.5: ask the app to refresh its binding (silent, never a VoIP push). */

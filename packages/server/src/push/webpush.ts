@@ -57,6 +57,11 @@ export class WebPushProvider implements PushProvider {
   private readonly fetchFn: typeof fetch;
   private closed = false;
 
+  /** RFC 8599 §5.4: advertised as `+sip.vapid`, so a UA can restrict its subscription to us. */
+  get vapidPublicKey(): string {
+    return this.opts.vapidPublicKey;
+  }
+
   constructor(opts: WebPushProviderOptions) {
     if (!opts.vapidPublicKey || !opts.vapidPrivateKey || !opts.subject) throw new PushConfigError('webpush needs vapidPublicKey, vapidPrivateKey and subject');
     this.opts = opts;

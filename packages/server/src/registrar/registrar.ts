@@ -65,6 +65,8 @@ export interface RegistrarOptions {
   nodeId: string;
   auth?: DigestAuthenticator;
   supportedProviders: () => readonly string[];
+  /** RFC 8599 §5.4: the VAPID public key to advertise (`+sip.vapid`) for a PNS type, if any. */
+  vapidPublicKey?: (provider: string) => string | undefined;
   hooks?: RegistrarHooks;
   /**
    * Push-proxy mode (`registrar.upstream`): send a REGISTER to the real registrar and
@@ -443,6 +445,9 @@ export class Registrar {
     // RFC 8599 §5.4: one Feature-Caps per PNS type, add-ons in the same header.
     for (const provider of providers) {
       let fc = `*;+sip.pns=${quote(provider)}`;
+      // §5.6.1.1 / §5.6.1.2: the VAPID key of a provider that uses one, in its own header.
+      const vapid = this.options.vapidPublicKey?.(provider);
+      if (vapid !== undefined) fc += `;+sip.vapid=${quote(vapid)}`;
       if (pnsreg) fc += `;+sip.pnsreg=${quote(String(this.config.registrar.pnsregSeconds))}`;
       const purr = purrs?.get(provider);
       if (purr !== undefined) fc += `;+sip.pnspurr=${quote(purr)}`;

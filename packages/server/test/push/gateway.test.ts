@@ -52,6 +52,10 @@ test('gateway from config: dispatch to APNs, FCM, webhook; unsupported provider;
   }, { registry, hooks: { outcome: (e) => events.push(e) } });
   try {
     assert.deepEqual(gw.supportedProviders().sort(), ['apns', 'fcm', 'mypush', 'webpush']);
+    // RFC 8599 §5.4: only the provider that signs with VAPID has a key to advertise.
+    assert.equal(gw.vapidPublicKey('webpush'), vapid.publicKey);
+    assert.equal(gw.vapidPublicKey('apns'), undefined);
+    assert.equal(gw.vapidPublicKey('mypush'), undefined);
     const a: PushBinding = { bindingId: '1', aor: 'sip:alice@x', provider: 'apns', prid: 'ab'.repeat(32), param: 'TEAM123456.com.example.app.voip', registeredAt: 0 };
     const f: PushBinding = { bindingId: '2', aor: 'sip:alice@x', provider: 'fcm', prid: 'fcm-token-1', registeredAt: 0 };
     const x: PushBinding = { bindingId: '3', aor: 'sip:alice@x', provider: 'carrier-pigeon', prid: 'coo', registeredAt: 0 };

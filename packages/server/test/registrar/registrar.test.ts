@@ -64,6 +64,8 @@ interface Setup {
   providers?: string[];
   users?: DigestUser[];
   hooks?: RegistrarHooks;
+  /** The Web Push provider's VAPID public key (RFC 8599 `+sip.vapid`). */
+  vapid?: string;
 }
 
 function setup(options: Setup = {}) {
@@ -84,7 +86,9 @@ function setup(options: Setup = {}) {
         })
       : undefined;
   const providers = options.providers ?? ['apns', 'fcm', 'webpush'];
-  const registrar = new Registrar({ config, store, clock, nodeId: 'node-t', auth, supportedProviders: () => providers, hooks: options.hooks });
+  const vapid = options.vapid;
+  const vapidPublicKey = vapid === undefined ? undefined : (provider: string) => (provider === 'webpush' ? vapid : undefined);
+  const registrar = new Registrar({ config, store, clock, nodeId: 'node-t', auth, supportedProviders: () => providers, vapidPublicKey, hooks: options.hooks });
   const callId = `cid-${Math.random().toString(36).slice(2)}@192.0.2.10`;
   let cseq = 0;
   return {
@@ -564,6 +568,17 @@ describe('RFC 8599 push bindings (§5.6.1)', () => {
     assert.equal(res.status, 200);
     assert.deepEqual(res.getAll('feature-caps'), ['*;+sip.pns="apns"', '*;+sip.pns="fcm"', '*;+sip.pns="webpush"']);
     for (const b of await t.bindings()) assert.equal(b.push, undefined, 'a query never creates a push binding');
+  });
+
+  it('+sip.vapid (§5.4, §12): the VAPID key in the webpush Feature-Caps of a push 2xx and of a query 2xx, nowhere else', async () => {
+    const key = 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM';
+    const t = setup({ vapid: key });
+    const sub = 'https%3A%2F%2Fpush.example.net%2Fs%2F1';
+    const push = await t.send({ contacts: [`<sip:alice@192.0.2.10:5062;pn-provider=webpush;pn-prid=${sub}>`], expires: 3600 });
+    assert.equal(push.status, 200);
+    assert.deepEqual(push.getAll('feature-caps'), [`*;+sip.pns="webpush";+sip.vapid="${key}"`]);
+    const query = await t.send({ contacts: ['<sip:alice@192.0.2.10:5062;pn-provider>'], expires: 600 });
+    assert.deepEqual(query.getAll('feature-caps'), ['*;+sip.pns="apns"', '*;+sip.pns="fcm"', `*;+sip.pns="webpush";+sip.vapid="${key}"`]);
   });
 
   it('capability query for a specific supported provider: only that provider', async () => {
