@@ -19,6 +19,9 @@ export function createLogger(level: string, destination?: pino.DestinationStream
           'push.alertPrid',
           '*.push.prid',
           '*.push.alertPrid',
+          // PURRs wake a device for whoever holds one (RFC 8599 §6.2.1: unforgeable).
+          'purrs',
+          '*.purrs',
           'password',
           'authorization',
           'privateKey',

@@ -25,7 +25,9 @@ export function redactUriText(text: string): string {
   });
 }
 
-/** Mask digest responses and other credentials in a SIP message text. */
+/** Mask digest responses, PURRs and other credentials in a SIP message text. */
 export function redactMessageText(text: string): string {
-  return redactUriText(text).replace(/(response=)("[^"]*"|[^,\s]+)/gi, '$1"…"');
+  return redactUriText(text)
+    .replace(/(response=)("[^"]*"|[^,\s]+)/gi, '$1"…"')
+    .replace(/(\+sip\.pnspurr=)"([^"]*)"/gi, (_, name: string, purr: string) => `${name}"${redactToken(purr)}"`);
 }
