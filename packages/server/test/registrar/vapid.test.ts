@@ -35,7 +35,7 @@ test('a webpush REGISTER gets +sip.vapid with the configured public key', async 
     ].join('\r\n');
     const reply = await udpExchange(server.port('udp'), text);
     assert.ok(reply?.startsWith('SIP/2.0 200'), reply);
-    assert.match(reply, new RegExp(`Feature-Caps: \\*;\\+sip\\.pns="webpush";\\+sip\\.vapid="${vapid.publicKey}"\\r\\n`));
+    assert.match(reply ?? '', new RegExp(`Feature-Caps: \\*;\\+sip\\.pns="webpush";\\+sip\\.vapid="${vapid.publicKey}"\\r\\n`));
   } finally {
     await server.stop();
   }
