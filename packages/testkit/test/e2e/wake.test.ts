@@ -162,6 +162,28 @@ describe('wake on call (RFC 8599 §5.6.2) end to end', () => {
     assert.ok(elapsed >= 1900 && elapsed < 5000, `480 after the 2 s wake timeout (took ${elapsed} ms)`);
   });
 
+  it('an iPhone that registered its alert token and does not wake gets a "missed call" alert there, never a second VoIP push', async () => {
+    const iphone = await sleepingPhone('iphone-missed', 'ivy', { alertToken: true });
+    (iphone.os as { voipBlocked: boolean }).voipBlocked = true; // the VoIP push is accepted but not delivered
+    const before = lab.apns.received.length;
+    const result = await runSipp({
+      remote: `127.0.0.1:${lab.server.port('udp')}`,
+      scenario: scenario('uac-expect-error', { callee: 'ivy', expect: 480 }),
+      timeoutMs: 10_000,
+    });
+    assert.equal(result.exitCode, 0, result.errors);
+    await waitFor(() => lab.apns.received.slice(before).some((p) => p.token === iphone.alertToken), 3000, 'the alert');
+    const pushes = lab.apns.received.slice(before);
+    assert.deepEqual(
+      pushes.map((p) => [p.token === iphone.token ? 'voip token' : 'alert token', p.pushType]),
+      [['voip token', 'voip'], ['alert token', 'alert']],
+    );
+    const alert = pushes[1].payload as { aps: { alert: { title: string } }; pushcall: { type: string } };
+    assert.equal(alert.pushcall.type, 'missed_call');
+    assert.equal(alert.aps.alert.title, 'Missed call');
+    await waitFor(() => iphone.events.some((e) => e.what === 'alert push (missed_call)'), 2000, 'the alert at the app');
+  });
+
   it('a retransmitted INVITE, or the same call forked to us twice, is pushed once', async () => {
     const iphone = await sleepingPhone('iphone-dup', 'heidi');
     await iphone.close();
