@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { createPushcall } from '@pushcall/server';
 import { type Lab, LAB_BUNDLE_ID, LAB_TEAM_ID, SimulatedPhone, SipUserAgent, startLab } from '../../src/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -121,5 +122,35 @@ describe('refresh pushes before a binding expires (RFC 8599 §5.5) end to end', 
       assert.ok(p.expiration !== undefined && p.expiration * 1000 <= binding.expiresAt + 1000, 'APNs keeps it no longer than the binding lives');
     }
     assert.equal((await lab.server.store.lookup('sip:frank@127.0.0.1', Date.now())).length, 0);
+  });
+});
+
+describe('refresh pushes survive a restart', () => {
+  it('a binding stored before a restart is refresh-pushed by the new process', async () => {
+    const lab = await startLab({
+      config: {
+        registrar: { minPushExpires: 4 } as never,
+        proxy: { refreshPush: { leadSeconds: 2, retries: 0, retryIntervalSeconds: 1 } } as never,
+      },
+    });
+    const token = `fcm-restart-${randomUUID()}`;
+    const ua = new SipUserAgent({ user: 'hank', domain: '127.0.0.1', server: lab.phoneWiring().server, instanceId: `urn:uuid:${randomUUID()}`, expires: 5 });
+    let restarted: Awaited<ReturnType<typeof createPushcall>> | undefined;
+    try {
+      ua.register({ pnProvider: 'fcm', pnPrid: token, pnParam: 'pushcall-lab' });
+      await waitFor(() => ua.registered, 3000, 'registration');
+      await ua.close();
+      // Stop at once (the SQLite store is flushed) and start again on the same data dir.
+      await lab.server.stop();
+      restarted = await createPushcall({ config: lab.server.config });
+      await restarted.start();
+      assert.equal(restarted.refresher?.size, 1, 'the stored binding is scheduled again');
+      await waitFor(() => lab.fcm.received.some((m) => m.token === token), 6000, 'the refresh push from the new process');
+      const push = lab.fcm.received.find((m) => m.token === token)!;
+      assert.equal((push.payload as { type: string }).type, 'refresh');
+    } finally {
+      await restarted?.stop();
+      await lab.close();
+    }
   });
 });
