@@ -36,7 +36,7 @@ import type { PushBinding, PushOutcome, SendOptions } from '../push/types.js';
 import { stripAllPushParams } from '../registrar/push-params.js';
 import type { RateLimiter } from './limits.js';
 import type { ProxyCore } from './proxy.js';
-import { bindingDestination, isFlowOpen, resolveUri } from './routing.js';
+import { bindingDestination, isLiveBinding, resolveUri } from './routing.js';
 import type { CallTimeline } from './timeline.js';
 import type { WakeWaiter } from './wake.js';
 
@@ -165,8 +165,7 @@ export class ProxyCall {
     const pusher = this.proxy.pusher;
     if (!binding.push || !pusher || !pusher.supportedProviders().includes(binding.push.provider)) return false;
     if (this.request.method !== 'INVITE' && this.request.method !== 'MESSAGE') return false;
-    const recent = this.proxy.clock.now() - binding.updatedAt < this.proxy.config.proxy.liveFlowSeconds * 1000;
-    return !(recent && isFlowOpen(this.proxy.layer, binding));
+    return !isLiveBinding(this.proxy.layer, binding, this.proxy.clock.now(), this.proxy.config.proxy.liveFlowSeconds * 1000);
   }
 
   /** Abuse limits, checked only for requests that would trigger pushes. */

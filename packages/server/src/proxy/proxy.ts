@@ -35,7 +35,7 @@ import { buildRefreshPayload } from '../push/payload.js';
 import { finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { bindingDestination, isFlowOpen, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
+import { bindingDestination, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
 import { CallTimelines } from './timeline.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
 
@@ -385,8 +385,7 @@ export class ProxyCore {
     const device = await this.store.findByPurr(purr);
     const now = this.clock.now();
     if (!device?.push || device.expiresAt <= now) return undefined;
-    const recent = now - device.updatedAt < this.config.proxy.liveFlowSeconds * 1000;
-    return recent && isFlowOpen(this.layer, device) ? undefined : device;
+    return isLiveBinding(this.layer, device, now, this.config.proxy.liveFlowSeconds * 1000) ? undefined : device;
   }
 
   /**

@@ -62,6 +62,20 @@ export function isFlowOpen(layer: TransactionLayer, binding: Binding): boolean {
   return transport?.hasConnection(f.connectionId) ?? false;
 }
 
+/**
+ * A push binding to call directly instead of pushing (RFC 8599 §5.6.2, "skip the push"): its
+ * connection-oriented flow is open, and the device showed it is there within `liveMs`, by a
+ * REGISTER or by any traffic on that connection (a CRLF keep-alive, RFC 5626 §3.5.1). A UDP
+ * binding never is: nothing proves a device still listens behind its NAT binding.
+ */
+export function isLiveBinding(layer: TransactionLayer, binding: Binding, now: number, liveMs: number): boolean {
+  if (!isFlowOpen(layer, binding)) return false;
+  if (now - binding.updatedAt < liveMs) return true;
+  const f = binding.flow;
+  const quietMs = layer.transportFor(f.protocol, f.remoteAddress.includes(':') ? 6 : 4)?.msSinceInbound?.(f.connectionId!);
+  return quietMs !== undefined && quietMs < liveMs;
+}
+
 /** Is this URI one of ours (a Route/Record-Route entry we wrote, or our address)? */
 export function isOwnUri(layer: TransactionLayer, uri: SipUri, advertisedHost?: string): boolean {
   const host = uri.hostname;

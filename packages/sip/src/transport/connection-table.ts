@@ -54,6 +54,8 @@ interface Entry<C extends Connection> {
   connection: C;
   key: string;
   lastActivity: number;
+  /** Last bytes from the peer (a message or a keep-alive): proof that it is still there. */
+  lastInbound: number;
   timer: TimerHandle | undefined;
 }
 
@@ -78,7 +80,8 @@ export class ConnectionTable<C extends Connection> {
 
   add(connection: C): void {
     const key = addressKey(connection.flow.remoteAddress, connection.flow.remotePort);
-    const entry: Entry<C> = { connection, key, lastActivity: this.clock.monotonic(), timer: undefined };
+    const now = this.clock.monotonic();
+    const entry: Entry<C> = { connection, key, lastActivity: now, lastInbound: now, timer: undefined };
     this.byId.set(connection.id, entry);
     let ids = this.byAddress.get(key);
     if (!ids) this.byAddress.set(key, (ids = new Set()));
@@ -106,10 +109,18 @@ export class ConnectionTable<C extends Connection> {
     return found;
   }
 
-  /** Traffic on this connection: restart its idle period. */
-  touch(id: string): void {
+  /** Traffic on this connection (`inbound`: from the peer): restart its idle period. */
+  touch(id: string, inbound = false): void {
     const entry = this.byId.get(id);
-    if (entry) entry.lastActivity = this.clock.monotonic();
+    if (!entry) return;
+    entry.lastActivity = this.clock.monotonic();
+    if (inbound) entry.lastInbound = entry.lastActivity;
+  }
+
+  /** Milliseconds since the peer last sent anything on this connection; undefined when unknown. */
+  msSinceInbound(id: string): number | undefined {
+    const entry = this.byId.get(id);
+    return entry ? this.clock.monotonic() - entry.lastInbound : undefined;
   }
 
   /** Forget a connection. True when it was in the table. */

@@ -100,7 +100,7 @@ export abstract class ConnectionTransport<C extends Connection> implements Trans
     });
     this.hooks = {
       message: (c, data) => {
-        this.table.touch(c.id);
+        this.table.touch(c.id, true);
         if (this.closing) return;
         try {
           this.events.onMessage({ data, flow: c.flow });
@@ -108,7 +108,7 @@ export abstract class ConnectionTransport<C extends Connection> implements Trans
           this.warn('TRANSPORT_HANDLER_ERROR', `onMessage threw: ${errorText(err)}`, c.flow);
         }
       },
-      activity: (c) => this.table.touch(c.id),
+      activity: (c) => this.table.touch(c.id, true),
       warning: (code, message, flow) => this.warn(code, message, flow),
       closed: (c) => {
         if (!this.table.remove(c.id)) return;
@@ -141,6 +141,10 @@ export abstract class ConnectionTransport<C extends Connection> implements Trans
 
   hasConnection(connectionId: string): boolean {
     return this.table.get(connectionId)?.isOpen ?? false;
+  }
+
+  msSinceInbound(connectionId: string): number | undefined {
+    return this.table.msSinceInbound(connectionId);
   }
 
   /** Close one connection gracefully (e.g. a registration's flow was removed). */

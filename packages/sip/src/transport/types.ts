@@ -83,5 +83,10 @@ export interface Transport {
   send(target: SendTarget, data: Buffer): Promise<Flow>;
   /** Is this connection still open? Always false for udp. */
   hasConnection(connectionId: string): boolean;
+  /**
+   * Milliseconds since the peer last sent anything on this connection, a message or a
+   * keep-alive (RFC 5626 §3.5.1); undefined for an unknown connection or a datagram transport.
+   */
+  msSinceInbound?(connectionId: string): number | undefined;
   close(): Promise<void>;
 }

@@ -172,6 +172,12 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
     });
   }
 
+  /** RFC 5626 §3.5.1 CRLF keep-alive ping on the flow to the server (a foreground app's habit). */
+  async keepAlive(): Promise<void> {
+    if (!this.layer) throw new Error('user agent is asleep');
+    await this.layer.send(Buffer.from('\r\n\r\n'), this.destination());
+  }
+
   unregister(): void {
     void this.registerAsync(0).catch(() => undefined);
   }

@@ -154,6 +154,20 @@ describe('push binding or live flow (proxy.liveFlowSeconds)', () => {
     assert.equal(lab.apns.received.filter((p) => p.token === token).length, 1);
   });
 
+  it('a binding whose last REGISTER is old but whose connection carries CRLF keep-alives stays live: no push', async () => {
+    const token = apnsToken();
+    lab.apns.registerDevice({ token, bundleId: LAB_BUNDLE_ID, environment: 'production' });
+    const { ua } = await pushUa(lab, 'keepalive-tcp', { provider: 'apns', prid: token, protocol: 'tcp' }, { autoAnswerMs: 20 });
+    uas.push(ua);
+    for (let i = 0; i < 5; i++) {
+      await sleep(500);
+      await ua.keepAlive();
+    }
+    const call = await rawCall(lab, caller, 'sip:keepalive-tcp@127.0.0.1');
+    assert.equal((await call.final).status, 200, 'called directly over its connection');
+    assert.equal(lab.apns.received.filter((p) => p.token === token).length, 0, 'no push');
+  });
+
   it('a UDP push binding is always pushed (no connection proves it is reachable)', async () => {
     const token = apnsToken();
     lab.apns.registerDevice({ token, bundleId: LAB_BUNDLE_ID, environment: 'production' });
