@@ -175,7 +175,7 @@ export const configSchema = z
         wakeTimeoutSeconds: z.number().positive().default(10),
         /** Overall ring time (proxy Timer C cap); Flexisip uses 90 s, carriers ~60 s. */
         ringTimeoutSeconds: z.number().positive().default(60),
-        /** A binding refreshed within this long over a still-open connection is live. */
+        /** A binding on a still-open connection that was refreshed, or carried a keep-alive, within this long is live. */
         liveFlowSeconds: z.number().positive().default(120),
         /** Send 180 Ringing to the caller once a push is accepted. */
         ringingOnPush: z.boolean().default(true),
