@@ -9,16 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { parseMessage, type SipResponse } from '@pushcall/sip';
 import { type Lab, SimulatedPhone, SipUserAgent, startLab } from '../../src/index.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { waitFor } from '../support/wait.js';
 
 /** The other end of the dialog: sends one in-dialog request through pushcall's Route. */
 async function peer(): Promise<{ socket: Socket; port: number; finals: SipResponse[]; close(): void }> {

@@ -9,16 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createPushcall } from '@pushcall/server';
 import { type Lab, LAB_BUNDLE_ID, LAB_TEAM_ID, SimulatedPhone, SipUserAgent, startLab } from '../../src/index.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { waitFor } from '../support/wait.js';
 
 /** The FCM emulator records `data.pushcall` already parsed. */
 const fcmType = (payload: unknown) => (payload as { type?: string } | undefined)?.type;

@@ -33,19 +33,10 @@ import {
   sippAvailable,
   startLab,
 } from '../../src/index.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const g = globalThis as { WebSocket?: unknown };
 g.WebSocket ??= WsWebSocket;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 8000, what = 'condition'): Promise<void> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** An iPhone app built on SIP.js: SimulatedIos + CallCoordinator + SipJsAdapter. */
 class SipJsPhone {

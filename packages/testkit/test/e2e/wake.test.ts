@@ -7,16 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { type Lab, SimulatedPhone, type SimulatedPhoneOptions, freePort, runSipp, scenario, sippAvailable, startLab } from '../../src/index.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { sleep, waitFor } from '../support/wait.js';
 
 function phone(lab: Lab, name: string, user: string, extra: Partial<SimulatedPhoneOptions> = {}): SimulatedPhone {
   return new SimulatedPhone({

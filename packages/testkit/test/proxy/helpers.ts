@@ -9,15 +9,7 @@ import { type SipMessage, SipRequest, type SipResponse, createResponse, parseMes
 import type { SipDelegate } from '@pushcall/client';
 import { type Lab, SipUserAgent, type SipUaOptions } from '../../src/index.js';
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+export { sleep, waitFor } from '../support/wait.js';
 
 let seq = 0;
 export const uniq = (prefix: string) => `${prefix}-${process.pid}-${++seq}-${Date.now().toString(36)}`;
