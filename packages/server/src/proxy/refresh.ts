@@ -55,7 +55,8 @@ const MAX_IN_FLIGHT = 200;
 export class BindingRefresher {
   /** Due slot -> binding ids. An emptied bucket stays until its slot, so every heap entry has one. */
   private readonly buckets = new Map<number, Set<string>>();
-  private readonly scheduled = new Map<string, { slot: number; attempt: number }>();
+  /** Binding id -> its slot and attempt, packed in one number (slot * 16 + attempt): no object per binding. */
+  private readonly scheduled = new Map<string, number>();
   private readonly slots = new MinHeap();
   private timer: TimerHandle | undefined;
   private armedFor = Infinity;
@@ -89,9 +90,9 @@ export class BindingRefresher {
 
   untrack(id: string): void {
     const entry = this.scheduled.get(id);
-    if (!entry) return;
+    if (entry === undefined) return;
     this.scheduled.delete(id);
-    this.buckets.get(entry.slot)?.delete(id);
+    this.buckets.get(Math.floor(entry / 16))?.delete(id);
   }
 
   close(): void {
@@ -116,7 +117,7 @@ export class BindingRefresher {
       this.slots.push(slot);
     }
     bucket.add(id);
-    this.scheduled.set(id, { slot, attempt });
+    this.scheduled.set(id, slot * 16 + attempt);
     if (slot < this.armedFor) this.arm();
   }
 
@@ -141,7 +142,7 @@ export class BindingRefresher {
       this.buckets.delete(slot);
       if (!bucket) continue;
       for (const id of bucket) {
-        this.ready.push([id, this.scheduled.get(id)?.attempt ?? 0]);
+        this.ready.push([id, (this.scheduled.get(id) ?? 0) % 16]);
         this.scheduled.delete(id);
       }
     }
