@@ -61,14 +61,14 @@ export class BindingRefresher {
   private timer: TimerHandle | undefined;
   private armedFor = Infinity;
   private closed = false;
-  /** Due, waiting for a free slot: [binding id, attempt]. */
+  /** Due and waiting until fewer than MAX_IN_FLIGHT pushes are under way: [binding id, attempt]. */
   private readonly ready: Array<[string, number]> = [];
   private readyHead = 0;
   private inFlight = 0;
 
   constructor(private readonly options: BindingRefresherOptions) {}
 
-  /** Bindings with a refresh push scheduled (or due and waiting for a free slot). */
+  /** Bindings with a refresh push scheduled (or due and waiting their turn). */
   get size(): number {
     return this.scheduled.size + this.ready.length - this.readyHead;
   }
@@ -169,7 +169,7 @@ export class BindingRefresher {
   }
 
   private async refresh(id: string, attempt: number): Promise<void> {
-    // Re-registered while it waited for a slot: the new schedule supersedes this one.
+    // Re-registered while it waited its turn: the new schedule supersedes this one.
     if (this.scheduled.has(id)) return;
     const { store, clock, logger, metrics } = this.options;
     const binding = await store.get(id);
