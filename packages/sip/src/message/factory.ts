@@ -19,13 +19,13 @@ export interface ResponseOptions {
  */
 export function createResponse(request: SipRequest, status: number, options: ResponseOptions = {}): SipResponse {
   const headers: HeaderField[] = [];
+  // Header fields are immutable, so the response shares the request's (see SipMessage).
   for (const h of request.headers) {
-    if (h.key === 'via' || h.key === 'from' || h.key === 'call-id' || h.key === 'cseq') headers.push({ ...h });
+    if (h.key === 'via' || h.key === 'from' || h.key === 'call-id' || h.key === 'cseq') headers.push(h);
     else if (h.key === 'to') {
-      let value = h.value;
-      if (status !== 100 && !request.to.tag) value = `${value};tag=${options.toTag ?? request.localTag ?? newTag()}`;
-      headers.push({ ...h, value });
-    } else if (status === 100 && h.key === 'timestamp') headers.push({ ...h });
+      if (status !== 100 && !request.to.tag) headers.push({ ...h, value: `${h.value};tag=${options.toTag ?? request.localTag ?? newTag()}` });
+      else headers.push(h);
+    } else if (status === 100 && h.key === 'timestamp') headers.push(h);
   }
   if (options.headers) for (const [name, value] of options.headers) headers.push(header(name, value));
   if (options.body && options.contentType) headers.push(header('Content-Type', options.contentType));
