@@ -58,6 +58,16 @@ export const configSchema = z
       .optional(),
     /** Host written in Via / Record-Route when listening on a wildcard address. */
     advertisedHost: z.string().optional(),
+    /** RFC 3263 lookups (SRV, then A/AAAA) of host names in Request-URIs, Routes and upstreams. */
+    dns: z
+      .object({
+        /** DNS servers (`ip` or `ip:port`); default: the system's (/etc/resolv.conf). */
+        servers: z.array(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:.]+)(:\d{1,5})?$/, 'expected an IP address, optionally with :port')).optional(),
+        /** How long SRV answers are reused. */
+        cacheSeconds: z.number().min(0).default(30),
+      })
+      .strict()
+      .prefault({}),
     /** Local domains. Empty: every domain is local (standalone registrar for anything). */
     domains: z.array(z.string().min(1)).default([]),
     dataDir: z.string().default('./data'),

@@ -36,6 +36,7 @@ import { finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toP
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
 import { bindingDestination, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
+import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
 
@@ -64,6 +65,8 @@ export class ProxyCore {
   readonly auth: DigestAuthenticator | undefined;
   pusher: Pusher | undefined;
   readonly wake = new WakeRegistry();
+  /** RFC 3263 lookups for host names (config `dns`). */
+  readonly resolver: SipResolver;
   readonly timelines: CallTimelines;
   /** INVITEs in their binding lookup -> whether a CANCEL already came for them. */
   private readonly lookingUp = new Map<string, boolean>();
@@ -85,6 +88,7 @@ export class ProxyCore {
     this.logger = options.logger;
     this.metrics = options.metrics;
     this.auth = options.auth;
+    this.resolver = new SipResolver({ servers: this.config.dns.servers, cacheMs: this.config.dns.cacheSeconds * 1000 });
     this.pusher = options.pusher;
     this.isLocalDomain = options.isLocalDomain;
     this.timelines = new CallTimelines(this.clock, this.config.proxy.timelineMaxCalls, this.config.proxy.timelineRetentionSeconds * 1000);
@@ -362,12 +366,12 @@ export class ProxyCore {
     if (remaining.length > 0) {
       const next = remaining[0].uri;
       if (!(next instanceof SipUri)) return tx.respond(createResponse(request, 416));
-      destination = await resolveUri(next);
+      destination = await resolveUri(next, undefined, this.resolver);
     } else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
       // A flow token leads to a device's connection, unless it is where this came from.
-      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri));
+      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri, undefined, this.resolver));
     }
     if (request.method === 'INVITE' && removed > 0) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination);
@@ -454,7 +458,7 @@ export class ProxyCore {
     if (caller === null) return;
     const out = this.prepareForward(request);
     const parsed = parseSipUriStrict(upstream);
-    const destination = await resolveUri(parsed);
+    const destination = await resolveUri(parsed, undefined, this.resolver);
     out.prepend('Route', `<${parsed.clone().toString()}${parsed.params.has('lr') ? '' : ';lr'}>`);
     this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination);
@@ -501,11 +505,11 @@ export class ProxyCore {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;
-    if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await resolveUri(remaining[0].uri);
+    if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await resolveUri(remaining[0].uri, undefined, this.resolver);
     else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return;
-      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri));
+      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri, undefined, this.resolver));
     }
     const transport = this.layer.requireTransport(destination);
     this.layer.addVia(out, transport, this.branchFor(request));

@@ -1,13 +1,15 @@
 /**
- * Where requests go (RFC 3261 §16.5–16.6, RFC 3263 in its simplest form, RFC 5626 flows,
- * RFC 5658 double Record-Route). No NAPTR/SRV: a host name is resolved with the system
- * resolver; IP addresses are used as they are.
+ * Where requests go (RFC 3261 §16.5–16.6, RFC 3263 SRV without NAPTR (dns.ts), RFC 5626
+ * flows, RFC 5658 double Record-Route). IP addresses are used as they are.
  */
 
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { type Destination, type NameAddr, SipUri, parseSipUriStrict, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
 import type { Binding } from '../location/types.js';
+import { SipResolver } from './dns.js';
+
+/** The system's DNS, for callers that were not given a configured resolver. */
+const systemResolver = new SipResolver();
 
 /** Record-Route parameter carrying the connection to a device behind a connection-oriented flow. */
 export const FLOW_PARAM = 'pc-flow';
@@ -21,15 +23,21 @@ export function protocolOfUri(uri: SipUri): TransportProtocol {
   return uri.isSecure ? 'tls' : 'udp';
 }
 
-/** Resolve a URI to a destination (maddr, then host; default port per transport). */
-export async function resolveUri(uri: SipUri, connectionId?: string): Promise<Destination> {
+/**
+ * Resolve a URI to a destination: maddr, else host; an IP address as it is, a name through
+ * RFC 3263 (SRV when the URI has no port, else A/AAAA); default port per transport. A TLS
+ * server is checked against the URI's host (RFC 5922 §4), not the SRV target.
+ */
+export async function resolveUri(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver): Promise<Destination> {
   const protocol = protocolOfUri(uri);
   const maddr = uri.param('maddr');
   let host = maddr ?? uri.hostname;
   if (host.startsWith('[')) host = host.slice(1, -1);
-  const address = isIP(host) ? host : (await lookup(host)).address;
-  const port = uri.port ?? (protocol === 'tls' || protocol === 'wss' ? 5061 : 5060);
-  return { protocol, address, port, connectionId, serverName: isIP(uri.hostname) ? undefined : uri.hostname };
+  const defaultPort = protocol === 'tls' || protocol === 'wss' ? 5061 : 5060;
+  const serverName = isIP(uri.hostname) ? undefined : uri.hostname;
+  if (isIP(host)) return { protocol, address: host, port: uri.port ?? defaultPort, connectionId, serverName };
+  const { address, port } = await resolver.locate(host, uri.port, protocol, defaultPort);
+  return { protocol, address, port, connectionId, serverName };
 }
 
 /**

@@ -1,0 +1,118 @@
+/**
+ * Locating SIP servers (RFC 3263 §4) for host names: with no port in the URI, SRV records
+ * (`_sip._udp`, `_sip._tcp`, `_sips._tcp`) say which host and port serve the domain, chosen by
+ * priority and weight (RFC 2782); without SRV records, or with a port, the host's A/AAAA
+ * records and the transport's default port. NAPTR (transport selection) is not used: the
+ * transport comes from the URI (`transport=`, `sips:`), else UDP.
+ *
+ * SRV answers are cached for `cacheMs`, so a proxy does not query DNS for every request to a
+ * PBX. Special-use names that must never reach DNS (RFC 6761: `localhost`, `.invalid`) skip
+ * the SRV step.
+ */
+
+import { Resolver, lookup } from 'node:dns/promises';
+import type { SrvRecord } from 'node:dns';
+import { isIP } from 'node:net';
+import type { TransportProtocol } from '@pushcall/sip';
+
+/** RFC 3263 §4.2 service labels; WebSocket has none (RFC 7118 defines no SRV). */
+const SRV_SERVICE: Partial<Record<TransportProtocol, string>> = { udp: '_sip._udp', tcp: '_sip._tcp', tls: '_sips._tcp' };
+
+export interface ResolvedServer {
+  address: string;
+  port: number;
+}
+
+export interface SipResolverOptions {
+  /** DNS servers (`ip` or `ip:port`); default: the system's. */
+  servers?: readonly string[];
+  /** How long SRV answers are reused. Default 30 s. */
+  cacheMs?: number;
+  /** Per query. Default 2 s. */
+  timeoutMs?: number;
+}
+
+export class SipResolver {
+  private readonly resolver: Resolver;
+  private readonly cacheMs: number;
+  private readonly srvCache = new Map<string, { records: SrvRecord[]; until: number }>();
+  private readonly configured: boolean;
+
+  constructor(options: SipResolverOptions = {}) {
+    this.resolver = new Resolver({ timeout: options.timeoutMs ?? 2000, tries: 2 });
+    this.configured = options.servers !== undefined && options.servers.length > 0;
+    if (this.configured) this.resolver.setServers([...options.servers!]);
+    this.cacheMs = options.cacheMs ?? 30_000;
+  }
+
+  /**
+   * Where a request for `host` goes over `protocol`. `port` is the URI's port, if any. Throws
+   * when the name does not resolve at all.
+   */
+  async locate(host: string, port: number | undefined, protocol: TransportProtocol, defaultPort: number): Promise<ResolvedServer> {
+    const service = SRV_SERVICE[protocol];
+    if (port === undefined && service !== undefined && !isSpecialUse(host)) {
+      const records = await this.srv(`${service}.${host}`);
+      const chosen = chooseSrv(records);
+      if (chosen) return { address: await this.address(chosen.name), port: chosen.port };
+    }
+    return { address: await this.address(host), port: port ?? defaultPort };
+  }
+
+  /** SRV records of a name; none when it has none (NXDOMAIN, NODATA) or DNS fails. */
+  private async srv(name: string): Promise<SrvRecord[]> {
+    const now = Date.now();
+    const cached = this.srvCache.get(name);
+    if (cached && cached.until > now) return cached.records;
+    let records: SrvRecord[];
+    try {
+      records = await this.resolver.resolveSrv(name);
+    } catch {
+      records = [];
+    }
+    this.srvCache.set(name, { records, until: now + this.cacheMs });
+    if (this.srvCache.size > 1000) this.srvCache.delete(this.srvCache.keys().next().value!);
+    return records;
+  }
+
+  private async address(host: string): Promise<string> {
+    if (isIP(host)) return host;
+    // Configured servers answer every name (A, then AAAA), but the special-use ones, which
+    // /etc/hosts does; without them, the system resolver (getaddrinfo) as for any program.
+    if (!this.configured || isSpecialUse(host)) return (await lookup(host)).address;
+    for (const query of [() => this.resolver.resolve4(host), () => this.resolver.resolve6(host)]) {
+      try {
+        const found = await query();
+        if (found.length > 0) return found[0];
+      } catch {
+        // not there: next
+      }
+    }
+    throw Object.assign(new Error(`${host}: no A or AAAA record`), { code: 'ENOTFOUND' });
+  }
+}
+
+/**
+ * RFC 2782: the lowest priority wins; among equals, a random pick weighted by `weight` (records
+ * of weight 0 only when all weigh 0). A target of "." means the service is not offered.
+ */
+export function chooseSrv(records: readonly SrvRecord[], random: () => number = Math.random): SrvRecord | undefined {
+  const usable = records.filter((r) => r.name !== '' && r.name !== '.');
+  if (usable.length === 0) return undefined;
+  const best = Math.min(...usable.map((r) => r.priority));
+  const candidates = usable.filter((r) => r.priority === best);
+  const total = candidates.reduce((sum, r) => sum + r.weight, 0);
+  if (total === 0) return candidates[Math.floor(random() * candidates.length)];
+  let pick = random() * total;
+  for (const r of candidates) {
+    pick -= r.weight;
+    if (pick < 0) return r;
+  }
+  return candidates[candidates.length - 1];
+}
+
+/** RFC 6761 §6.3, §6.4: names that must not be looked up in DNS. */
+function isSpecialUse(host: string): boolean {
+  const h = host.toLowerCase().replace(/\.$/, '');
+  return h === 'localhost' || h.endsWith('.localhost') || h === 'invalid' || h.endsWith('.invalid');
+}
