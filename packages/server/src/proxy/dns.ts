@@ -50,13 +50,28 @@ export class SipResolver {
    * when the name does not resolve at all.
    */
   async locate(host: string, port: number | undefined, protocol: TransportProtocol, defaultPort: number): Promise<ResolvedServer> {
+    return (await this.locateAll(host, port, protocol, defaultPort))[0];
+  }
+
+  /**
+   * Every server for `host`, in the order to try them (RFC 3263 §4.3: the next one after a
+   * transport error, a timeout or a 503): SRV targets by priority, weighted random within
+   * one; targets that do not resolve are left out. Throws when none resolves.
+   */
+  async locateAll(host: string, port: number | undefined, protocol: TransportProtocol, defaultPort: number): Promise<ResolvedServer[]> {
     const service = SRV_SERVICE[protocol];
     if (port === undefined && service !== undefined && !isSpecialUse(host)) {
-      const records = await this.srv(`${service}.${host}`);
-      const chosen = chooseSrv(records);
-      if (chosen) return { address: await this.address(chosen.name), port: chosen.port };
+      const servers: ResolvedServer[] = [];
+      for (const record of orderSrv(await this.srv(`${service}.${host}`))) {
+        try {
+          servers.push({ address: await this.address(record.name), port: record.port });
+        } catch {
+          // this target has no address: the next one
+        }
+      }
+      if (servers.length > 0) return servers;
     }
-    return { address: await this.address(host), port: port ?? defaultPort };
+    return [{ address: await this.address(host), port: port ?? defaultPort }];
   }
 
   /** SRV records of a name; none when it has none (NXDOMAIN, NODATA) or DNS fails. */
@@ -109,6 +124,17 @@ export function chooseSrv(records: readonly SrvRecord[], random: () => number = 
     if (pick < 0) return r;
   }
   return candidates[candidates.length - 1];
+}
+
+/** Every usable SRV record in RFC 2782 order: by priority, then weighted random picks. */
+export function orderSrv(records: readonly SrvRecord[], random: () => number = Math.random): SrvRecord[] {
+  const left = [...records];
+  const ordered: SrvRecord[] = [];
+  for (let next = chooseSrv(left, random); next !== undefined; next = chooseSrv(left, random)) {
+    ordered.push(next);
+    left.splice(left.indexOf(next), 1);
+  }
+  return ordered;
 }
 
 /** RFC 6761 §6.3, §6.4: names that must not be looked up in DNS. */

@@ -35,7 +35,7 @@ import { buildRefreshPayload } from '../push/payload.js';
 import { finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { bindingDestination, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri } from './routing.js';
+import { bindingDestination, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll } from './routing.js';
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
@@ -363,10 +363,11 @@ export class ProxyCore {
       if (device) return this.holdInDialog(request, out, tx, device);
     }
     let destination: Destination;
+    let alternatives: Destination[] = [];
     if (remaining.length > 0) {
       const next = remaining[0].uri;
       if (!(next instanceof SipUri)) return tx.respond(createResponse(request, 416));
-      destination = await resolveUri(next, undefined, this.resolver);
+      [destination, ...alternatives] = await resolveUriAll(next, undefined, this.resolver);
     } else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
@@ -374,7 +375,7 @@ export class ProxyCore {
       destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri, undefined, this.resolver));
     }
     if (request.method === 'INVITE' && removed > 0) this.addRecordRoute(out, inbound, destination);
-    this.relay(request, out, tx, destination);
+    this.relay(request, out, tx, destination, alternatives);
   }
 
   /**
@@ -458,36 +459,54 @@ export class ProxyCore {
     if (caller === null) return;
     const out = this.prepareForward(request);
     const parsed = parseSipUriStrict(upstream);
-    const destination = await resolveUri(parsed, undefined, this.resolver);
+    // A PBX cluster behind SRV records: the next server when one fails (RFC 3263 §4.3).
+    const [destination, ...alternatives] = await resolveUriAll(parsed, undefined, this.resolver);
     out.prepend('Route', `<${parsed.clone().toString()}${parsed.params.has('lr') ? '' : ';lr'}>`);
     this.addRecordRoute(out, inbound, destination);
-    this.relay(request, out, tx, destination);
+    this.relay(request, out, tx, destination, alternatives);
   }
 
   /** Single-branch stateful relay: responses go back through the server transaction. */
-  private relay(request: SipRequest, out: SipRequest, tx: ServerTransaction, destination: Destination): void {
+  private relay(request: SipRequest, out: SipRequest, tx: ServerTransaction, destination: Destination, alternatives: readonly Destination[] = []): void {
     const done = () => this.relays.delete(tx.key);
+    // RFC 3263 §4.3: after a transport error, a timeout or a 503 before any provisional
+    // response, the next server is tried with an untouched copy (each client transaction
+    // adds its own Via).
+    const spare = alternatives.length > 0 ? out.clone() : undefined;
+    let provisional = false;
+    const failover = (): boolean => {
+      if (!spare || provisional || tx.isFinal) return false;
+      done();
+      this.relay(request, spare, tx, alternatives[0], alternatives.slice(1));
+      return true;
+    };
     const client = this.layer.request(
       out,
       destination,
       {
         onResponse: (response) => {
           if (response.status === 100) return;
+          if (response.status < 200) provisional = true;
           if (response.status >= 200) {
             done();
             client.setUser(finishedClientUser(tx, response.status < 300 && client instanceof InviteClientTransaction));
           }
-          // §16.7 step 6: a next hop's 503 goes back as 500 (not "this proxy is overloaded").
-          if (response.status === 503) return tx.respond(createResponse(request, 500, { toTag: response.to.tag }));
+          if (response.status === 503) {
+            if (failover()) return;
+            // §16.7 step 6: a next hop's 503 goes back as 500 (not "this proxy is overloaded").
+            return tx.respond(createResponse(request, 500, { toTag: response.to.tag }));
+          }
           const back = response.clone();
           back.removeFirstValue('via');
           tx.respond(back);
         },
         onTimeout: () => {
+          if (failover()) return;
           done();
           if (!tx.isFinal) tx.respond(createResponse(request, 408));
         },
         onTransportError: () => {
+          if (failover()) return;
           done();
           if (!tx.isFinal) tx.respond(createResponse(request, 503, { reason: 'Next hop unreachable' }));
         },

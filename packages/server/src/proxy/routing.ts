@@ -29,15 +29,20 @@ export function protocolOfUri(uri: SipUri): TransportProtocol {
  * server is checked against the URI's host (RFC 5922 §4), not the SRV target.
  */
 export async function resolveUri(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver): Promise<Destination> {
+  return (await resolveUriAll(uri, connectionId, resolver))[0];
+}
+
+/** Every destination for a URI, in the order to try them (RFC 3263 §4.3 failover). */
+export async function resolveUriAll(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver): Promise<Destination[]> {
   const protocol = protocolOfUri(uri);
   const maddr = uri.param('maddr');
   let host = maddr ?? uri.hostname;
   if (host.startsWith('[')) host = host.slice(1, -1);
   const defaultPort = protocol === 'tls' || protocol === 'wss' ? 5061 : 5060;
   const serverName = isIP(uri.hostname) ? undefined : uri.hostname;
-  if (isIP(host)) return { protocol, address: host, port: uri.port ?? defaultPort, connectionId, serverName };
-  const { address, port } = await resolver.locate(host, uri.port, protocol, defaultPort);
-  return { protocol, address, port, connectionId, serverName };
+  if (isIP(host)) return [{ protocol, address: host, port: uri.port ?? defaultPort, connectionId, serverName }];
+  const servers = await resolver.locateAll(host, uri.port, protocol, defaultPort);
+  return servers.map(({ address, port }) => ({ protocol, address, port, connectionId, serverName }));
 }
 
 /**

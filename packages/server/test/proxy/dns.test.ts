@@ -6,9 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parseSipUriStrict } from '@pushcall/sip';
-import { SipResolver, chooseSrv } from '../../src/proxy/dns.js';
+import { SipResolver, chooseSrv, orderSrv } from '../../src/proxy/dns.js';
 import { resolveUri } from '../../src/proxy/routing.js';
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { TestDnsServer } from '../helpers/dns-server.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -25,6 +26,11 @@ describe('chooseSrv (RFC 2782)', () => {
     assert.equal(picks.get('a'), 3000);
     assert.equal(picks.get('b'), 1000);
   });
+  it('orderSrv lists every usable target: priorities in order, "." left out', () => {
+    const ordered = orderSrv([r(20, 0, 'c'), r(10, 5, 'a'), r(10, 5, 'b'), r(30, 0, '.')], () => 0.1);
+    assert.deepEqual(ordered.map((x) => x.name), ['a', 'b', 'c']);
+  });
+
   it('"." means no service; nothing usable is undefined', () => {
     assert.equal(chooseSrv([r(0, 0, '.')]), undefined);
     assert.equal(chooseSrv([]), undefined);
@@ -131,6 +137,103 @@ describe('in front of a PBX named by its domain (proxy.upstream without a port)'
       await server.stop();
       dns.close();
       pbx.close();
+    }
+  });
+});
+
+/** A raw SIP peer: records what it gets, and answers requests with `status` (or not at all). */
+async function udpPeer(status?: number): Promise<{ socket: Socket; port: number; received: string[] }> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  const received: string[] = [];
+  socket.on('message', (msg, rinfo) => {
+    const text = msg.toString();
+    received.push(text);
+    if (status === undefined || text.startsWith('SIP/2.0') || text.startsWith('ACK ')) return;
+    const copy = text.split('\r\n').filter((l) => /^(via|from|to|call-id|cseq):/i.test(l));
+    const reply = [`SIP/2.0 ${status} Busy Here For Now`, ...copy.map((l) => (/^to:/i.test(l) ? `${l};tag=p1` : l)), 'Content-Length: 0', '', ''].join('\r\n');
+    socket.send(reply, rinfo.port, rinfo.address);
+  });
+  return { socket, port: socket.address().port, received };
+}
+
+function message(port: number, callId: string): Buffer {
+  return Buffer.from(
+    [
+      'MESSAGE sip:bob@elsewhere.net SIP/2.0',
+      `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-${callId};rport`,
+      'Max-Forwards: 70',
+      'From: <sip:alice@example.com>;tag=a1',
+      'To: <sip:bob@elsewhere.net>',
+      `Call-ID: ${callId}`,
+      'CSeq: 1 MESSAGE',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n'),
+  );
+}
+
+describe('failover between the servers of an SRV set (RFC 3263 §4.3)', () => {
+  it('a 503 from the first server sends the request to the next one, whose answer the caller gets', async () => {
+    const busy = await udpPeer(503);
+    const good = await udpPeer(200);
+    const dns = await TestDnsServer.start({
+      srv: {
+        '_sip._udp.cluster.test': [
+          { priority: 10, weight: 1, port: busy.port, target: 'a.cluster.test' },
+          { priority: 20, weight: 1, port: good.port, target: 'a.cluster.test' },
+        ],
+      },
+      a: { 'a.cluster.test': '127.0.0.1' },
+    });
+    const server = await startTestServer({ domains: ['example.com'], auth: { mode: 'open' }, proxy: { upstream: 'sip:cluster.test' }, dns: { servers: [dns.address] } } as never);
+    const caller = await udpPeer();
+    try {
+      caller.socket.send(message(caller.port, 'fo-503@127.0.0.1'), server.port('udp'), '127.0.0.1');
+      const start = Date.now();
+      while (!caller.received.some((t) => t.startsWith('SIP/2.0 2')) && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(busy.received.filter((t) => t.startsWith('MESSAGE')).length, 1, 'tried first');
+      assert.equal(good.received.filter((t) => t.startsWith('MESSAGE')).length, 1, 'then the next');
+      assert.ok(caller.received.some((t) => t.startsWith('SIP/2.0 200')), caller.received.join('\n'));
+      assert.ok(!caller.received.some((t) => / 50\d /.test(t.split('\r\n')[0])), 'the 503 stayed with pushcall');
+    } finally {
+      await server.stop();
+      for (const p of [busy, good, caller]) p.socket.close();
+      dns.close();
+    }
+  });
+
+  it('a refused TCP connection to the first server: the next one gets the request at once', async () => {
+    const refused = createServer();
+    await new Promise<void>((r) => refused.listen(0, '127.0.0.1', r));
+    const deadPort = (refused.address() as { port: number }).port;
+    await new Promise<void>((r) => refused.close(() => r()));
+    const got: string[] = [];
+    const alive = createServer((socket) => socket.on('data', (d) => got.push(d.toString())));
+    await new Promise<void>((r) => alive.listen(0, '127.0.0.1', r));
+    const dns = await TestDnsServer.start({
+      srv: {
+        '_sip._tcp.cluster.test': [
+          { priority: 10, weight: 1, port: deadPort, target: 'a.cluster.test' },
+          { priority: 20, weight: 1, port: (alive.address() as { port: number }).port, target: 'a.cluster.test' },
+        ],
+      },
+      a: { 'a.cluster.test': '127.0.0.1' },
+    });
+    const server = await startTestServer({ domains: ['example.com'], auth: { mode: 'open' }, proxy: { upstream: 'sip:cluster.test;transport=tcp' }, dns: { servers: [dns.address] } } as never);
+    const caller = await udpPeer();
+    try {
+      caller.socket.send(message(caller.port, 'fo-tcp@127.0.0.1'), server.port('udp'), '127.0.0.1');
+      const start = Date.now();
+      while (!got.join('').includes('MESSAGE sip:bob@elsewhere.net') && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(got.join('').startsWith('MESSAGE sip:bob@elsewhere.net SIP/2.0'), got.join(''));
+      assert.ok(Date.now() - start < 2000, 'no timeout waited');
+    } finally {
+      await server.stop();
+      caller.socket.close();
+      await new Promise<void>((r) => alive.close(() => r()));
+      dns.close();
     }
   });
 });
