@@ -154,7 +154,7 @@ export class PushcallServer implements TransactionLayerUser {
    */
   private async forwardRegister(request: SipRequest): Promise<SipResponse> {
     const upstream = parseSipUriStrict(this.config.registrar.upstream ?? '');
-    const destination = await resolveUri(upstream, undefined, this.proxy.resolver);
+    const destination = await resolveUri(upstream, undefined, this.proxy.resolver, this.proxy.usableTransports);
     const transport = this.layer.requireTransport(destination);
     request.prepend('Path', recordRouteFor(this.layer, transport));
     if (!request.supported.some((s) => s.toLowerCase() === 'path')) request.append('Supported', 'path');

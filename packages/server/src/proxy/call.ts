@@ -380,7 +380,7 @@ export class ProxyCall {
     let dest = destination;
     if (!dest) {
       const first = out.routes[0]?.uri;
-      dest = await resolveUri(first instanceof SipUri ? first : (out.uri as SipUri), undefined, proxy.resolver);
+      dest = await resolveUri(first instanceof SipUri ? first : (out.uri as SipUri), undefined, proxy.resolver, proxy.usableTransports);
     }
     // A connection-oriented device whose connection is gone cannot be reached: 480.
     if (dest.protocol !== 'udp' && dest.connectionId && !proxy.layer.transportFor(dest.protocol)?.hasConnection(dest.connectionId)) {

@@ -1,22 +1,26 @@
 /**
- * Locating SIP servers (RFC 3263 §4) for host names: with no port in the URI, SRV records
- * (`_sip._udp`, `_sip._tcp`, `_sips._tcp`) say which host and port serve the domain, chosen by
- * priority and weight (RFC 2782); without SRV records, or with a port, the host's A/AAAA
- * records and the transport's default port. NAPTR (transport selection) is not used: the
- * transport comes from the URI (`transport=`, `sips:`), else UDP.
+ * Locating SIP servers (RFC 3263 §4) for host names:
+ * - the transport: the URI's (`transport=`, `sips:`); else NAPTR records choose among the
+ *   transports we listen on (`SIP+D2U`, `SIP+D2T`, `SIPS+D2T`, §4.1); else UDP;
+ * - with no port in the URI, SRV records (the NAPTR replacement, else `_sip._udp`,
+ *   `_sip._tcp`, `_sips._tcp`) say which hosts and ports serve the domain, in RFC 2782 order
+ *   (priority, then weight), to try one after the other (§4.3);
+ * - without SRV records, or with a port, the host's A/AAAA records and the default port.
  *
- * SRV answers are cached for `cacheMs`, so a proxy does not query DNS for every request to a
- * PBX. Special-use names that must never reach DNS (RFC 6761: `localhost`, `.invalid`) skip
- * the SRV step.
+ * NAPTR and SRV answers are cached for `cacheMs`, so a proxy does not query DNS for every
+ * request to a PBX. Special-use names that must never reach DNS (RFC 6761: `localhost`,
+ * `.invalid`) skip both.
  */
 
 import { Resolver, lookup } from 'node:dns/promises';
-import type { SrvRecord } from 'node:dns';
+import type { NaptrRecord, SrvRecord } from 'node:dns';
 import { isIP } from 'node:net';
 import type { TransportProtocol } from '@pushcall/sip';
 
 /** RFC 3263 §4.2 service labels; WebSocket has none (RFC 7118 defines no SRV). */
 const SRV_SERVICE: Partial<Record<TransportProtocol, string>> = { udp: '_sip._udp', tcp: '_sip._tcp', tls: '_sips._tcp' };
+/** RFC 3263 §4.1 NAPTR services (RFC 3403 S-NAPTR style, flag "s"). */
+const NAPTR_SERVICE: Record<string, TransportProtocol> = { 'SIP+D2U': 'udp', 'SIP+D2T': 'tcp', 'SIPS+D2T': 'tls' };
 
 export interface ResolvedServer {
   address: string;
@@ -35,7 +39,7 @@ export interface SipResolverOptions {
 export class SipResolver {
   private readonly resolver: Resolver;
   private readonly cacheMs: number;
-  private readonly srvCache = new Map<string, { records: SrvRecord[]; until: number }>();
+  private readonly cache = new Map<string, { records: unknown[]; until: number }>();
   private readonly configured: boolean;
 
   constructor(options: SipResolverOptions = {}) {
@@ -58,11 +62,11 @@ export class SipResolver {
    * transport error, a timeout or a 503): SRV targets by priority, weighted random within
    * one; targets that do not resolve are left out. Throws when none resolves.
    */
-  async locateAll(host: string, port: number | undefined, protocol: TransportProtocol, defaultPort: number): Promise<ResolvedServer[]> {
+  async locateAll(host: string, port: number | undefined, protocol: TransportProtocol, defaultPort: number, srvName?: string): Promise<ResolvedServer[]> {
     const service = SRV_SERVICE[protocol];
     if (port === undefined && service !== undefined && !isSpecialUse(host)) {
       const servers: ResolvedServer[] = [];
-      for (const record of orderSrv(await this.srv(`${service}.${host}`))) {
+      for (const record of orderSrv(await this.srv(srvName ?? `${service}.${host}`))) {
         try {
           servers.push({ address: await this.address(record.name), port: record.port });
         } catch {
@@ -74,19 +78,37 @@ export class SipResolver {
     return [{ address: await this.address(host), port: port ?? defaultPort }];
   }
 
+  /**
+   * RFC 3263 §4.1: the transport NAPTR records of `host` prefer among `usable`, and the SRV
+   * name to query for it; undefined when the domain has no usable NAPTR record.
+   */
+  async naptr(host: string, usable: readonly TransportProtocol[]): Promise<{ protocol: TransportProtocol; srvName: string } | undefined> {
+    if (isSpecialUse(host)) return undefined;
+    const records = await this.cached(`naptr ${host}`, () => this.resolver.resolveNaptr(host));
+    const candidates = records
+      .filter((r) => r.flags.toLowerCase() === 's' && usable.includes(NAPTR_SERVICE[r.service.toUpperCase()]) && r.replacement !== '')
+      .sort((a, b) => a.order - b.order || a.preference - b.preference);
+    const first = candidates[0];
+    return first ? { protocol: NAPTR_SERVICE[first.service.toUpperCase()], srvName: first.replacement } : undefined;
+  }
+
   /** SRV records of a name; none when it has none (NXDOMAIN, NODATA) or DNS fails. */
-  private async srv(name: string): Promise<SrvRecord[]> {
+  private srv(name: string): Promise<SrvRecord[]> {
+    return this.cached(`srv ${name}`, () => this.resolver.resolveSrv(name));
+  }
+
+  private async cached<T>(key: string, query: () => Promise<T[]>): Promise<T[]> {
     const now = Date.now();
-    const cached = this.srvCache.get(name);
-    if (cached && cached.until > now) return cached.records;
-    let records: SrvRecord[];
+    const hit = this.cache.get(key);
+    if (hit && hit.until > now) return hit.records as T[];
+    let records: T[];
     try {
-      records = await this.resolver.resolveSrv(name);
+      records = await query();
     } catch {
       records = [];
     }
-    this.srvCache.set(name, { records, until: now + this.cacheMs });
-    if (this.srvCache.size > 1000) this.srvCache.delete(this.srvCache.keys().next().value!);
+    this.cache.set(key, { records, until: now + this.cacheMs });
+    if (this.cache.size > 1000) this.cache.delete(this.cache.keys().next().value!);
     return records;
   }
 

@@ -18,6 +18,7 @@ import {
   type SipResponse,
   SipUri,
   type TransactionLayer,
+  type TransportProtocol,
   createResponse,
   hash40,
   header,
@@ -67,6 +68,12 @@ export class ProxyCore {
   readonly wake = new WakeRegistry();
   /** RFC 3263 lookups for host names (config `dns`). */
   readonly resolver: SipResolver;
+
+  /** The transports NAPTR records may choose (RFC 3263 §4.1): those we listen on. */
+  get usableTransports(): TransportProtocol[] {
+    const protocols = new Set(this.layer.listeners.map((t) => t.protocol));
+    return (['udp', 'tcp', 'tls'] as const).filter((p) => protocols.has(p));
+  }
   readonly timelines: CallTimelines;
   /** INVITEs in their binding lookup -> whether a CANCEL already came for them. */
   private readonly lookingUp = new Map<string, boolean>();
@@ -367,12 +374,12 @@ export class ProxyCore {
     if (remaining.length > 0) {
       const next = remaining[0].uri;
       if (!(next instanceof SipUri)) return tx.respond(createResponse(request, 416));
-      [destination, ...alternatives] = await resolveUriAll(next, undefined, this.resolver);
+      [destination, ...alternatives] = await resolveUriAll(next, undefined, this.resolver, this.usableTransports);
     } else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
       // A flow token leads to a device's connection, unless it is where this came from.
-      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri, undefined, this.resolver));
+      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri, undefined, this.resolver, this.usableTransports));
     }
     if (request.method === 'INVITE' && removed > 0) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination, alternatives);
@@ -460,7 +467,7 @@ export class ProxyCore {
     const out = this.prepareForward(request);
     const parsed = parseSipUriStrict(upstream);
     // A PBX cluster behind SRV records: the next server when one fails (RFC 3263 §4.3).
-    const [destination, ...alternatives] = await resolveUriAll(parsed, undefined, this.resolver);
+    const [destination, ...alternatives] = await resolveUriAll(parsed, undefined, this.resolver, this.usableTransports);
     out.prepend('Route', `<${parsed.clone().toString()}${parsed.params.has('lr') ? '' : ';lr'}>`);
     this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination, alternatives);
@@ -524,11 +531,11 @@ export class ProxyCore {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;
-    if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await resolveUri(remaining[0].uri, undefined, this.resolver);
+    if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await resolveUri(remaining[0].uri, undefined, this.resolver, this.usableTransports);
     else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return;
-      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri, undefined, this.resolver));
+      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri, undefined, this.resolver, this.usableTransports));
     }
     const transport = this.layer.requireTransport(destination);
     this.layer.addVia(out, transport, this.branchFor(request));

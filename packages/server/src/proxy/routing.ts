@@ -28,20 +28,29 @@ export function protocolOfUri(uri: SipUri): TransportProtocol {
  * RFC 3263 (SRV when the URI has no port, else A/AAAA); default port per transport. A TLS
  * server is checked against the URI's host (RFC 5922 §4), not the SRV target.
  */
-export async function resolveUri(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver): Promise<Destination> {
-  return (await resolveUriAll(uri, connectionId, resolver))[0];
+export async function resolveUri(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver, usable?: readonly TransportProtocol[]): Promise<Destination> {
+  return (await resolveUriAll(uri, connectionId, resolver, usable))[0];
 }
 
-/** Every destination for a URI, in the order to try them (RFC 3263 §4.3 failover). */
-export async function resolveUriAll(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver): Promise<Destination[]> {
-  const protocol = protocolOfUri(uri);
+/**
+ * Every destination for a URI, in the order to try them (RFC 3263 §4.3 failover). `usable`:
+ * the transports we can send on, among which NAPTR records may choose when the URI names none.
+ */
+export async function resolveUriAll(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver, usable?: readonly TransportProtocol[]): Promise<Destination[]> {
+  let protocol = protocolOfUri(uri);
   const maddr = uri.param('maddr');
   let host = maddr ?? uri.hostname;
   if (host.startsWith('[')) host = host.slice(1, -1);
-  const defaultPort = protocol === 'tls' || protocol === 'wss' ? 5061 : 5060;
   const serverName = isIP(uri.hostname) ? undefined : uri.hostname;
+  let srvName: string | undefined;
+  // §4.1: NAPTR only when nothing in the URI fixes the transport or the port.
+  if (usable && !isIP(host) && uri.port === undefined && uri.transport === undefined && !uri.isSecure && maddr === undefined) {
+    const chosen = await resolver.naptr(host, usable);
+    if (chosen) ({ protocol, srvName } = chosen);
+  }
+  const defaultPort = protocol === 'tls' || protocol === 'wss' ? 5061 : 5060;
   if (isIP(host)) return [{ protocol, address: host, port: uri.port ?? defaultPort, connectionId, serverName }];
-  const servers = await resolver.locateAll(host, uri.port, protocol, defaultPort);
+  const servers = await resolver.locateAll(host, uri.port, protocol, defaultPort, srvName);
   return servers.map(({ address, port }) => ({ protocol, address, port, connectionId, serverName }));
 }
 

@@ -1,6 +1,6 @@
 /**
  * A tiny authoritative DNS server on loopback for RFC 3263 tests (RFC 1035 wire format):
- * answers SRV and A queries from a table, NXDOMAIN for the rest. Records every query.
+ * answers NAPTR, SRV and A queries from a table, NXDOMAIN for the rest. Records every query.
  */
 import { createSocket, type Socket } from 'node:dgram';
 
@@ -11,7 +11,16 @@ export interface SrvAnswer {
   target: string;
 }
 
+export interface NaptrAnswer {
+  order: number;
+  preference: number;
+  flags: string;
+  service: string;
+  replacement: string;
+}
+
 export interface DnsZone {
+  naptr?: Record<string, NaptrAnswer[]>;
   srv?: Record<string, SrvAnswer[]>;
   a?: Record<string, string>;
 }
@@ -59,7 +68,12 @@ export class TestDnsServer {
     const answers: Buffer[] = [];
     if (type === 33) for (const srv of this.zone.srv?.[name] ?? []) answers.push(rr(33, Buffer.concat([u16(srv.priority), u16(srv.weight), u16(srv.port), encodeName(srv.target)])));
     if (type === 1 && this.zone.a?.[name]) answers.push(rr(1, Buffer.from(this.zone.a[name].split('.').map(Number))));
-    const known = this.zone.srv?.[name] !== undefined || this.zone.a?.[name] !== undefined;
+    if (type === 35) {
+      for (const n of this.zone.naptr?.[name] ?? []) {
+        answers.push(rr(35, Buffer.concat([u16(n.order), u16(n.preference), text(n.flags), text(n.service), text(''), encodeName(n.replacement)])));
+      }
+    }
+    const known = this.zone.srv?.[name] !== undefined || this.zone.a?.[name] !== undefined || this.zone.naptr?.[name] !== undefined;
     const header = Buffer.alloc(12);
     query.copy(header, 0, 0, 2); // id
     header.writeUInt16BE(known ? 0x8580 : 0x8583, 2); // response, authoritative, RD, RA; NXDOMAIN when unknown
@@ -73,6 +87,11 @@ function u16(n: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeUInt16BE(n);
   return b;
+}
+
+/** A <character-string>: one length byte, then the bytes. */
+function text(s: string): Buffer {
+  return Buffer.concat([Buffer.from([s.length]), Buffer.from(s, 'latin1')]);
 }
 
 function encodeName(name: string): Buffer {

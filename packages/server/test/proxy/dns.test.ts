@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parseSipUriStrict } from '@pushcall/sip';
 import { SipResolver, chooseSrv, orderSrv } from '../../src/proxy/dns.js';
-import { resolveUri } from '../../src/proxy/routing.js';
+import { resolveUri, resolveUriAll } from '../../src/proxy/routing.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { TestDnsServer } from '../helpers/dns-server.js';
@@ -42,9 +42,18 @@ describe('SipResolver against a loopback DNS server', () => {
   let dns: TestDnsServer;
   before(async () => {
     dns = await TestDnsServer.start({
+      naptr: {
+        'naptr.test': [
+          { order: 10, preference: 10, flags: 's', service: 'SIP+D2T', replacement: '_sip._tcp.naptr.test' },
+          { order: 20, preference: 10, flags: 's', service: 'SIP+D2U', replacement: '_sip._udp.naptr.test' },
+          { order: 5, preference: 10, flags: 's', service: 'SIP+D2S', replacement: '_sip._sctp.naptr.test' },
+        ],
+      },
       srv: {
         '_sip._udp.pbx.test': [{ priority: 10, weight: 1, port: 5070, target: 'sip1.pbx.test' }],
         '_sips._tcp.pbx.test': [{ priority: 10, weight: 1, port: 5071, target: 'sip1.pbx.test' }],
+        '_sip._tcp.naptr.test': [{ priority: 10, weight: 1, port: 5090, target: 'sip1.pbx.test' }],
+        '_sip._udp.naptr.test': [{ priority: 10, weight: 1, port: 5091, target: 'sip1.pbx.test' }],
       },
       a: { 'sip1.pbx.test': '127.0.0.2', 'pbx.test': '127.0.0.3', 'plain.test': '127.0.0.4' },
     });
@@ -84,6 +93,22 @@ describe('SipResolver against a loopback DNS server', () => {
     const local = await resolveUri(parseSipUriStrict('sip:localhost'), undefined, resolver);
     assert.equal(local.port, 5060);
     assert.equal(dns.queries.length, queries);
+  });
+
+  it('NAPTR (§4.1) chooses the transport among those we listen on, and the SRV name to ask', async () => {
+    const resolver = new SipResolver({ servers: [dns.address] });
+    const tcp = await resolveUriAll(parseSipUriStrict('sip:naptr.test'), undefined, resolver, ['udp', 'tcp']);
+    assert.deepEqual(tcp.map((d) => [d.protocol, d.address, d.port]), [['tcp', '127.0.0.2', 5090]]);
+    const udpOnly = await resolveUriAll(parseSipUriStrict('sip:naptr.test'), undefined, resolver, ['udp']);
+    assert.deepEqual(udpOnly.map((d) => [d.protocol, d.port]), [['udp', 5091]]);
+    // A URI that fixes the transport does not ask NAPTR.
+    const queries = dns.queries.filter((q) => q.type === 35).length;
+    const fixed = await resolveUriAll(parseSipUriStrict('sip:pbx.test;transport=tcp'), undefined, resolver, ['udp', 'tcp']);
+    assert.equal(fixed[0].protocol, 'tcp');
+    assert.equal(dns.queries.filter((q) => q.type === 35).length, queries);
+    // A domain without NAPTR keeps UDP and its SRV.
+    const plain = await resolveUriAll(parseSipUriStrict('sip:pbx.test'), undefined, resolver, ['udp', 'tcp']);
+    assert.deepEqual([plain[0].protocol, plain[0].port], ['udp', 5070]);
   });
 
   it('a name nobody knows rejects, asked of the configured servers only', async () => {
