@@ -570,7 +570,8 @@ export class ProxyCall {
   private checkDone(): void {
     if (this.finalSent) return;
     if (this.branches.some((b) => b.final === undefined)) return;
-    const best = chooseBest(this.branches.map((b) => b.final!));
+    const results = this.branches.map((b) => b.final!);
+    const best = withAllChallenges(chooseBest(results), results);
     this.sendFinal(best, this.cancelled ? 'cancelled' : best.status === 480 ? 'unavailable' : 'failed');
   }
 
@@ -639,6 +640,25 @@ function stripTopVia(response: SipResponse): SipResponse {
   const out = response.clone();
   out.removeFirstValue('via');
   return out;
+}
+
+/**
+ * §16.7 step 7: a 401 or 407 chosen as the best response carries the WWW-Authenticate and
+ * Proxy-Authenticate values of every other 401 and 407, unchanged, so that the caller can
+ * answer every challenge at once.
+ */
+export function withAllChallenges(best: FinalResult, results: readonly FinalResult[]): FinalResult {
+  if ((best.status !== 401 && best.status !== 407) || !best.response) return best;
+  let response: SipResponse | undefined;
+  for (const other of results) {
+    if (other === best || !other.response || (other.status !== 401 && other.status !== 407)) continue;
+    for (const h of other.response.headers) {
+      if (h.key !== 'www-authenticate' && h.key !== 'proxy-authenticate') continue;
+      response ??= best.response.clone();
+      response.append(h.name, h.value);
+    }
+  }
+  return response ? { ...best, response } : best;
 }
 
 /** §16.7 step 6: a 6xx if any, else the lowest class; 503 becomes 500 when sent. */

@@ -157,6 +157,16 @@ describe('proxy core (RFC 3261 §16)', () => {
       assert.equal(response.status, 480);
     });
 
+    it('§16.7 step 7: a 401 and a 407 from two branches: the caller gets one response with both challenges', async () => {
+      const a = await rawUas(lab, 'best5', 401, 50, [['WWW-Authenticate', 'Digest realm="desk.example", nonce="n1", qop="auth"']]);
+      const b = await rawUas(lab, 'best5', 407, 150, [['Proxy-Authenticate', 'Digest realm="gw.example", nonce="n2", qop="auth"']]);
+      closers.push(() => a.close(), () => b.close());
+      const { response } = await invite('sip:best5@127.0.0.1');
+      assert.ok(response.status === 401 || response.status === 407, String(response.status));
+      assert.deepEqual(response.getAll('www-authenticate'), ['Digest realm="desk.example", nonce="n1", qop="auth"']);
+      assert.deepEqual(response.getAll('proxy-authenticate'), ['Digest realm="gw.example", nonce="n2", qop="auth"']);
+    });
+
     it('a 6xx wins even when it arrives after a 4xx', async () => {
       const a = await rawUas(lab, 'best4', 486, 50);
       const b = await rawUas(lab, 'best4', 600, 200);
