@@ -29,10 +29,10 @@ import {
   newTag,
   parseSipUriStrict,
 } from '@pushcall/sip';
-import type { Binding } from '../location/types.js';
+import type { Binding, PushRegistration } from '../location/types.js';
 import type { PushPayload, RefreshPayload } from '../push/payload.js';
 import { buildPayload } from '../push/payload.js';
-import type { PushBinding, PushOutcome, SendOptions } from '../push/types.js';
+import { type PushBinding, type PushOutcome, type SendOptions, deliveredInOtherEnvironment } from '../push/types.js';
 import { stripAllPushParams } from '../registrar/push-params.js';
 import type { RateLimiter } from './limits.js';
 import type { ProxyCore } from './proxy.js';
@@ -241,7 +241,7 @@ export class ProxyCall {
     }
 
     // Delivered through the other APNs environment: the push went out; fix the binding.
-    if (!outcome.ok && outcome.error === 'PUSH_ENVIRONMENT_MISMATCH' && outcome.id) {
+    if (!outcome.ok && deliveredInOtherEnvironment(outcome)) {
       void this.correctEnvironment(binding, outcome.actualEnvironment);
       outcome = { ok: true, provider: outcome.provider, id: outcome.id, latencyMs: outcome.latencyMs, status: 200, environment: outcome.actualEnvironment };
     }
@@ -680,15 +680,22 @@ export function chooseBest(results: FinalResult[]): FinalResult {
   return [...results].sort((a, b) => rank(a) - rank(b))[0];
 }
 
+/**
+ * Whether a binding can take an alert or silent push: a PushKit (VoIP) token cannot, so an APNs
+ * binding needs its alert ("remote") token.
+ */
+export function canTakeAlertPush(p: PushRegistration): boolean {
+  return p.provider !== 'apns' || p.alertPrid !== undefined;
+}
+
 /** The push gateway's view of a binding; alerts to APNs need the alert ("remote") token. */
 export function toPushBinding(binding: Binding, use: 'call' | 'alert'): PushBinding | undefined {
   const p = binding.push;
   if (!p) return undefined;
   let prid = p.prid;
   if (use === 'alert' && p.provider === 'apns') {
-    // A PushKit (VoIP) token cannot receive alert pushes; only the "remote" token can.
-    if (!p.alertPrid) return undefined;
-    prid = p.alertPrid;
+    if (!canTakeAlertPush(p)) return undefined;
+    prid = p.alertPrid!;
   }
   return { bindingId: binding.id, aor: binding.aor, provider: p.provider, prid, param: p.param, environment: p.environment, registeredAt: binding.registeredAt };
 }

@@ -33,6 +33,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { RegistrationEvent } from '../registrar/registrar.js';
 import { buildRefreshPayload } from '../push/payload.js';
+import { deliveredInOtherEnvironment } from '../push/types.js';
 import { finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
@@ -434,7 +435,7 @@ export class ProxyCore {
     const payload = buildRefreshPayload({ to: device.aor, ttl: timeoutMs / 1000 }, this.clock);
     pusher.sendRefresh(target, payload, { deadlineMs: 5000 }).then(
       (outcome) => {
-        if (outcome.ok || (outcome.error === 'PUSH_ENVIRONMENT_MISMATCH' && outcome.id !== undefined)) return;
+        if (outcome.ok || deliveredInOtherEnvironment(outcome)) return;
         if (outcome.removeBinding) void this.store.remove(device.id);
         if (settle()) tx.respond(createResponse(request, 503, { reason: `Push failed (${outcome.reason})` }));
       },

@@ -22,8 +22,8 @@ import type { Binding, BindingStore } from '../location/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import { buildRefreshPayload } from '../push/payload.js';
-import type { PushOutcome } from '../push/types.js';
-import { type Pusher, toPushBinding } from './call.js';
+import { type PushOutcome, deliveredInOtherEnvironment } from '../push/types.js';
+import { type Pusher, canTakeAlertPush, toPushBinding } from './call.js';
 
 export interface RefreshSettings {
   leadSeconds: number;
@@ -102,9 +102,7 @@ export class BindingRefresher {
   }
 
   private eligible(binding: Binding): boolean {
-    const push = binding.push;
-    // The same rule as toPushBinding(binding, 'alert'), without building the target.
-    return push !== undefined && (push.provider !== 'apns' || push.alertPrid !== undefined) && binding.flow.nodeId === this.options.nodeId;
+    return binding.push !== undefined && canTakeAlertPush(binding.push) && binding.flow.nodeId === this.options.nodeId;
   }
 
   private place(id: string, dueAtMs: number, attempt: number): void {
@@ -193,7 +191,7 @@ export class BindingRefresher {
       outcome = { ok: false, provider: target.provider, error: 'PUSH_UNAVAILABLE', reason: (error as Error).message, removeBinding: false, latencyMs: 0 };
     }
     // Delivered through the other APNs environment: it went out (the call path learns the fix).
-    const delivered = outcome.ok || (outcome.error === 'PUSH_ENVIRONMENT_MISMATCH' && outcome.id !== undefined);
+    const delivered = outcome.ok || deliveredInOtherEnvironment(outcome);
     metrics.refreshPushes.inc({ provider: target.provider, outcome: outcome.ok ? 'ok' : outcome.error });
     logger.debug({ aor: binding.aor, binding: id, provider: target.provider, attempt, ok: delivered, error: outcome.ok ? undefined : outcome.error }, 'refresh push');
     if (!outcome.ok && outcome.removeBinding) {

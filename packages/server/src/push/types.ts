@@ -75,6 +75,14 @@ export interface PushFailure {
 
 export type PushOutcome = PushSuccess | PushFailure;
 
+/**
+ * A failure that still went out: a sandbox/production mix-up that APNs accepted through the
+ * other environment (PUSH_ENVIRONMENT_MISMATCH with the apns-id it got there).
+ */
+export function deliveredInOtherEnvironment(failure: PushFailure): boolean {
+  return failure.error === 'PUSH_ENVIRONMENT_MISMATCH' && failure.id !== undefined;
+}
+
 export interface SendOptions {
   /** Time budget for this push, ms (default: the provider's request timeout, 5 s). */
   deadlineMs?: number;
