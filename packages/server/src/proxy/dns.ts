@@ -30,7 +30,7 @@ export interface ResolvedServer {
 export interface SipResolverOptions {
   /** DNS servers (`ip` or `ip:port`); default: the system's. */
   servers?: readonly string[];
-  /** How long SRV answers are reused. Default 30 s. */
+  /** How long NAPTR and SRV answers are reused. Default 30 s. */
   cacheMs?: number;
   /** Per query. Default 2 s. */
   timeoutMs?: number;
@@ -50,17 +50,10 @@ export class SipResolver {
   }
 
   /**
-   * Where a request for `host` goes over `protocol`. `port` is the URI's port, if any. Throws
-   * when the name does not resolve at all.
-   */
-  async locate(host: string, port: number | undefined, protocol: TransportProtocol, defaultPort: number): Promise<ResolvedServer> {
-    return (await this.locateAll(host, port, protocol, defaultPort))[0];
-  }
-
-  /**
-   * Every server for `host`, in the order to try them (RFC 3263 §4.3: the next one after a
-   * transport error, a timeout or a 503): SRV targets by priority, weighted random within
-   * one; targets that do not resolve are left out. Throws when none resolves.
+   * Every server for `host` over `protocol` (`port`: the URI's, if any), in the order to try
+   * them (RFC 3263 §4.3: the next one after a transport error, a timeout or a 503): SRV
+   * targets by priority, weighted random within one; targets that do not resolve are left
+   * out. Throws when none resolves.
    */
   async locateAll(host: string, port: number | undefined, protocol: TransportProtocol, defaultPort: number, srvName?: string): Promise<ResolvedServer[]> {
     const service = SRV_SERVICE[protocol];

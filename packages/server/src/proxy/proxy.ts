@@ -69,12 +69,14 @@ export class ProxyCore {
   readonly wake = new WakeRegistry();
   /** RFC 3263 lookups for host names (config `dns`). */
   readonly resolver: SipResolver;
-
-  /** The transports NAPTR records may choose (RFC 3263 §4.1): those we listen on. */
-  get usableTransports(): TransportProtocol[] {
+  /**
+   * The transports NAPTR records may choose (RFC 3263 §4.1): those we listen on. A function,
+   * called only when NAPTR is consulted, not for every request routed to an address.
+   */
+  readonly usableTransports = (): TransportProtocol[] => {
     const protocols = new Set(this.layer.listeners.map((t) => t.protocol));
     return (['udp', 'tcp', 'tls'] as const).filter((p) => protocols.has(p));
-  }
+  };
   readonly timelines: CallTimelines;
   /** INVITEs in their binding lookup -> whether a CANCEL already came for them. */
   private readonly lookingUp = new Map<string, boolean>();

@@ -1,6 +1,6 @@
 /**
- * Where requests go (RFC 3261 §16.5–16.6, RFC 3263 SRV without NAPTR (dns.ts), RFC 5626
- * flows, RFC 5658 double Record-Route). IP addresses are used as they are.
+ * Where requests go (RFC 3261 §16.5–16.6, RFC 3263 via dns.ts, RFC 5626 flows, RFC 5658
+ * double Record-Route). IP addresses are used as they are.
  */
 
 import { isIP } from 'node:net';
@@ -25,18 +25,20 @@ export function protocolOfUri(uri: SipUri): TransportProtocol {
 
 /**
  * Resolve a URI to a destination: maddr, else host; an IP address as it is, a name through
- * RFC 3263 (SRV when the URI has no port, else A/AAAA); default port per transport. A TLS
- * server is checked against the URI's host (RFC 5922 §4), not the SRV target.
+ * RFC 3263 (NAPTR for the transport, SRV when the URI has no port, else A/AAAA); default port
+ * per transport. A TLS server is checked against the URI's host (RFC 5922 §4), not the SRV
+ * target.
  */
-export async function resolveUri(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver, usable?: readonly TransportProtocol[]): Promise<Destination> {
+export async function resolveUri(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver, usable?: () => readonly TransportProtocol[]): Promise<Destination> {
   return (await resolveUriAll(uri, connectionId, resolver, usable))[0];
 }
 
 /**
- * Every destination for a URI, in the order to try them (RFC 3263 §4.3 failover). `usable`:
- * the transports we can send on, among which NAPTR records may choose when the URI names none.
+ * Every destination for a URI, in the order to try them (RFC 3263 §4.3 failover). `usable`
+ * gives the transports we can send on, among which NAPTR records may choose when the URI
+ * names none.
  */
-export async function resolveUriAll(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver, usable?: readonly TransportProtocol[]): Promise<Destination[]> {
+export async function resolveUriAll(uri: SipUri, connectionId?: string, resolver: SipResolver = systemResolver, usable?: () => readonly TransportProtocol[]): Promise<Destination[]> {
   let protocol = protocolOfUri(uri);
   const maddr = uri.param('maddr');
   let host = maddr ?? uri.hostname;
@@ -45,7 +47,7 @@ export async function resolveUriAll(uri: SipUri, connectionId?: string, resolver
   let srvName: string | undefined;
   // §4.1: NAPTR only when nothing in the URI fixes the transport or the port.
   if (usable && !isIP(host) && uri.port === undefined && uri.transport === undefined && !uri.isSecure && maddr === undefined) {
-    const chosen = await resolver.naptr(host, usable);
+    const chosen = await resolver.naptr(host, usable());
     if (chosen) ({ protocol, srvName } = chosen);
   }
   const defaultPort = protocol === 'tls' || protocol === 'wss' ? 5061 : 5060;

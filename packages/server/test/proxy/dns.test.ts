@@ -97,17 +97,17 @@ describe('SipResolver against a loopback DNS server', () => {
 
   it('NAPTR (§4.1) chooses the transport among those we listen on, and the SRV name to ask', async () => {
     const resolver = new SipResolver({ servers: [dns.address] });
-    const tcp = await resolveUriAll(parseSipUriStrict('sip:naptr.test'), undefined, resolver, ['udp', 'tcp']);
+    const tcp = await resolveUriAll(parseSipUriStrict('sip:naptr.test'), undefined, resolver, () => ['udp', 'tcp']);
     assert.deepEqual(tcp.map((d) => [d.protocol, d.address, d.port]), [['tcp', '127.0.0.2', 5090]]);
-    const udpOnly = await resolveUriAll(parseSipUriStrict('sip:naptr.test'), undefined, resolver, ['udp']);
+    const udpOnly = await resolveUriAll(parseSipUriStrict('sip:naptr.test'), undefined, resolver, () => ['udp']);
     assert.deepEqual(udpOnly.map((d) => [d.protocol, d.port]), [['udp', 5091]]);
     // A URI that fixes the transport does not ask NAPTR.
     const queries = dns.queries.filter((q) => q.type === 35).length;
-    const fixed = await resolveUriAll(parseSipUriStrict('sip:pbx.test;transport=tcp'), undefined, resolver, ['udp', 'tcp']);
+    const fixed = await resolveUriAll(parseSipUriStrict('sip:pbx.test;transport=tcp'), undefined, resolver, () => ['udp', 'tcp']);
     assert.equal(fixed[0].protocol, 'tcp');
     assert.equal(dns.queries.filter((q) => q.type === 35).length, queries);
     // A domain without NAPTR keeps UDP and its SRV.
-    const plain = await resolveUriAll(parseSipUriStrict('sip:pbx.test'), undefined, resolver, ['udp', 'tcp']);
+    const plain = await resolveUriAll(parseSipUriStrict('sip:pbx.test'), undefined, resolver, () => ['udp', 'tcp']);
     assert.deepEqual([plain[0].protocol, plain[0].port], ['udp', 5070]);
   });
 
