@@ -411,13 +411,14 @@ export class Registrar {
   }
 
   /**
-   * RFC 8599 §6.2.1: a push binding's PURRs, unforgeable (128 random bits) and anonymous. A
-   * new one every `purr.rotateSeconds` even when nothing changed, so that a PURR does not
-   * identify a device for long; the last `purr.keep` stay valid for the dialogs using them.
+   * RFC 8599 §6.2.1 (with `registrar.purr` on): a push binding's PURRs, unforgeable (128
+   * random bits) and anonymous. A new one every `purr.rotateSeconds` even when nothing
+   * changed, so that a PURR does not identify a device for long; the last `purr.keep` stay
+   * valid for the dialogs using them.
    */
   private purrsFor(push: PushRegistration | undefined, previous: Binding | undefined, now: number): Pick<Binding, 'purrs' | 'purrIssuedAt'> {
     const config = this.config.registrar.purr;
-    if (!config.enabled || !push) return {};
+    if (!push) return {};
     const kept = previous?.purrs;
     if (kept && kept.length > 0 && previous.purrIssuedAt !== undefined && now - previous.purrIssuedAt < config.rotateSeconds * 1000) {
       return { purrs: kept, purrIssuedAt: previous.purrIssuedAt };

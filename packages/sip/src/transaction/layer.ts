@@ -33,10 +33,10 @@ import {
 import { DEFAULT_TIMERS, type TimerConfig } from './timers.js';
 import type { Destination, Transaction, TransactionContext, TransactionSender } from './transaction.js';
 
-/** What the core (registrar, proxy, UA) implements. */
 /** Sends a response to a request answered without a transaction (§8.2.7), to where §18.2.2 says. */
 export type StatelessReply = (response: SipResponse) => void;
 
+/** What the core (registrar, proxy, UA) implements. */
 export interface TransactionLayerUser {
   /** A new request (not ACK, not CANCEL) with its server transaction. */
   onRequest(request: SipRequest, transaction: ServerTransaction, flow: Flow): void;
