@@ -14,7 +14,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig, createPushcall } from '@pushcall/server';
-import type { Flow, SendTarget, Transport, TransportEvents } from '@pushcall/sip';
+import { attachInProcessUdp } from './lib/in-process-udp.js';
 
 const calls = Number(process.argv[2] ?? 50_000);
 const concurrent = Number(process.argv[3] ?? 200);
@@ -33,32 +33,9 @@ const config = validateConfig({
 });
 const server = await createPushcall({ config });
 
-const flowFrom = (port: number): Flow => ({ protocol: 'udp', localAddress: '127.0.0.1', localPort: PROXY_PORT, remoteAddress: '127.0.0.1', remotePort: port });
-const uacFlow = flowFrom(UAC_PORT);
-const uasFlow = flowFrom(UAS_PORT);
-
 // Messages pushcall sends, delivered to the scripted peers on the next turn (as a socket would).
 const outbox: { port: number; text: string }[] = [];
-let events!: TransportEvents;
-class LoopbackPeers implements Transport {
-  readonly protocol = 'udp' as const;
-  readonly reliable = false;
-  readonly localAddress = '127.0.0.1';
-  readonly localPort = PROXY_PORT;
-  async listen() {}
-  async send(target: SendTarget, data: Buffer): Promise<Flow> {
-    outbox.push({ port: target.port, text: data.toString('latin1') });
-    return flowFrom(target.port);
-  }
-  hasConnection() {
-    return false;
-  }
-  async close() {}
-}
-server.layer.addTransport((e) => {
-  events = e;
-  return new LoopbackPeers();
-});
+const toPushcall = attachInProcessUdp(server.layer, PROXY_PORT, (target, data) => outbox.push({ port: target.port, text: data.toString('latin1') }));
 
 // ---- the scripted peers (their CPU is measured separately and subtracted) ----------------
 
@@ -88,7 +65,7 @@ function deliver(port: number, text: string): void {
   inbox.push({ port, data: Buffer.from(text, 'latin1') });
 }
 function flushInbox(): void {
-  for (const m of inbox.splice(0)) events.onMessage({ data: m.data, flow: m.port === UAC_PORT ? uacFlow : uasFlow });
+  for (const m of inbox.splice(0)) toPushcall(m.data, m.port);
 }
 
 function uas(text: string): void {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { validateConfig, createPushcall } from '@pushcall/server';
-import type { Flow, SendTarget, Transport, TransportEvents } from '@pushcall/sip';
+import { attachInProcessUdp } from './lib/in-process-udp.js';
 
 const count = Number(process.argv[2] ?? 200_000);
 const storeType = (process.argv[3] ?? 'sqlite') as 'memory' | 'sqlite';
@@ -30,26 +30,7 @@ const config = validateConfig({
 const server = await createPushcall({ config });
 
 let sent = 0;
-let events!: TransportEvents;
-class NullTransport implements Transport {
-  readonly protocol = 'udp' as const;
-  readonly reliable = false;
-  readonly localAddress = '127.0.0.1';
-  readonly localPort = 5060;
-  async listen() {}
-  async send(target: SendTarget): Promise<Flow> {
-    sent++;
-    return { protocol: 'udp', localAddress: '127.0.0.1', localPort: 5060, remoteAddress: target.address, remotePort: target.port };
-  }
-  hasConnection() {
-    return false;
-  }
-  async close() {}
-}
-server.layer.addTransport((e) => {
-  events = e;
-  return new NullTransport();
-});
+const deliver = attachInProcessUdp(server.layer, 5060, () => sent++);
 
 const token = () => randomBytes(32).toString('hex');
 function register(i: number): Buffer {
@@ -72,13 +53,12 @@ function register(i: number): Buffer {
   );
 }
 const messages = Array.from({ length: count }, (_, i) => register(i));
-const flow: Flow = { protocol: 'udp', localAddress: '127.0.0.1', localPort: 5060, remoteAddress: '127.0.0.1', remotePort: 5061 };
 
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const batch = 500;
 for (let i = 0; i < count; i += batch) {
-  for (let j = i; j < Math.min(count, i + batch); j++) events.onMessage({ data: messages[j], flow });
+  for (let j = i; j < Math.min(count, i + batch); j++) deliver(messages[j], 5061);
   await new Promise((r) => setImmediate(r));
   await new Promise((r) => setImmediate(r));
 }
