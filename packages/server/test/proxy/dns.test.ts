@@ -118,54 +118,6 @@ describe('SipResolver against a loopback DNS server', () => {
   });
 });
 
-describe('in front of a PBX named by its domain (proxy.upstream without a port)', () => {
-  it('a request for another domain goes to the host and port the SRV record names', async () => {
-    const pbx = createSocket('udp4');
-    await new Promise<void>((r) => pbx.bind(0, '127.0.0.1', r));
-    const received: string[] = [];
-    pbx.on('message', (msg) => received.push(msg.toString()));
-    const dns = await TestDnsServer.start({
-      srv: { '_sip._udp.pbx.test': [{ priority: 10, weight: 1, port: pbx.address().port, target: 'sip1.pbx.test' }] },
-      a: { 'sip1.pbx.test': '127.0.0.1' },
-    });
-    const server = await startTestServer({ domains: ['example.com'], auth: { mode: 'open' }, proxy: { upstream: 'sip:pbx.test' }, dns: { servers: [dns.address] } } as never);
-    try {
-      const client = createSocket('udp4');
-      await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
-      const port = client.address().port;
-      client.send(
-        Buffer.from(
-          [
-            'MESSAGE sip:bob@elsewhere.net SIP/2.0',
-            `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-srv-1;rport`,
-            'Max-Forwards: 70',
-            'From: <sip:alice@example.com>;tag=a1',
-            'To: <sip:bob@elsewhere.net>',
-            'Call-ID: srv-1@127.0.0.1',
-            'CSeq: 1 MESSAGE',
-            'Content-Length: 0',
-            '',
-            '',
-          ].join('\r\n'),
-        ),
-        server.port('udp'),
-        '127.0.0.1',
-      );
-      const start = Date.now();
-      while (received.length === 0 && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 10));
-      client.close();
-      assert.equal(received.length >= 1, true, 'the PBX got the request');
-      assert.match(received[0], /^MESSAGE sip:bob@elsewhere\.net SIP\/2\.0\r\n/);
-      assert.match(received[0], /\r\nRoute: <sip:pbx\.test;lr>\r\n/);
-      assert.ok(dns.queries.some((q) => q.name === '_sip._udp.pbx.test' && q.type === 33));
-    } finally {
-      await server.stop();
-      dns.close();
-      pbx.close();
-    }
-  });
-});
-
 /** A raw SIP peer: records what it gets, and answers requests with `status` (or not at all). */
 async function udpPeer(status?: number): Promise<{ socket: Socket; port: number; received: string[] }> {
   const socket = createSocket('udp4');
@@ -199,25 +151,57 @@ function message(port: number, callId: string): Buffer {
   );
 }
 
+/** Polls `done` every 10 ms for up to 3 s. */
+async function until(done: () => boolean): Promise<void> {
+  const start = Date.now();
+  while (!done() && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 10));
+}
+
+/**
+ * pushcall in front of `upstream`, a domain whose SRV set `srvName` lists the given ports of
+ * 127.0.0.1 in that order (priorities 10, 20, ...), all behind target `sip1.<domain>`.
+ */
+async function frontOf(upstream: string, srvName: string, ports: number[]) {
+  const domain = srvName.split('.').slice(2).join('.');
+  const target = `sip1.${domain}`;
+  const dns = await TestDnsServer.start({
+    srv: { [srvName]: ports.map((port, i) => ({ priority: 10 * (i + 1), weight: 1, port, target })) },
+    a: { [target]: '127.0.0.1' },
+  });
+  const server = await startTestServer({ domains: ['example.com'], auth: { mode: 'open' }, proxy: { upstream }, dns: { servers: [dns.address] } } as never);
+  return { dns, server };
+}
+
+describe('in front of a PBX named by its domain (proxy.upstream without a port)', () => {
+  it('a request for another domain goes to the host and port the SRV record names', async () => {
+    const pbx = await udpPeer();
+    const { dns, server } = await frontOf('sip:pbx.test', '_sip._udp.pbx.test', [pbx.port]);
+    const client = await udpPeer();
+    try {
+      client.socket.send(message(client.port, 'srv-1@127.0.0.1'), server.port('udp'), '127.0.0.1');
+      await until(() => pbx.received.length > 0);
+      const received = pbx.received;
+      assert.equal(received.length >= 1, true, 'the PBX got the request');
+      assert.match(received[0], /^MESSAGE sip:bob@elsewhere\.net SIP\/2\.0\r\n/);
+      assert.match(received[0], /\r\nRoute: <sip:pbx\.test;lr>\r\n/);
+      assert.ok(dns.queries.some((q) => q.name === '_sip._udp.pbx.test' && q.type === 33));
+    } finally {
+      await server.stop();
+      dns.close();
+      for (const p of [pbx, client]) p.socket.close();
+    }
+  });
+});
+
 describe('failover between the servers of an SRV set (RFC 3263 §4.3)', () => {
   it('a 503 from the first server sends the request to the next one, whose answer the caller gets', async () => {
     const busy = await udpPeer(503);
     const good = await udpPeer(200);
-    const dns = await TestDnsServer.start({
-      srv: {
-        '_sip._udp.cluster.test': [
-          { priority: 10, weight: 1, port: busy.port, target: 'a.cluster.test' },
-          { priority: 20, weight: 1, port: good.port, target: 'a.cluster.test' },
-        ],
-      },
-      a: { 'a.cluster.test': '127.0.0.1' },
-    });
-    const server = await startTestServer({ domains: ['example.com'], auth: { mode: 'open' }, proxy: { upstream: 'sip:cluster.test' }, dns: { servers: [dns.address] } } as never);
+    const { dns, server } = await frontOf('sip:cluster.test', '_sip._udp.cluster.test', [busy.port, good.port]);
     const caller = await udpPeer();
     try {
       caller.socket.send(message(caller.port, 'fo-503@127.0.0.1'), server.port('udp'), '127.0.0.1');
-      const start = Date.now();
-      while (!caller.received.some((t) => t.startsWith('SIP/2.0 2')) && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 10));
+      await until(() => caller.received.some((t) => t.startsWith('SIP/2.0 2')));
       assert.equal(busy.received.filter((t) => t.startsWith('MESSAGE')).length, 1, 'tried first');
       assert.equal(good.received.filter((t) => t.startsWith('MESSAGE')).length, 1, 'then the next');
       assert.ok(caller.received.some((t) => t.startsWith('SIP/2.0 200')), caller.received.join('\n'));
@@ -237,21 +221,12 @@ describe('failover between the servers of an SRV set (RFC 3263 §4.3)', () => {
     const got: string[] = [];
     const alive = createServer((socket) => socket.on('data', (d) => got.push(d.toString())));
     await new Promise<void>((r) => alive.listen(0, '127.0.0.1', r));
-    const dns = await TestDnsServer.start({
-      srv: {
-        '_sip._tcp.cluster.test': [
-          { priority: 10, weight: 1, port: deadPort, target: 'a.cluster.test' },
-          { priority: 20, weight: 1, port: (alive.address() as { port: number }).port, target: 'a.cluster.test' },
-        ],
-      },
-      a: { 'a.cluster.test': '127.0.0.1' },
-    });
-    const server = await startTestServer({ domains: ['example.com'], auth: { mode: 'open' }, proxy: { upstream: 'sip:cluster.test;transport=tcp' }, dns: { servers: [dns.address] } } as never);
+    const { dns, server } = await frontOf('sip:cluster.test;transport=tcp', '_sip._tcp.cluster.test', [deadPort, (alive.address() as { port: number }).port]);
     const caller = await udpPeer();
     try {
       caller.socket.send(message(caller.port, 'fo-tcp@127.0.0.1'), server.port('udp'), '127.0.0.1');
       const start = Date.now();
-      while (!got.join('').includes('MESSAGE sip:bob@elsewhere.net') && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 10));
+      await until(() => got.join('').includes('MESSAGE sip:bob@elsewhere.net'));
       assert.ok(got.join('').startsWith('MESSAGE sip:bob@elsewhere.net SIP/2.0'), got.join(''));
       assert.ok(Date.now() - start < 2000, 'no timeout waited');
     } finally {
