@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
+import { encodeBinding } from './binding-json.js';
 import { MemoryBindingStore } from './memory-store.js';
 import type { Binding } from './types.js';
 
@@ -179,7 +180,7 @@ export class SqliteBindingStore extends MemoryBindingStore {
           removed.push(id);
         }
         for (const b of p.upsert.values()) {
-          const data = JSON.stringify(b);
+          const data = encodeBinding(b);
           const row = this.rowOf.get(b.id);
           if (row !== undefined) this.updateStmt.run(b.aor, b.expiresAt, data, row);
           else inserted.push([b.id, Number(this.insertStmt.run(b.id, b.aor, b.expiresAt, data).lastInsertRowid)]);
