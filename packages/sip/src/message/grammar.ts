@@ -98,18 +98,31 @@ export function quote(value: string): string {
  * use `get` for the raw value and `unquoted` when the value may be a quoted-string.
  */
 export class Params {
-  private readonly entries: Array<[string, string | null]>;
+  /**
+   * Name and value of each parameter, flat: [name0, value0, name1, value1, ...]. One array
+   * instead of one pair per parameter: a REGISTER carries a dozen parameters in its Via,
+   * From, URIs and Contact, and each pair was two more objects for the young generation.
+   */
+  private items: Array<string | null>;
   /** Bumped by every change (lets an owner tell whether its text is still current). */
   revision = 0;
 
-  constructor(entries: Array<[string, string | null]> = []) {
-    this.entries = entries;
+  constructor(entries: ReadonlyArray<readonly [string, string | null]> = []) {
+    const items: Array<string | null> = [];
+    for (const [name, value] of entries) items.push(name, value);
+    this.items = items;
+  }
+
+  private static fromItems(items: Array<string | null>): Params {
+    const params = new Params();
+    params.items = items;
+    return params;
   }
 
   static parse(text: string, separator = ';'): Params {
-    const entries: Array<[string, string | null]> = [];
+    const items: Array<string | null> = [];
     const n = text.length;
-    if (n === 0) return new Params(entries);
+    if (n === 0) return Params.fromItems(items);
     // One pass: split on separators outside quoted strings and <...> (as splitTopLevel),
     // and on the first '=' of each part; empty parts are skipped.
     // Fast path: no quoted strings or angle brackets, so every separator counts.
@@ -126,15 +139,15 @@ export class Params {
         const eq = nextEq < end ? nextEq : -1;
         if (eq === -1) {
           const name = text.slice(start, end).trim();
-          if (name.length > 0) entries.push([name, null]);
+          if (name.length > 0) items.push(name, null);
         } else {
           const name = text.slice(start, eq).trim();
           if (name.length === 0) throw new SipParseError('Malformed parameter', text.slice(start, end).slice(0, 60));
-          entries.push([name, text.slice(eq + 1, end).trim()]);
+          items.push(name, text.slice(eq + 1, end).trim());
         }
         start = end + 1;
       }
-      return new Params(entries);
+      return Params.fromItems(items);
     }
     const sep = separator.charCodeAt(0);
     let start = 0;
@@ -155,24 +168,26 @@ export class Params {
       else if (c === sep && (depthAngle === 0 || i === n)) {
         if (eq === -1) {
           const name = text.slice(start, i).trim();
-          if (name.length > 0) entries.push([name, null]);
+          if (name.length > 0) items.push(name, null);
         } else {
           const name = text.slice(start, eq).trim();
           if (name.length === 0) throw new SipParseError('Malformed parameter', text.slice(start, i).slice(0, 60));
-          entries.push([name, text.slice(eq + 1, i).trim()]);
+          items.push(name, text.slice(eq + 1, i).trim());
         }
         start = i + 1;
         eq = -1;
       }
     }
     if (inQuotes) throw new SipParseError('Unterminated quoted string', text.slice(0, 60));
-    return new Params(entries);
+    return Params.fromItems(items);
   }
 
+  /** Position of the name in `items` (even), or -1. */
   private index(name: string): number {
     const lname = name.toLowerCase();
-    for (let i = 0; i < this.entries.length; i++) {
-      if (this.entries[i][0].toLowerCase() === lname) return i;
+    const items = this.items;
+    for (let i = 0; i < items.length; i += 2) {
+      if ((items[i] as string).toLowerCase() === lname) return i;
     }
     return -1;
   }
@@ -184,7 +199,7 @@ export class Params {
   /** Raw value; `null` for a flag parameter (`;lr`), `undefined` when absent. */
   get(name: string): string | null | undefined {
     const i = this.index(name);
-    return i === -1 ? undefined : this.entries[i][1];
+    return i === -1 ? undefined : this.items[i + 1];
   }
 
   unquoted(name: string): string | undefined {
@@ -196,15 +211,15 @@ export class Params {
   count(name: string): number {
     const lname = name.toLowerCase();
     let n = 0;
-    for (let i = 0; i < this.entries.length; i++) if (this.entries[i][0].toLowerCase() === lname) n++;
+    for (let i = 0; i < this.items.length; i += 2) if ((this.items[i] as string).toLowerCase() === lname) n++;
     return n;
   }
 
   /** The first of `lowerNames` that occurs more than once, in one pass (names lower-case). */
   firstRepeated(lowerNames: readonly string[]): string | undefined {
     let seen: string[] | undefined;
-    for (let i = 0; i < this.entries.length; i++) {
-      const name = this.entries[i][0].toLowerCase();
+    for (let i = 0; i < this.items.length; i += 2) {
+      const name = (this.items[i] as string).toLowerCase();
       if (!lowerNames.includes(name)) continue;
       if (seen?.includes(name)) return name;
       (seen ??= []).push(name);
@@ -214,8 +229,8 @@ export class Params {
 
   set(name: string, value: string | null): this {
     const i = this.index(name);
-    if (i === -1) this.entries.push([name, value]);
-    else this.entries[i] = [this.entries[i][0], value];
+    if (i === -1) this.items.push(name, value);
+    else this.items[i + 1] = value;
     this.revision++;
     return this;
   }
@@ -223,7 +238,7 @@ export class Params {
   delete(name: string): boolean {
     const i = this.index(name);
     if (i === -1) return false;
-    this.entries.splice(i, 1);
+    this.items.splice(i, 2);
     this.revision++;
     return true;
   }
@@ -231,9 +246,9 @@ export class Params {
   /** Remove every parameter whose lower-cased name satisfies `predicate`. */
   deleteWhere(predicate: (lowerName: string) => boolean): number {
     let removed = 0;
-    for (let i = this.entries.length - 1; i >= 0; i--) {
-      if (predicate(this.entries[i][0].toLowerCase())) {
-        this.entries.splice(i, 1);
+    for (let i = this.items.length - 2; i >= 0; i -= 2) {
+      if (predicate((this.items[i] as string).toLowerCase())) {
+        this.items.splice(i, 2);
         removed++;
       }
     }
@@ -242,26 +257,32 @@ export class Params {
   }
 
   names(): string[] {
-    return this.entries.map(([k]) => k);
+    const out: string[] = [];
+    for (let i = 0; i < this.items.length; i += 2) out.push(this.items[i] as string);
+    return out;
   }
 
   get size(): number {
-    return this.entries.length;
+    return this.items.length / 2;
   }
 
   clone(): Params {
-    return new Params(this.entries.map(([k, v]) => [k, v]));
+    return Params.fromItems(this.items.slice());
   }
 
   /** `;a=1;b` (leading separator included when non-empty). */
   toString(separator = ';'): string {
     let out = '';
-    for (const [k, v] of this.entries) out += v === null ? `${separator}${k}` : `${separator}${k}=${v}`;
+    const items = this.items;
+    for (let i = 0; i < items.length; i += 2) {
+      const v = items[i + 1];
+      out += v === null ? `${separator}${items[i]}` : `${separator}${items[i]}=${v}`;
+    }
     return out;
   }
 
-  [Symbol.iterator](): IterableIterator<[string, string | null]> {
-    return this.entries[Symbol.iterator]();
+  *[Symbol.iterator](): IterableIterator<[string, string | null]> {
+    for (let i = 0; i < this.items.length; i += 2) yield [this.items[i] as string, this.items[i + 1]];
   }
 }
 
