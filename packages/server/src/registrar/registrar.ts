@@ -250,15 +250,16 @@ export class Registrar {
       }
       await this.store.apply(aor, { upsert: [], remove: existing.map((b) => b.id) });
       for (const b of existing) this.hooks.onRemoved?.(b, 'unregistered');
-      return this.ok(request, [], []);
+      return this.ok(request, [], [], request.values('path'));
     }
 
     // A query: no Contact, answer with the current bindings (§10.3 step 8).
-    if (contacts.length === 0) return this.ok(request, existing, []);
+    if (contacts.length === 0) return this.ok(request, existing, [], request.values('path'));
 
     // Step 7: plan every contact first; any error aborts the whole request.
     const planned: PlannedContact[] = [];
-    const featureCapsProviders = new Set<string>();
+    // PNS types for the 2xx's Feature-Caps: a handful at most, so an array, not a Set.
+    const featureCapsProviders: string[] = [];
     let queryAll = false;
     for (const contact of contacts) {
       const uri = contact.uri;
@@ -279,7 +280,7 @@ export class Registrar {
             if (this.supportedProviders().length === 0 && this.config.registrar.lastHop) return createResponse(request, 555);
             queryAll = true;
           }
-          else if (this.supportedProviders().includes(inspection.provider)) featureCapsProviders.add(inspection.provider);
+          else if (this.supportedProviders().includes(inspection.provider)) addOnce(featureCapsProviders, inspection.provider);
           else if (this.config.registrar.lastHop) return createResponse(request, 555);
           break;
         case 'push':
@@ -295,46 +296,36 @@ export class Registrar {
         if (expires < min) return createResponse(request, 423, { headers: [['Min-Expires', String(min)]] });
         expires = Math.min(expires, this.config.registrar.maxExpires);
       }
-      if (push && expires > 0) featureCapsProviders.add(push.provider);
+      if (push && expires > 0) addOnce(featureCapsProviders, push.provider);
       planned.push({ contact, uri, expires, inspection, push });
     }
-    if (queryAll) for (const p of this.supportedProviders()) featureCapsProviders.add(p);
+    if (queryAll) for (const p of this.supportedProviders()) addOnce(featureCapsProviders, p);
 
     const upsert: Binding[] = [];
-    const remove = new Set<string>();
+    const remove: string[] = [];
     const events: RegistrationEvent[] = [];
     const removedEvents: Array<[Binding, 'unregistered' | 'replaced' | 'same-token']> = [];
     const pathValues = request.values('path');
     const path = pathValues.length === 0 ? NO_PATH : pathValues;
-    const pnsreg = { requested: false };
+    let pnsregRequested = false;
     /** RFC 8599 §6.2.1: the newest PURR per PNS type, for the 2xx. */
     const purrs = this.config.registrar.purr.enabled ? new Map<string, string>() : undefined;
 
     for (const p of planned) {
-      const instanceId = p.contact.instance;
-      const regId = p.contact.regId;
-      // RFC 5626 §6: the same instance (and reg-id) is the same binding, wherever it is now.
-      // RFC 8599 §4.1.2: a removal carries no pn-prid, so it matches the binding on the
-      // rest of the URI (pn-provider and pn-param still equal) instead of on all pn-*.
-      const pridlessRemoval = p.expires === 0 && !p.uri.params.has('pn-prid');
-      const match = existing.find((b) =>
-        instanceId !== undefined
-          ? b.instanceId === instanceId && (b.regId ?? null) === (regId ?? null)
-          : b.instanceId === undefined && contactMatches(parseSipUriStrict(b.contact), p.uri, pridlessRemoval),
-      );
+      const match = findMatch(existing, p);
       if (match && match.callId === request.callId && cseq <= match.cseq) {
         // The same CSeq again is a retransmission whose response the transaction layer no
         // longer holds: answer it again, changing nothing (idempotent, as stateless
         // registrars do). A lower CSeq is out of order (§10.3 step 7).
         if (cseq === match.cseq) {
           if (match.push && match.purrs) purrs?.set(match.push.provider, match.purrs[0]);
-          return this.ok(request, existing, [...featureCapsProviders], pnsreg.requested || existing.some((b) => b.pnsreg && b.push), purrs);
+          return this.ok(request, existing, featureCapsProviders, path, pnsregRequested || existing.some((b) => b.pnsreg && b.push), purrs);
         }
         return createResponse(request, 400, { reason: 'Out-of-order CSeq for this binding' });
       }
       if (p.expires === 0) {
         if (match) {
-          remove.add(match.id);
+          remove.push(match.id);
           removedEvents.push([match, 'unregistered']);
         }
         continue;
@@ -346,15 +337,15 @@ export class Registrar {
         p.push = { ...p.push, environment: match.push.environment };
       }
       const hasPnsreg = p.contact.params.has('+sip.pnsreg');
-      if (hasPnsreg && p.push) pnsreg.requested = true;
+      if (hasPnsreg && p.push) pnsregRequested = true;
       // A binding lives for hours: its strings are copies, so it does not keep the text of
       // the REGISTER it came from alive (see detachString).
       const binding: Binding = {
         id: match?.id ?? randomToken(12),
         aor: detachString(aor),
         contact: detachString(p.uri.toString()),
-        instanceId: detachOptional(instanceId),
-        regId,
+        instanceId: detachOptional(p.contact.instance),
+        regId: p.contact.regId,
         q: p.contact.q,
         callId: detachString(request.callId),
         cseq,
@@ -374,8 +365,8 @@ export class Registrar {
         push: p.push && detachPush(p.push),
         pnsreg: hasPnsreg,
         userAgent: detachOptional(request.userAgent),
-        ...(purrs && this.purrsFor(p.push, match, now)),
       };
+      if (purrs) Object.assign(binding, this.purrsFor(p.push, match, now));
       if (binding.push && binding.purrs) purrs?.set(binding.push.provider, binding.purrs[0]);
       upsert.push(binding);
       events.push({ binding, previous: match, request, receivedAt });
@@ -384,30 +375,32 @@ export class Registrar {
       // to the same AOR so a stolen token cannot unregister someone else's device.
       if (p.push) {
         for (const other of existing) {
-          if (other.id === binding.id || remove.has(other.id)) continue;
+          if (other.id === binding.id || remove.includes(other.id)) continue;
           if (other.push?.provider === p.push.provider && other.push.prid === p.push.prid) {
-            remove.add(other.id);
+            remove.push(other.id);
             removedEvents.push([other, 'same-token']);
           }
         }
       }
     }
 
-    const remaining = existing.filter((b) => !remove.has(b.id) && !upsert.some((u) => u.id === b.id));
-    if (remaining.length + upsert.length > this.config.registrar.maxBindingsPerAor) {
+    // The AOR's bindings once this REGISTER is applied: the untouched ones, then the new or refreshed.
+    const current: Binding[] = [];
+    for (const b of existing) if (!remove.includes(b.id) && !upsert.some((u) => u.id === b.id)) current.push(b);
+    if (current.length + upsert.length > this.config.registrar.maxBindingsPerAor) {
       return createResponse(request, 403, { reason: `Too many contacts (max ${this.config.registrar.maxBindingsPerAor})` });
     }
+    for (const b of upsert) current.push(b);
 
     // RFC 8599 §5.6.2 "early forward": this registrar has authenticated the REGISTER and
     // accepted it, so requests held for the device may go now, without waiting for the
     // store's group commit (the INVITE may then reach the phone before the 200 OK, which the
     // RFC allows).
     for (const e of events) this.hooks.onAccepted?.(e);
-    await this.store.apply(aor, { upsert, remove: [...remove] });
+    await this.store.apply(aor, { upsert, remove });
     for (const [b, reason] of removedEvents) this.hooks.onRemoved?.(b, reason);
     for (const e of events) this.hooks.onRegistered?.(e);
-    const current = [...remaining, ...upsert];
-    return this.ok(request, current, [...featureCapsProviders], pnsreg.requested, purrs);
+    return this.ok(request, current, featureCapsProviders, path, pnsregRequested, purrs);
   }
 
   /**
@@ -427,7 +420,7 @@ export class Registrar {
   }
 
   /** The 2xx: every current binding with its remaining expiry (§10.3 step 8). */
-  private ok(request: SipRequest, bindings: Binding[], providers: string[], pnsreg = false, purrs?: ReadonlyMap<string, string>): SipResponse {
+  private ok(request: SipRequest, bindings: Binding[], providers: readonly string[], path: readonly string[], pnsreg = false, purrs?: ReadonlyMap<string, string>): SipResponse {
     const now = this.clock.now();
     const headers: Array<[string, string]> = [];
     for (const b of bindings) {
@@ -439,7 +432,7 @@ export class Registrar {
       headers.push(['Contact', value]);
     }
     // RFC 3327 §5.3: the Path vector is echoed in the 200.
-    for (const p of request.values('path')) headers.push(['Path', p]);
+    for (const p of path) headers.push(['Path', p]);
     if (bindings.some((b) => b.regId !== undefined) && request.supported.some((s) => s.toLowerCase() === 'outbound')) {
       headers.push(['Require', 'outbound']);
     }
@@ -457,6 +450,29 @@ export class Registrar {
     headers.push(['Date', httpDate(now)]);
     return createResponse(request, 200, { headers });
   }
+}
+
+/**
+ * The stored binding a planned Contact names: RFC 5626 §6, the same instance (and reg-id)
+ * is the same binding wherever it is now; without an instance, the same Contact URI. RFC
+ * 8599 §4.1.2: a removal carries no pn-prid, so it matches on the rest of the URI
+ * (pn-provider and pn-param still equal) instead of on all pn-* parameters.
+ */
+function findMatch(existing: readonly Binding[], p: PlannedContact): Binding | undefined {
+  if (existing.length === 0) return undefined;
+  const instanceId = p.contact.instance;
+  if (instanceId !== undefined) {
+    const regId = p.contact.regId ?? null;
+    for (const b of existing) if (b.instanceId === instanceId && (b.regId ?? null) === regId) return b;
+    return undefined;
+  }
+  const pridlessRemoval = p.expires === 0 && !p.uri.params.has('pn-prid');
+  for (const b of existing) if (b.instanceId === undefined && contactMatches(parseSipUriStrict(b.contact), p.uri, pridlessRemoval)) return b;
+  return undefined;
+}
+
+function addOnce(list: string[], value: string): void {
+  if (!list.includes(value)) list.push(value);
 }
 
 function detachOptional(text: string | undefined): string | undefined {
