@@ -103,7 +103,7 @@ export class PushcallServer implements TransactionLayerUser {
       vapidPublicKey: (provider) => this.proxy.pusher?.vapidPublicKey?.(provider),
       forwardRegister: this.config.registrar.upstream ? (request) => this.forwardRegister(request) : undefined,
       hooks: {
-        onOutcome: (status) => this.metrics.registers.inc({ status: String(status) }),
+        onOutcome: (status) => this.metrics.countRegister(status),
         onRegistered: (event) => {
           this.refresher?.track(event.binding);
           // Built only when someone reads it: this runs for every REGISTER.
@@ -308,7 +308,7 @@ export class PushcallServer implements TransactionLayerUser {
   private register(request: SipRequest, flow: Flow, reply: (response: SipResponse) => void): void {
     this.registrar.handle(request, flow).then(reply, (error: unknown) => {
       this.logger.error({ err: error }, 'REGISTER failed');
-      this.metrics.registers.inc({ status: '500' });
+      this.metrics.countRegister(500);
       reply(createResponse(request, 500, { reason: 'Registrar error' }));
     });
   }

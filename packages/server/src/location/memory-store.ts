@@ -7,7 +7,11 @@ import type { Binding, BindingStore, StoreStats } from './types.js';
 export class MemoryBindingStore implements BindingStore {
   protected readonly byAor = new Map<string, Binding[]>();
   protected readonly byId = new Map<string, Binding>();
-  /** Push token -> binding ids (nearly always one: a plain array is cheaper than a Set). */
+  /**
+   * Push token (PRID) -> binding ids, nearly always one (a plain array is cheaper than a
+   * Set). Keyed by the PRID alone, without the provider: a key joined from both was a new
+   * 70-character string to build and hash per REGISTER; lookups check the provider.
+   */
   protected readonly byToken = new Map<string, string[]>();
   /** PURR -> binding id (RFC 8599 §6.2.3). */
   protected readonly byPurr = new Map<string, string>();
@@ -42,9 +46,9 @@ export class MemoryBindingStore implements BindingStore {
     if (!list) this.byAor.set(binding.aor, (list = []));
     list.push(binding);
     if (binding.push) {
-      const key = tokenKey(binding.push.provider, binding.push.prid);
-      const ids = this.byToken.get(key);
-      if (!ids) this.byToken.set(key, [binding.id]);
+      const prid = binding.push.prid;
+      const ids = this.byToken.get(prid);
+      if (!ids) this.byToken.set(prid, [binding.id]);
       else if (!ids.includes(binding.id)) ids.push(binding.id);
     }
     if (binding.purrs) for (const purr of binding.purrs) this.byPurr.set(purr, binding.id);
@@ -66,21 +70,26 @@ export class MemoryBindingStore implements BindingStore {
       if (list.length === 0) this.byAor.delete(binding.aor);
     }
     if (binding.push) {
-      const key = tokenKey(binding.push.provider, binding.push.prid);
-      const ids = this.byToken.get(key);
+      const prid = binding.push.prid;
+      const ids = this.byToken.get(prid);
       if (ids) {
         const i = ids.indexOf(binding.id);
         if (i !== -1) ids.splice(i, 1);
-        if (ids.length === 0) this.byToken.delete(key);
+        if (ids.length === 0) this.byToken.delete(prid);
       }
     }
     if (binding.purrs) for (const purr of binding.purrs) if (this.byPurr.get(purr) === binding.id) this.byPurr.delete(purr);
   }
 
   async findByPushToken(provider: string, prid: string): Promise<Binding[]> {
-    const ids = this.byToken.get(tokenKey(provider, prid));
+    const ids = this.byToken.get(prid);
     if (!ids) return [];
-    return [...ids].map((id) => this.byId.get(id)).filter((b): b is Binding => b !== undefined);
+    const out: Binding[] = [];
+    for (const id of ids) {
+      const b = this.byId.get(id);
+      if (b !== undefined && b.push?.provider === provider) out.push(b);
+    }
+    return out;
   }
 
   async findByPurr(purr: string): Promise<Binding | undefined> {
@@ -117,8 +126,4 @@ export class MemoryBindingStore implements BindingStore {
   }
 
   async close(): Promise<void> {}
-}
-
-function tokenKey(provider: string, prid: string): string {
-  return `${provider}\u0000${prid}`;
 }

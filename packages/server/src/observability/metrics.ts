@@ -13,6 +13,9 @@ export class ServerMetrics {
   readonly refreshScheduled: Gauge;
   /** Children of `sipMessages` for inbound requests, by kind (labels hashed once). */
   private readonly inbound = new Map<string, { inc(): void }>();
+  /** `registers` and `calls` by their one label, children looked up once (see byLabel). */
+  private readonly registerByStatus: (status: number | string) => { inc(): void };
+  private readonly callByOutcome: (outcome: string) => { inc(): void };
   /** Set by the server: current binding counts by provider, read at scrape time. */
   bindingCounts: (() => Promise<Record<string, number>>) | undefined = undefined;
   /** Set by the server: bindings with a refresh push scheduled, read at scrape time. */
@@ -36,6 +39,8 @@ export class ServerMetrics {
     });
     this.sipMessages = new Counter({ name: 'pushcall_sip_messages_total', help: 'SIP messages', labelNames: ['direction', 'kind'], registers: [this.registry] });
     this.calls = new Counter({ name: 'pushcall_calls_total', help: 'Calls by outcome', labelNames: ['outcome'], registers: [this.registry] });
+    this.registerByStatus = byLabel(this.registers, 'status');
+    this.callByOutcome = byLabel(this.calls, 'outcome');
     this.wakeLatency = new Histogram({
       name: 'pushcall_wake_seconds',
       help: 'Caller INVITE to INVITE delivered to a woken device',
@@ -70,6 +75,30 @@ export class ServerMetrics {
     if (child === undefined) this.inbound.set(kind, (child = this.sipMessages.labels({ direction: 'in', kind })));
     child.inc();
   }
+
+  /** Count a REGISTER by the status of its response. */
+  countRegister(status: number): void {
+    this.registerByStatus(status).inc();
+  }
+
+  /** Count a finished call by its outcome. */
+  countCall(outcome: string): void {
+    this.callByOutcome(outcome).inc();
+  }
+}
+
+/**
+ * The child of a one-label counter for a label value, made once per value: prom-client
+ * hashes the label object on every `inc({...})`, which cost about a microsecond per
+ * REGISTER or call. Only for labels whose values are a small fixed set.
+ */
+function byLabel<L extends string>(counter: Counter<L>, label: L): (value: number | string) => { inc(): void } {
+  const children = new Map<number | string, { inc(): void }>();
+  return (value) => {
+    let child = children.get(value);
+    if (child === undefined) children.set(value, (child = counter.labels({ [label]: String(value) } as Partial<Record<L, string>>)));
+    return child;
+  };
 }
 
 const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'MESSAGE', 'INFO', 'UPDATE', 'PRACK', 'REFER', 'NOTIFY', 'SUBSCRIBE', 'PUBLISH']);

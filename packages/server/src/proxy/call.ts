@@ -590,7 +590,7 @@ export class ProxyCall {
     this.serverTx.respond(response);
     proxy.timelines.record(this.timeline, 'response-out', { status: response.status, reason: response.reason });
     proxy.timelines.end(this.timeline, outcome, response.status);
-    proxy.metrics.calls.inc({ outcome });
+    proxy.metrics.countCall(outcome);
     proxy.callEnded(this);
     // No "missed call" notice when someone declined on purpose on another device.
     if (outcome !== 'answered' && outcome !== 'declined') this.missedCallAlerts();

@@ -204,6 +204,10 @@ describe('SqliteBindingStore', () => {
     await store.apply('sip:bob@example.com', { upsert: [binding('c', 'sip:bob@example.com', { push: push(t1) })], remove: [] });
     assert.deepEqual(await ids(t1), ['a', 'b', 'c']);
     assert.deepEqual(await ids(t1, 'fcm'), [], 'the provider is part of the key');
+    await store.apply('sip:dave@example.com', { upsert: [binding('d', 'sip:dave@example.com', { push: push(t1, 'fcm') })], remove: [] });
+    assert.deepEqual(await ids(t1, 'fcm'), ['d'], 'the same token under another provider is another token');
+    assert.deepEqual(await ids(t1), ['a', 'b', 'c']);
+    await store.apply('sip:dave@example.com', { upsert: [], remove: ['d'] });
     // Same id, new token.
     await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { push: push(t2) })], remove: [] });
     assert.deepEqual(await ids(t1), ['b', 'c']);
