@@ -168,6 +168,28 @@ export abstract class SipMessage {
     return removed;
   }
 
+  /**
+   * Replace the top Via with `via` (§18.2.1 `received`/`rport` stamping), in place and
+   * keeping `via` as the parsed top Via, so reading it back does not parse what was just
+   * written. The rest of a comma-joined Via line stays byte-exact on its own line.
+   */
+  replaceTopVia(via: Via): void {
+    const list = this.list;
+    let index = 0;
+    while (index < list.length && list[index].key !== 'via') index++;
+    const value = via.toString();
+    if (index === list.length) list.unshift({ name: 'Via', key: 'via', value });
+    else {
+      const line = list[index];
+      const rest = line.value.indexOf(',') === -1 ? [] : splitHeaderValue('via', line.value).slice(1);
+      const field = { name: line.name, key: 'via', value };
+      if (rest.length === 0) list[index] = field;
+      else list.splice(index, 1, field, { ...line, value: rest.join(', ') });
+    }
+    this.invalidate('via');
+    this.viaTop = via;
+  }
+
   private removeKey(key: string): void {
     const list = this.list;
     for (let i = list.length - 1; i >= 0; i--) if (list[i].key === key) list.splice(i, 1);

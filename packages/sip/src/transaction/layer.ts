@@ -252,7 +252,7 @@ export class TransactionLayer implements TransactionSender {
     const via = top.clone();
     via.params.set('received', flow.remoteAddress);
     if (wantsRport) via.params.set('rport', String(flow.remotePort));
-    replaceTopVia(request, via);
+    request.replaceTopVia(via);
   }
 
   /** §18.2.2 with RFC 3581: where responses to this request go. */
@@ -377,11 +377,6 @@ export function serverKey(request: SipRequest, top: Via, methodOverride?: string
 }
 
 /** Replace the first Via element, keeping any other Via values on that line. */
-export function replaceTopVia(message: SipMessage, via: Via): void {
-  message.removeFirstValue('via');
-  message.prepend('Via', via.toString());
-}
-
 /** Reason phrases must be TEXT-UTF8 without CR/LF (§25.1). */
 function sanitizeReason(reason: string): string {
   return reason.replace(/[\r\n]+/g, ' ').slice(0, 120);

@@ -277,6 +277,22 @@ describe('typed access: Via (RFC 3261 §20.42, RFC 3581)', () => {
     assert.equal(parseRequest(request().toString().replace('branch=z9hG4bK776asdhds', 'branch=776asdhds')).via.hasMagicCookie, false);
   });
 
+  test('replaceTopVia stamps the top Via in place: the new value is what serializes and what reads back, the rest of a joined line stays', () => {
+    const req = parseRequest(
+      wire(['OPTIONS sip:b@example.com SIP/2.0', 'Via: SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKa, SIP/2.0/TCP 192.0.2.2;branch=z9hG4bKb', 'Via: SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKc', 'From: <sip:a@example.com>;tag=1', 'To: <sip:b@example.com>', 'Call-ID: c', 'CSeq: 1 OPTIONS', 'Max-Forwards: 70', 'Content-Length: 0']),
+    );
+    const stamped = req.via.clone();
+    stamped.params.set('received', '198.51.100.7');
+    stamped.params.set('rport', '40000');
+    req.replaceTopVia(stamped);
+    assert.deepEqual(req.getAll('via'), ['SIP/2.0/UDP 192.0.2.1:5060;rport=40000;branch=z9hG4bKa;received=198.51.100.7', 'SIP/2.0/TCP 192.0.2.2;branch=z9hG4bKb', 'SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKc']);
+    assert.equal(req.via.rport, 40000);
+    assert.equal(req.via.received, '198.51.100.7');
+    const again = parseRequest(req.toBuffer());
+    assert.deepEqual(again.values('via'), req.values('via'), 'serialized as read back');
+    assert.equal(again.via.toString(), req.via.toString());
+  });
+
   test('a malformed Via is a SipParseError, and the request cannot be answered', () => {
     expectParseError(() => parse(request().toString().replace('SIP/2.0/UDP 192.0.2.1:5060', 'SIP/2.0 192.0.2.1')), /Via/, false);
     expectParseError(() => parse(request().toString().replace('192.0.2.1:5060', '192.0.2.1:99999')), /Via port/, false);
