@@ -20,7 +20,7 @@ import {
   type TransactionLayer,
   type TransportProtocol,
   createResponse,
-  hash40,
+  hash40Joined,
   header,
   newBranch,
   parseSipUriStrict,
@@ -299,7 +299,7 @@ export class ProxyCore {
 
   /** Branch id with the loop-detection hash of the request (§16.6 step 8). */
   branchFor(request: SipRequest): string {
-    return `${BRANCH_PREFIX}${this.loopHash(request)}.${newBranch().slice(7)}`;
+    return `${BRANCH_PREFIX}${this.loopHash(request)}.${randomToken(10)}`;
   }
 
   /**
@@ -307,8 +307,16 @@ export class ProxyCore {
    * request goes changes, so that §16.3 step 4 can tell a loop from a spiral.
    */
   private loopHash(request: SipRequest): string {
-    const fields = `${request.uriText}\n${request.from.tag ?? ''}\n${request.to.tag ?? ''}\n${request.callId}\n${request.cseq.seq}\n${request.get('proxy-require') ?? ''}\n${request.getAll('route').join(',')}`;
-    return hash40(fields);
+    const routes = request.getAll('route');
+    return hash40Joined([
+      request.uriText,
+      request.from.tag ?? '',
+      request.to.tag ?? '',
+      request.callId,
+      String(request.cseq.seq),
+      request.get('proxy-require') ?? '',
+      routes.length === 0 ? '' : routes.join(','),
+    ]);
   }
 
   private isLoop(request: SipRequest): boolean {

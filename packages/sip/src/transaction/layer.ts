@@ -15,7 +15,7 @@ import type { Flow, InboundMessage, Transport, TransportEvents, TransportProtoco
 import { VIA_TRANSPORT } from '../transport/types.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { newBranch } from '../util/random.js';
-import { detachString, hash40 } from '../util/strings.js';
+import { detachString, hash40Joined } from '../util/strings.js';
 import { CompletedResponses } from './completed-responses.js';
 import {
   type ClientTransaction,
@@ -387,5 +387,5 @@ function sanitizeReason(reason: string): string {
  * answered with the same tag. The branch, Call-ID, From-tag and CSeq identify the request.
  */
 function statelessTag(request: SipRequest): string {
-  return `sl${hash40(`${request.via.branch ?? ''}\n${request.callId}\n${request.from.tag ?? ''}\n${request.cseq.seq}`)}`;
+  return `sl${hash40Joined([request.via.branch ?? '', request.callId, request.from.tag ?? '', String(request.cseq.seq)])}`;
 }

@@ -5,18 +5,15 @@ import { randomBytes } from 'node:crypto';
 let pool = Buffer.alloc(0);
 let offset = 0;
 
-function bytes(n: number): Buffer {
-  if (offset + n > pool.length) {
+export function randomToken(byteLength = 8): string {
+  if (offset + byteLength > pool.length) {
     pool = randomBytes(4096);
     offset = 0;
   }
-  const out = pool.subarray(offset, offset + n);
-  offset += n;
-  return out;
-}
-
-export function randomToken(byteLength = 8): string {
-  return bytes(byteLength).toString('hex');
+  // Hex straight from the pool: a subarray per token was one more Buffer object to make.
+  const start = offset;
+  offset += byteLength;
+  return pool.toString('hex', start, offset);
 }
 
 /** RFC 3261 §8.1.1.7: branch ids start with the magic cookie. */

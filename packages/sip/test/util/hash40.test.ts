@@ -1,7 +1,8 @@
 /** The branch's loop-detection hash (RFC 3261 §16.6 step 8): stable, 10 hex digits, and any change in a routing field changes it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hash40 } from '../../src/index.js';
+import fc from 'fast-check';
+import { hash40, hash40Joined } from '../../src/index.js';
 
 test('hash40 is deterministic, 10 lowercase hex digits', () => {
   const text = 'sip:bob@example.com\nabc\n\ncall-1@host\n1\n\n';
@@ -25,4 +26,15 @@ test('hash40: no collision among 20,000 Request-URIs that differ in one counter'
   const seen = new Set<string>();
   for (let i = 0; i < 20_000; i++) seen.add(hash40(`sip:user${i}@example.com\nfrom\n\ncall@host\n1\n\n`));
   assert.equal(seen.size, 20_000);
+});
+
+test('hash40Joined(parts) is hash40 of the parts joined with newlines, without building the join', () => {
+  fc.assert(
+    fc.property(fc.array(fc.string({ unit: 'binary' }), { minLength: 1, maxLength: 8 }), (parts) => {
+      assert.equal(hash40Joined(parts), hash40(parts.join('\n')));
+    }),
+    { numRuns: 500 },
+  );
+  // Moving a separator is another input: ['a', 'bc'] is not ['ab', 'c'].
+  assert.notEqual(hash40Joined(['a', 'bc']), hash40Joined(['ab', 'c']));
 });
