@@ -109,9 +109,15 @@ export abstract class SipMessage {
   /** All list elements across lines (RFC 3261 §7.3.1 comma-joined values split). */
   values(name: string): string[] {
     const key = normalizeHeaderName(name);
-    const out: string[] = [];
-    for (const h of this.headers) if (h.key === key) out.push(...splitHeaderValue(key, h.value));
-    return out;
+    // Usually one line: its split array (always a new one) is the answer as it is.
+    let out: string[] | undefined;
+    for (const h of this.headers) {
+      if (h.key !== key) continue;
+      const parts = splitHeaderValue(key, h.value);
+      if (out === undefined) out = parts;
+      else for (const part of parts) out.push(part);
+    }
+    return out ?? [];
   }
 
   /** Replace every line of `name` with one line (or remove when value is undefined). */
