@@ -11,11 +11,10 @@ export class ServerMetrics {
   readonly heldCalls: Gauge;
   readonly refreshPushes: Counter<'provider' | 'outcome'>;
   readonly refreshScheduled: Gauge;
-  /** Children of `sipMessages` for inbound requests, by kind (labels hashed once). */
-  private readonly inbound = new Map<string, { inc(): void }>();
-  /** `registers` and `calls` by their one label, children looked up once (see byLabel). */
-  private readonly registerByStatus: (status: number | string) => { inc(): void };
-  private readonly callByOutcome: (outcome: string) => { inc(): void };
+  /** Inbound requests by kind, REGISTERs by status, calls by outcome: see Tally. */
+  private readonly inbound = new Tally();
+  private readonly registerOutcomes = new Tally();
+  private readonly callOutcomes = new Tally();
   /** Set by the server: current binding counts by provider, read at scrape time. */
   bindingCounts: (() => Promise<Record<string, number>>) | undefined = undefined;
   /** Set by the server: bindings with a refresh push scheduled, read at scrape time. */
@@ -23,8 +22,16 @@ export class ServerMetrics {
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'pushcall_process_' });
-    this.registers = new Counter({ name: 'pushcall_register_total', help: 'REGISTER requests by response status', labelNames: ['status'], registers: [this.registry] });
     const metrics = this;
+    this.registers = new Counter({
+      name: 'pushcall_register_total',
+      help: 'REGISTER requests by response status',
+      labelNames: ['status'],
+      registers: [this.registry],
+      collect() {
+        metrics.registerOutcomes.publish(this, (status) => ({ status }));
+      },
+    });
     this.bindings = new Gauge({
       name: 'pushcall_bindings',
       help: 'Current bindings by push provider (none = plain)',
@@ -37,10 +44,24 @@ export class ServerMetrics {
         for (const [provider, n] of Object.entries(counts)) this.set({ provider }, n);
       },
     });
-    this.sipMessages = new Counter({ name: 'pushcall_sip_messages_total', help: 'SIP messages', labelNames: ['direction', 'kind'], registers: [this.registry] });
-    this.calls = new Counter({ name: 'pushcall_calls_total', help: 'Calls by outcome', labelNames: ['outcome'], registers: [this.registry] });
-    this.registerByStatus = byLabel(this.registers, 'status');
-    this.callByOutcome = byLabel(this.calls, 'outcome');
+    this.sipMessages = new Counter({
+      name: 'pushcall_sip_messages_total',
+      help: 'SIP messages',
+      labelNames: ['direction', 'kind'],
+      registers: [this.registry],
+      collect() {
+        metrics.inbound.publish(this, (kind) => ({ direction: 'in', kind }));
+      },
+    });
+    this.calls = new Counter({
+      name: 'pushcall_calls_total',
+      help: 'Calls by outcome',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+      collect() {
+        metrics.callOutcomes.publish(this, (outcome) => ({ outcome }));
+      },
+    });
     this.wakeLatency = new Histogram({
       name: 'pushcall_wake_seconds',
       help: 'Caller INVITE to INVITE delivered to a woken device',
@@ -70,35 +91,38 @@ export class ServerMetrics {
    * comes from the wire, and one label series per invented method would grow without bound.
    */
   countInbound(method: string): void {
-    const kind = KNOWN_METHODS.has(method) ? method : 'OTHER';
-    let child = this.inbound.get(kind);
-    if (child === undefined) this.inbound.set(kind, (child = this.sipMessages.labels({ direction: 'in', kind })));
-    child.inc();
+    this.inbound.add(KNOWN_METHODS.has(method) ? method : 'OTHER');
   }
 
   /** Count a REGISTER by the status of its response. */
   countRegister(status: number): void {
-    this.registerByStatus(status).inc();
+    this.registerOutcomes.add(String(status));
   }
 
   /** Count a finished call by its outcome. */
   countCall(outcome: string): void {
-    this.callByOutcome(outcome).inc();
+    this.callOutcomes.add(outcome);
   }
 }
 
 /**
- * The child of a one-label counter for a label value, made once per value: prom-client
- * hashes the label object on every `inc({...})`, which cost about a microsecond per
- * REGISTER or call. Only for labels whose values are a small fixed set.
+ * Counts kept as plain numbers and handed to prom-client when scraped. These count every
+ * REGISTER, request and call; prom-client's inc() hashes a label object and allocates a
+ * new value record each time, about a microsecond per message. Only for labels whose
+ * values are a small fixed set.
  */
-function byLabel<L extends string>(counter: Counter<L>, label: L): (value: number | string) => { inc(): void } {
-  const children = new Map<number | string, { inc(): void }>();
-  return (value) => {
-    let child = children.get(value);
-    if (child === undefined) children.set(value, (child = counter.labels({ [label]: String(value) } as Partial<Record<L, string>>)));
-    return child;
-  };
+class Tally {
+  private readonly counts = new Map<string, number>();
+
+  add(key: string): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  /** Set the counter to the totals (at scrape time, from its collect()). */
+  publish<L extends string>(counter: Counter<L>, labels: (key: string) => Partial<Record<L, string>>): void {
+    counter.reset();
+    for (const [key, n] of this.counts) counter.inc(labels(key), n);
+  }
 }
 
 const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'MESSAGE', 'INFO', 'UPDATE', 'PRACK', 'REFER', 'NOTIFY', 'SUBSCRIBE', 'PUBLISH']);
