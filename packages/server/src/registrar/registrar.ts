@@ -22,7 +22,7 @@ import {
 import type { DigestAuthenticator } from '../auth/digest.js';
 import type { PushcallConfig } from '../config/schema.js';
 import type { Binding, BindingStore, PushRegistration } from '../location/types.js';
-import { type PushInspection, inspectPushParams } from './push-params.js';
+import { type PushInspection, type PushInspectionOptions, inspectPushParams } from './push-params.js';
 
 /**
  * Extensions the registrar understands in Require (RFC 3261 §8.2.2.3). Not `gruu`: no GRUU
@@ -98,6 +98,7 @@ export class Registrar {
   private readonly supportedProviders: () => readonly string[];
   private readonly options: RegistrarOptions;
   hooks: RegistrarHooks;
+  private inspection: PushInspectionOptions | undefined = undefined;
   /** Per-AOR serialization: REGISTERs of one AOR are processed one after the other. */
   private readonly locks = new Map<string, Promise<unknown>>();
 
@@ -137,8 +138,11 @@ export class Registrar {
     if (!this.isLocalDomain(ruri.hostname)) return createResponse(request, 404, { reason: 'Domain not served here' });
 
     // Step 2: Require.
-    const unsupported = request.require.filter((t) => !SUPPORTED_EXTENSIONS.includes(t.toLowerCase()));
-    if (unsupported.length > 0) return createResponse(request, 420, { headers: [['Unsupported', unsupported.join(', ')]] });
+    const required = request.require;
+    if (required.length > 0) {
+      const unsupported = required.filter((t) => !SUPPORTED_EXTENSIONS.includes(t.toLowerCase()));
+      if (unsupported.length > 0) return createResponse(request, 420, { headers: [['Unsupported', unsupported.join(', ')]] });
+    }
 
     // Step 4: the AOR comes from To.
     const to = request.to.uri;
@@ -227,12 +231,17 @@ export class Registrar {
   }
 
   private inspect(uri: SipUri, request: SipRequest): PushInspection {
-    return inspectPushParams(uri, request, {
-      supportedProviders: this.supportedProviders(),
-      apnsDefaultEnvironment: this.config.registrar.apnsDefaultEnvironment,
-      apnsLegacyTeamId: this.config.registrar.apnsLegacyTeamId,
-      tokenHeader: this.config.registrar.tokenHeader,
-    });
+    const providers = this.supportedProviders();
+    // Built again only when the push gateway's providers change, not per Contact.
+    if (this.inspection?.supportedProviders !== providers) {
+      this.inspection = {
+        supportedProviders: providers,
+        apnsDefaultEnvironment: this.config.registrar.apnsDefaultEnvironment,
+        apnsLegacyTeamId: this.config.registrar.apnsLegacyTeamId,
+        tokenHeader: this.config.registrar.tokenHeader,
+      };
+    }
+    return inspectPushParams(uri, request, this.inspection);
   }
 
   private async update(request: SipRequest, flow: Flow, aor: string, receivedAt: number): Promise<SipResponse> {
