@@ -84,8 +84,6 @@ export interface StoreStats {
 export interface BindingStore {
   /** Current bindings of an AOR (expired ones excluded). */
   lookup(aor: string, now: number): Promise<Binding[]>;
-  /** The same, for stores that serve reads from memory (SQLite, memory): no promise per REGISTER. */
-  lookupSync?(aor: string, now: number): Binding[];
   /** Insert or replace bindings and delete others, atomically for one AOR. */
   apply(aor: string, changes: { upsert: Binding[]; remove: string[] }): Promise<void>;
   /** Bindings of any AOR that carry this push token. */

@@ -246,7 +246,7 @@ export class Registrar {
 
   private async update(request: SipRequest, flow: Flow, aor: string, receivedAt: number): Promise<SipResponse> {
     const now = this.clock.now();
-    const existing = this.store.lookupSync?.(aor, now) ?? (await this.store.lookup(aor, now));
+    const existing = await this.store.lookup(aor, now);
     const contacts = request.contacts;
     const callId = request.callId;
     const cseq = request.cseq.seq;

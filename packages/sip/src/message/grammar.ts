@@ -103,20 +103,21 @@ export class Params {
    * instead of one pair per parameter: a REGISTER carries a dozen parameters in its Via,
    * From, URIs and Contact, and each pair was two more objects for the young generation.
    */
-  private items: Array<string | null>;
+  private readonly items: Array<string | null>;
   /** Bumped by every change (lets an owner tell whether its text is still current). */
   revision = 0;
 
-  constructor(entries: ReadonlyArray<readonly [string, string | null]> = []) {
-    const items: Array<string | null> = [];
-    for (const [name, value] of entries) items.push(name, value);
-    this.items = items;
+  /** `items` is for this class's own use: an already flat list, taken as it is. */
+  constructor(entries?: ReadonlyArray<readonly [string, string | null]>, items?: Array<string | null>) {
+    if (items !== undefined) this.items = items;
+    else {
+      this.items = [];
+      if (entries !== undefined) for (const [name, value] of entries) this.items.push(name, value);
+    }
   }
 
   private static fromItems(items: Array<string | null>): Params {
-    const params = new Params();
-    params.items = items;
-    return params;
+    return new Params(undefined, items);
   }
 
   static parse(text: string, separator = ';'): Params {
