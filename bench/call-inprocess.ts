@@ -4,16 +4,18 @@
  * an always-online, registered UAS), with both peers played in process by a transport that
  * hands pushcall's sends to a small scripted UAC and UAS. Isolates pushcall's work from the
  * kernel's UDP path (which costs pushcall and Kamailio alike) and from SIPp.
- *   node --conditions=source --import tsx bench/call-inprocess.ts [calls] [concurrent] [--heap-snapshot <file>]
+ *   node --conditions=source --import tsx bench/call-inprocess.ts [calls] [concurrent] [--heap-snapshot <file>] [--alloc]
  * Prints CPU µs per call for the whole process and for the scripted peers alone; pushcall's
  * share is the difference. `--heap-snapshot <file>` writes one 6 s after the run (after Timer
  * K: what is left is what finished calls keep for 64*T1); TIMELINES=<n> sets
- * proxy.timelineMaxCalls (1 to see the heap without call timelines).
+ * proxy.timelineMaxCalls (1 to see the heap without call timelines). `--alloc` adds the bytes
+ * allocated per call, the scripted peers' included (bench/lib/alloc-profile.ts).
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig, createPushcall } from '@pushcall/server';
+import { startAllocationProfile } from './lib/alloc-profile.js';
 import { attachInProcessUdp } from './lib/in-process-udp.js';
 
 const calls = Number(process.argv[2] ?? 50_000);
@@ -179,10 +181,12 @@ async function run(total: number): Promise<void> {
 }
 await run(warm);
 peerCpuUs = 0;
+const allocation = process.argv.includes('--alloc') ? await startAllocationProfile() : undefined;
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 await run(calls);
 const cpu = process.cpuUsage(cpu0);
+const allocated = await allocation?.stop(calls);
 const ms = performance.now() - t0;
 const totalUs = cpu.user + cpu.system;
 console.log(JSON.stringify({
@@ -191,7 +195,9 @@ console.log(JSON.stringify({
   peersMicrosPerCall: Math.round((peerCpuUs / calls) * 10) / 10,
   pushcallMicrosPerCall: Math.round(((totalUs - peerCpuUs) / calls) * 10) / 10,
   unexpected, heapMB: Math.round(process.memoryUsage().heapUsed / 1e6),
+  ...(allocated && { allocatedBytesPerCall: allocated.bytesPerOp }),
 }));
+if (allocated) for (const { site, bytesPerOp } of allocated.top) console.log(`${String(bytesPerOp).padStart(7)} B  ${site}`);
 const snapshotAt = process.argv.indexOf('--heap-snapshot');
 if (snapshotAt > 0) {
   // After Timer K (5 s): what is left is what a finished call keeps for 64*T1 (Timer L/M/J).

@@ -2,7 +2,9 @@
  * CPU cost of one REGISTER through pushcall's own layers, without sockets: bytes in →
  * parse → registrar (answered statelessly, RFC 3261 §8.2.7) → store (SQLite group commit) →
  * response serialized and handed to a transport that drops it. Isolates pushcall's work from the kernel and SIPp.
- *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite]
+ *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite] [--alloc]
+ * --alloc adds the bytes allocated per REGISTER and the largest allocation sites (V8's
+ * sampling heap profiler; it slows the run, so CPU figures from such a run do not count).
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +12,7 @@ import { join } from 'node:path';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { validateConfig, createPushcall } from '@pushcall/server';
+import { startAllocationProfile } from './lib/alloc-profile.js';
 import { attachInProcessUdp } from './lib/in-process-udp.js';
 
 const count = Number(process.argv[2] ?? 200_000);
@@ -54,6 +57,7 @@ function register(i: number): Buffer {
 }
 const messages = Array.from({ length: count }, (_, i) => register(i));
 
+const allocation = process.argv.includes('--alloc') ? await startAllocationProfile() : undefined;
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const batch = 500;
@@ -65,6 +69,7 @@ for (let i = 0; i < count; i += batch) {
 while (sent < count) await new Promise((r) => setImmediate(r));
 const cpu = process.cpuUsage(cpu0);
 const ms = performance.now() - t0;
+const allocated = await allocation?.stop(count);
 const stats = await server.store.stats();
 (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc, heapMB is what is still live
 const heapMB = Math.round(process.memoryUsage().heapUsed / 1e6);
@@ -72,5 +77,7 @@ console.log(JSON.stringify({
   count, store: storeType, wallMs: Math.round(ms), perSecond: Math.round(count / (ms / 1000)),
   cpuMicrosPerRegister: Math.round(((cpu.user + cpu.system) / count) * 10) / 10,
   bindings: stats.bindings, rssMB: Math.round(process.memoryUsage().rss / 1e6), heapMB,
+  ...(allocated && { allocatedBytesPerRegister: allocated.bytesPerOp }),
 }));
+if (allocated) for (const { site, bytesPerOp } of allocated.top) console.log(`${String(bytesPerOp).padStart(7)} B  ${site}`);
 process.exit(0);
