@@ -3,9 +3,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** The server's Prometheus metrics, in one registry (admin `/metrics`). */
 export class ServerMetrics {
   readonly registry = new Registry();
+  /** Set from a Tally at scrape time: count with countRegister(), not inc(). */
   readonly registers: Counter<'status'>;
   readonly bindings: Gauge<'provider'>;
+  /** Set from a Tally at scrape time: count with countInbound(), not inc(). */
   readonly sipMessages: Counter<'direction' | 'kind'>;
+  /** Set from a Tally at scrape time: count with countCall(), not inc(). */
   readonly calls: Counter<'outcome'>;
   readonly wakeLatency: Histogram<'provider'>;
   readonly heldCalls: Gauge;
