@@ -376,7 +376,6 @@ export function serverKey(request: SipRequest, top: Via, methodOverride?: string
   return detachString(`2543|${request.uriText}|${request.from.tag ?? ''}|${request.callId}|${request.cseq.seq}|${viaText}|${method}`);
 }
 
-/** Replace the first Via element, keeping any other Via values on that line. */
 /** Reason phrases must be TEXT-UTF8 without CR/LF (§25.1). */
 function sanitizeReason(reason: string): string {
   return reason.replace(/[\r\n]+/g, ' ').slice(0, 120);
