@@ -21,7 +21,7 @@ import {
   parseSipUriStrict,
   systemClock,
 } from '@pushcall/sip';
-import { recordRouteFor, resolveUri } from './proxy/routing.js';
+import { recordRouteFor } from './proxy/routing.js';
 
 import { type AdminServer, startAdminServer } from './admin/http.js';
 import { DigestAuthenticator } from './auth/digest.js';
@@ -154,7 +154,7 @@ export class PushcallServer implements TransactionLayerUser {
    */
   private async forwardRegister(request: SipRequest): Promise<SipResponse> {
     const upstream = parseSipUriStrict(this.config.registrar.upstream ?? '');
-    const destination = await resolveUri(upstream, undefined, this.proxy.resolver, this.proxy.usableTransports);
+    const destination = await this.proxy.locate(upstream);
     const transport = this.layer.requireTransport(destination);
     request.prepend('Path', recordRouteFor(this.layer, transport));
     if (!request.supported.some((s) => s.toLowerCase() === 'path')) request.append('Supported', 'path');

@@ -36,7 +36,7 @@ import { type PushBinding, type PushOutcome, type SendOptions, deliveredInOtherE
 import { stripAllPushParams } from '../registrar/push-params.js';
 import type { RateLimiter } from './limits.js';
 import type { ProxyCore } from './proxy.js';
-import { bindingDestination, isLiveBinding, resolveUri } from './routing.js';
+import { bindingDestination, isLiveBinding } from './routing.js';
 import type { CallTimeline } from './timeline.js';
 import type { WakeWaiter } from './wake.js';
 
@@ -380,7 +380,7 @@ export class ProxyCall {
     let dest = destination;
     if (!dest) {
       const first = out.routes[0]?.uri;
-      dest = await resolveUri(first instanceof SipUri ? first : (out.uri as SipUri), undefined, proxy.resolver, proxy.usableTransports);
+      dest = await proxy.locate(first instanceof SipUri ? first : (out.uri as SipUri));
     }
     // A connection-oriented device whose connection is gone cannot be reached: 480.
     if (dest.protocol !== 'udp' && dest.connectionId && !proxy.layer.transportFor(dest.protocol)?.hasConnection(dest.connectionId)) {

@@ -73,11 +73,12 @@ export class ProxyCore {
    * The transports NAPTR records may choose (RFC 3263 §4.1): those we listen on. A function,
    * called only when NAPTR is consulted, not for every request routed to an address.
    */
-  readonly usableTransports = (): TransportProtocol[] => {
+  private readonly usableTransports = (): TransportProtocol[] => {
     const protocols = new Set(this.layer.listeners.map((t) => t.protocol));
     return (['udp', 'tcp', 'tls'] as const).filter((p) => protocols.has(p));
   };
   readonly timelines: CallTimelines;
+
   /** INVITEs in their binding lookup -> whether a CANCEL already came for them. */
   private readonly lookingUp = new Map<string, boolean>();
   /** Active calls by INVITE server transaction key (for CANCEL). */
@@ -173,6 +174,16 @@ export class ProxyCore {
   }
 
   // ----- routing ---------------------------------------------------------------------------
+  /** Where a URI leads (RFC 3263, with this proxy's resolver and transports): the first server. */
+  locate(uri: SipUri): Promise<Destination> {
+    return resolveUri(uri, undefined, this.resolver, this.usableTransports);
+  }
+
+  /** Every server a URI leads to, in the order to try them (RFC 3263 §4.3 failover). */
+  locateAll(uri: SipUri): Promise<Destination[]> {
+    return resolveUriAll(uri, undefined, this.resolver, this.usableTransports);
+  }
+
 
   private async route(request: SipRequest, tx: ServerTransaction, flow: Flow): Promise<void> {
     const receivedAt = this.clock.monotonic();
@@ -385,12 +396,12 @@ export class ProxyCore {
     if (remaining.length > 0) {
       const next = remaining[0].uri;
       if (!(next instanceof SipUri)) return tx.respond(createResponse(request, 416));
-      [destination, ...alternatives] = await resolveUriAll(next, undefined, this.resolver, this.usableTransports);
+      [destination, ...alternatives] = await this.locateAll(next);
     } else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
       // A flow token leads to a device's connection, unless it is where this came from.
-      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri, undefined, this.resolver, this.usableTransports));
+      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await this.locate(uri));
     }
     if (request.method === 'INVITE' && removed > 0) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination, alternatives);
@@ -478,7 +489,7 @@ export class ProxyCore {
     const out = this.prepareForward(request);
     const parsed = parseSipUriStrict(upstream);
     // A PBX cluster behind SRV records: the next server when one fails (RFC 3263 §4.3).
-    const [destination, ...alternatives] = await resolveUriAll(parsed, undefined, this.resolver, this.usableTransports);
+    const [destination, ...alternatives] = await this.locateAll(parsed);
     out.prepend('Route', `<${parsed.clone().toString()}${parsed.params.has('lr') ? '' : ';lr'}>`);
     this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination, alternatives);
@@ -542,11 +553,11 @@ export class ProxyCore {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;
-    if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await resolveUri(remaining[0].uri, undefined, this.resolver, this.usableTransports);
+    if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await this.locate(remaining[0].uri);
     else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return;
-      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await resolveUri(uri, undefined, this.resolver, this.usableTransports));
+      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await this.locate(uri));
     }
     const transport = this.layer.requireTransport(destination);
     this.layer.addVia(out, transport, this.branchFor(request));
