@@ -174,6 +174,7 @@ export class ProxyCore {
   }
 
   // ----- routing ---------------------------------------------------------------------------
+
   /** Where a URI leads (RFC 3263, with this proxy's resolver and transports): the first server. */
   locate(uri: SipUri): Promise<Destination> {
     return resolveUri(uri, undefined, this.resolver, this.usableTransports);
@@ -183,7 +184,6 @@ export class ProxyCore {
   locateAll(uri: SipUri): Promise<Destination[]> {
     return resolveUriAll(uri, undefined, this.resolver, this.usableTransports);
   }
-
 
   private async route(request: SipRequest, tx: ServerTransaction, flow: Flow): Promise<void> {
     const receivedAt = this.clock.monotonic();
