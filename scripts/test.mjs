@@ -3,7 +3,7 @@
 // missing (these machines run as root with apt), type-checks, then runs every test file
 // with node's test runner. Never skips silently: a missing peer is an error.
 import { execSync, spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SYSTEM_PACKAGES = [
@@ -27,6 +27,12 @@ if (missing.length > 0) {
     console.error(`missing test peers (${missing.join(', ')}); run as root:\n  ${cmd}`);
     process.exit(1);
   }
+}
+
+// The batched UDP addon is tested like the rest: build it if `npm ci` could not.
+if (!existsSync('packages/sip/native/build/udp_batch.node')) {
+  const build = spawnSync(process.execPath, ['packages/sip/native/build.mjs'], { stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
 }
 
 const only = process.argv.slice(2);

@@ -16,6 +16,7 @@ import {
   SipUri,
   TransactionLayer,
   type TransactionLayerUser,
+  UdpTransport,
   createResponse,
   createTransport,
   parseSipUriStrict,
@@ -204,6 +205,7 @@ export class PushcallServer implements TransactionLayerUser {
             address,
             port,
             clock: this.clock,
+            io: this.config.udp.io,
             tls: this.config.tls ? { certFile: this.config.tls.certFile, keyFile: this.config.tls.keyFile, caFile: this.config.tls.caFile } : undefined,
           },
           events,
@@ -219,7 +221,8 @@ export class PushcallServer implements TransactionLayerUser {
     if (this.config.admin.enabled) this.admin = await startAdminServer(this, this.config.admin.listen);
     this.scheduleSweep();
     await this.refresher?.start();
-    this.logger.info({ listen: this.listenAddresses(), admin: this.admin?.address, node: this.config.node.id }, 'pushcall listening');
+    const udpIo = this.layer.listeners.flatMap((t) => (t instanceof UdpTransport && t.io ? [t.io] : []))[0];
+    this.logger.info({ listen: this.listenAddresses(), udpIo, admin: this.admin?.address, node: this.config.node.id }, 'pushcall listening');
   }
 
   /** Actual `protocol:host:port` of every listener (ports resolved when 0 was asked). */

@@ -52,6 +52,17 @@ export const configSchema = z
     node: z.object({ id: z.string().min(1).default('node-1') }).strict().prefault({}),
     /** Listeners; loopback by default so a fresh `pushcall serve` exposes nothing. */
     listen: z.array(listenSpec).min(1).default(['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060', 'ws:127.0.0.1:5066']),
+    udp: z
+      .object({
+        /**
+         * Datagram I/O: 'batch' reads with recvmmsg(2) through pushcall's addon, built on
+         * `npm ci` (Linux; fails to start when it is not built), 'dgram' uses node:dgram,
+         * 'auto' the addon when built. The addon halves Node's CPU per datagram.
+         */
+        io: z.enum(['auto', 'batch', 'dgram']).default('auto'),
+      })
+      .strict()
+      .prefault({}),
     tls: z
       .object({ certFile: z.string(), keyFile: z.string(), caFile: z.string().optional() })
       .strict()

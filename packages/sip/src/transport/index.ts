@@ -7,6 +7,7 @@ import { TcpTransport } from './tcp.js';
 import { TlsTransport } from './tls.js';
 import type { TlsFileOptions } from './tls-files.js';
 import type { Transport, TransportEvents, TransportProtocol } from './types.js';
+import type { UdpIo } from './datagram-socket.js';
 import { UdpTransport } from './udp.js';
 import { WsTransport } from './ws.js';
 
@@ -26,6 +27,7 @@ export {
 export type { ConnectionTransportOptions } from './connection-transport.js';
 export { UdpTransport, DEFAULT_UDP_BUFFER_BYTES, DEFAULT_UDP_MAX_MESSAGE_BYTES } from './udp.js';
 export type { UdpTransportOptions } from './udp.js';
+export type { UdpIo } from './datagram-socket.js';
 export { TcpTransport } from './tcp.js';
 export type { TcpTransportOptions } from './tcp.js';
 export { TlsTransport } from './tls.js';
@@ -47,6 +49,8 @@ export interface TransportSpec extends ConnectionTransportOptions {
   sendBufferSize?: number;
   /** udp: answer STUN Binding requests (default true). */
   answerStun?: boolean;
+  /** udp: datagram I/O, batched addon or node:dgram (default 'auto': the addon when built). */
+  io?: UdpIo;
 }
 
 /** Build (not start) a transport; call `listen()` to bind. */

@@ -5,12 +5,11 @@
  * keep-alive for UDP flows) are answered with the reflexive address.
  */
 
-import { createSocket } from 'node:dgram';
-import type { RemoteInfo, Socket } from 'node:dgram';
 import { isIPv4, isIPv6 } from 'node:net';
 import { TransportError, TransportListenError } from '../errors.js';
 import { normalizeAddress } from './connection-table.js';
 import { errorText, hostPort } from './connection-transport.js';
+import { type DatagramSocket, openDatagramSocket, type UdpIo } from './datagram-socket.js';
 import { isCrlfOnly } from './stream-framer.js';
 import { stunBindingResponse } from './stun.js';
 import type { Flow, SendTarget, Transport, TransportEvents } from './types.js';
@@ -31,12 +30,17 @@ export interface UdpTransportOptions {
   sendBufferSize?: number;
   /** Answer STUN Binding requests (RFC 5626 keep-alive). Default true. */
   answerStun?: boolean;
+  /**
+   * Datagram I/O: 'batch' the recvmmsg addon (fails to listen when it is not built), 'dgram'
+   * node:dgram, 'auto' (default) the addon when available.
+   */
+  io?: UdpIo;
 }
 
 export class UdpTransport implements Transport {
   readonly protocol = 'udp' as const;
   readonly reliable = false;
-  private socket: Socket | undefined;
+  private socket: DatagramSocket | undefined;
   private boundAddress: string;
   /** `boundAddress` as flows carry it (normalizeAddress), worked out once per bind. */
   private flowAddress: string;
@@ -69,7 +73,7 @@ export class UdpTransport implements Transport {
   get bufferSizes(): { recv: number; send: number } | undefined {
     if (!this.socket) return undefined;
     try {
-      return { recv: this.socket.getRecvBufferSize(), send: this.socket.getSendBufferSize() };
+      return this.socket.bufferSizes();
     } catch {
       return undefined;
     }
@@ -79,36 +83,40 @@ export class UdpTransport implements Transport {
     return false;
   }
 
+  /** Which datagram I/O the socket uses (after listen). */
+  get io(): 'batch' | 'dgram' | undefined {
+    return this.socket?.io;
+  }
+
   async listen(): Promise<void> {
     if (this.closed) throw new TransportError('udp transport is closed');
     if (this.socket) return;
     const address = normalizeBracketed(this.options.address);
-    const socket = createSocket({ type: this.ipv6 ? 'udp6' : 'udp4' });
-    let listening = false;
-    await new Promise<void>((resolve, reject) => {
-      socket.on('error', (err) => {
-        if (!listening) {
-          reject(new TransportListenError(`udp: cannot listen on ${hostPort(address, this.options.port)}: ${errorText(err)}`, { cause: err }));
-          socket.close();
-        } else {
-          this.warn('TRANSPORT_SOCKET_ERROR', `udp: ${errorText(err)}`);
-        }
-      });
-      try {
-        socket.bind({ address, port: this.options.port, exclusive: true }, () => {
-          listening = true;
-          resolve();
-        });
-      } catch (err) {
-        reject(new TransportListenError(`udp: cannot listen on ${hostPort(address, this.options.port)}: ${errorText(err)}`, { cause: err }));
-      }
-    });
-    this.setBuffers(socket);
-    socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
-    const bound = socket.address();
-    this.boundAddress = bound.address;
-    this.flowAddress = normalizeAddress(bound.address);
-    this.boundPort = bound.port;
+    let socket: DatagramSocket;
+    try {
+      socket = await openDatagramSocket(
+        this.options.io ?? 'auto',
+        {
+          ipv6: this.ipv6,
+          address,
+          port: this.options.port,
+          recvBufferSize: this.options.recvBufferSize ?? DEFAULT_UDP_BUFFER_BYTES,
+          sendBufferSize: this.options.sendBufferSize ?? DEFAULT_UDP_BUFFER_BYTES,
+          onError: (err) => this.warn('TRANSPORT_SOCKET_ERROR', `udp: ${errorText(err)}`),
+          onBufferError: (err) => this.warn('TRANSPORT_BUFFER_SIZE', `udp: cannot set socket buffer sizes: ${errorText(err)}`),
+        },
+        (data, remoteAddress, remotePort) => this.onDatagram(data, remoteAddress, remotePort),
+      );
+    } catch (err) {
+      throw new TransportListenError(`udp: cannot listen on ${hostPort(address, this.options.port)}: ${errorText(err)}`, { cause: err });
+    }
+    if (this.closed) {
+      await socket.close();
+      throw new TransportError('udp transport is closed');
+    }
+    this.boundAddress = socket.address;
+    this.flowAddress = normalizeAddress(socket.address);
+    this.boundPort = socket.port;
     this.socket = socket;
   }
 
@@ -131,41 +139,34 @@ export class UdpTransport implements Transport {
       remoteAddress,
       remotePort: target.port,
     };
-    return new Promise<Flow>((resolve, reject) => {
-      try {
-        socket.send(data, target.port, address, (err) => {
-          if (err) reject(new TransportError(`udp send to ${hostPort(target.address, target.port)} failed: ${errorText(err)}`, { cause: err }));
-          else resolve(flow);
-        });
-      } catch (err) {
-        reject(new TransportError(`udp send to ${hostPort(target.address, target.port)} failed: ${errorText(err)}`, { cause: err }));
-      }
-    });
+    try {
+      const sending = socket.send(data, target.port, address);
+      if (sending === undefined) return Promise.resolve(flow);
+      return sending.then(
+        () => flow,
+        (err) => Promise.reject(sendError(target, err)),
+      );
+    } catch (err) {
+      return Promise.reject(sendError(target, err));
+    }
   }
 
   close(): Promise<void> {
-    this.closePromise ??= new Promise<void>((resolve) => {
-      this.closed = true;
-      const socket = this.socket;
-      this.socket = undefined;
-      if (!socket) return resolve();
-      try {
-        socket.close(() => resolve());
-      } catch {
-        resolve(); // already closed
-      }
-    });
+    this.closed = true;
+    const socket = this.socket;
+    this.socket = undefined;
+    this.closePromise ??= socket ? socket.close() : Promise.resolve();
     return this.closePromise;
   }
 
-  private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+  private onDatagram(msg: Buffer, remoteAddress: string, remotePort: number): void {
     if (this.closed) return;
     const flow: Flow = {
       protocol: 'udp',
       localAddress: this.flowAddress,
       localPort: this.boundPort,
-      remoteAddress: normalizeAddress(rinfo.address),
-      remotePort: rinfo.port,
+      remoteAddress,
+      remotePort,
     };
     if (msg.length > this.maxMessageBytes) {
       this.warn('TRANSPORT_OVERSIZED', `udp: dropped ${msg.length}-byte datagram (limit ${this.maxMessageBytes})`, flow);
@@ -174,25 +175,14 @@ export class UdpTransport implements Transport {
     if (isCrlfOnly(msg)) return; // keep-alive
     if (msg.length > 0 && msg[0] < 2) {
       // Not SIP (a start line is text): a STUN message or junk.
-      const response = this.options.answerStun === false ? undefined : stunBindingResponse(msg, rinfo.address, rinfo.port);
-      if (response) this.socket?.send(response, rinfo.port, rinfo.address, () => {});
+      const response = this.options.answerStun === false ? undefined : stunBindingResponse(msg, remoteAddress, remotePort);
+      if (response) this.send({ address: remoteAddress, port: remotePort }, response).catch(() => {}); // best effort, as any keep-alive
       return;
     }
     try {
       this.events.onMessage({ data: msg, flow });
     } catch (err) {
       this.warn('TRANSPORT_HANDLER_ERROR', `onMessage threw: ${errorText(err)}`, flow);
-    }
-  }
-
-  private setBuffers(socket: Socket): void {
-    const recv = this.options.recvBufferSize ?? DEFAULT_UDP_BUFFER_BYTES;
-    const send = this.options.sendBufferSize ?? DEFAULT_UDP_BUFFER_BYTES;
-    try {
-      if (recv > 0) socket.setRecvBufferSize(recv);
-      if (send > 0) socket.setSendBufferSize(send);
-    } catch (err) {
-      this.warn('TRANSPORT_BUFFER_SIZE', `udp: cannot set socket buffer sizes: ${errorText(err)}`);
     }
   }
 
@@ -203,6 +193,10 @@ export class UdpTransport implements Transport {
       /* a throwing logger must not take the socket down */
     }
   }
+}
+
+function sendError(target: SendTarget, err: unknown): TransportError {
+  return new TransportError(`udp send to ${hostPort(target.address, target.port)} failed: ${errorText(err)}`, { cause: err });
 }
 
 function normalizeBracketed(address: string): string {
