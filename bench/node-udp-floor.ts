@@ -2,18 +2,21 @@
  * The floor of SIP on Node's UDP sockets: a responder that answers every request with a
  * canned 200 OK built by copying Via/From/To/Call-ID/CSeq lines, with no parser, no
  * transaction, no store. Run under the same SIPp harness it shows how much of pushcall's
- * CPU per REGISTER is Node's own datagram path (libuv, Buffers, callbacks), not pushcall.
- *   node bench/node-udp-floor.ts <port>
+ * CPU per REGISTER is the datagram path itself (libuv, Buffers, callbacks), not pushcall.
+ *   node bench/node-udp-floor.ts <port> [dgram|batch]
+ * dgram: node:dgram; batch: pushcall's batched addon (recvmmsg, synchronous sendto), which
+ * pushcall's UDP transport uses when it is built.
  */
 import { createSocket } from 'node:dgram';
+import { loadUdpBatch, openBatchSocket } from '../packages/sip/src/transport/udp-batch.js';
 
 const port = Number(process.argv[2] ?? 5085);
-const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+const io = process.argv[3] ?? 'dgram';
 const COPY = ['via:', 'from:', 'to:', 'call-id:', 'cseq:', 'v:', 'f:', 't:', 'i:'];
 
-socket.on('message', (msg, rinfo) => {
+function cannedOk(msg: Buffer): Buffer | undefined {
   const text = msg.toString('latin1');
-  if (text.startsWith('SIP/2.0')) return;
+  if (text.startsWith('SIP/2.0')) return undefined;
   let out = 'SIP/2.0 200 OK\r\n';
   let start = text.indexOf('\r\n') + 2;
   for (;;) {
@@ -25,7 +28,24 @@ socket.on('message', (msg, rinfo) => {
     start = end + 2;
   }
   out += 'Content-Length: 0\r\n\r\n';
-  socket.send(Buffer.from(out, 'latin1'), rinfo.port, rinfo.address);
-});
-socket.bind(port, '127.0.0.1');
-process.on('SIGTERM', () => socket.close(() => process.exit(0)));
+  return Buffer.from(out, 'latin1');
+}
+
+if (io === 'batch') {
+  const binding = loadUdpBatch();
+  if (!binding.ok) throw new Error(`node-floor-batch: ${binding.reason}`);
+  const options = { ipv6: false, address: '127.0.0.1', port, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, onError() {}, onBufferError() {} };
+  const socket = openBatchSocket(binding.value, options, (msg, address, fromPort) => {
+    const reply = cannedOk(msg);
+    if (reply) void socket.send(reply, fromPort, address)?.catch(() => {});
+  });
+  process.on('SIGTERM', () => void socket.close().then(() => process.exit(0)));
+} else {
+  const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  socket.on('message', (msg, rinfo) => {
+    const reply = cannedOk(msg);
+    if (reply) socket.send(reply, rinfo.port, rinfo.address);
+  });
+  socket.bind(port, '127.0.0.1');
+  process.on('SIGTERM', () => socket.close(() => process.exit(0)));
+}

@@ -46,7 +46,7 @@ import {
 import { type SippResult, SippRun, runSipp, scenario, writeRegisterCsv } from './lib/sipp.js';
 import { stopAll } from './lib/spawned.js';
 
-const ALL_SERVERS = ['pushcall', 'kamailio-tlsf', 'kamailio-packaged', 'node-floor'] as const;
+const ALL_SERVERS = ['pushcall', 'kamailio-tlsf', 'kamailio-packaged', 'node-floor', 'node-floor-batch'] as const;
 type ServerName = (typeof ALL_SERVERS)[number];
 
 const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts [options]
@@ -170,8 +170,9 @@ function kamailioShmMb(registrations: number): number {
 }
 
 async function startServer(name: ServerName, registrations: number, lifetimeSec: number): Promise<ServerHandle> {
-  // Not a SIP server: the cost of Node's UDP path alone (canned 200), REGISTER only.
-  if (name === 'node-floor') return startNodeFloor({ udpPort: ports.pushcall + 5, workDir, maxLifetimeSec: lifetimeSec });
+  // Not SIP servers: the cost of Node's UDP path alone (canned 200), REGISTER only.
+  if (name === 'node-floor') return startNodeFloor({ udpPort: ports.pushcall + 5, workDir, io: 'dgram', maxLifetimeSec: lifetimeSec });
+  if (name === 'node-floor-batch') return startNodeFloor({ udpPort: ports.pushcall + 6, workDir, io: 'batch', maxLifetimeSec: lifetimeSec });
   if (name === 'pushcall') {
     return startPushcall({
       udpPort: ports.pushcall,

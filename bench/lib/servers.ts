@@ -243,19 +243,20 @@ function withPushProvider(configPath: string, dataDir: string): string {
 }
 
 /** The Node UDP floor (bench/node-udp-floor.ts): a canned-200 responder, for reference. */
-export async function startNodeFloor(o: { udpPort: number; workDir: string; maxLifetimeSec?: number }): Promise<ServerHandle> {
-  assertUdpPortFree(o.udpPort, 'node-floor');
-  const args = [join(REPO_ROOT, 'bench', 'node-udp-floor.ts'), String(o.udpPort)];
+export async function startNodeFloor(o: { udpPort: number; workDir: string; io: 'dgram' | 'batch'; maxLifetimeSec?: number }): Promise<ServerHandle> {
+  const name = o.io === 'batch' ? 'node-floor-batch' : 'node-floor';
+  assertUdpPortFree(o.udpPort, name);
+  const args = [join(REPO_ROOT, 'bench', 'node-udp-floor.ts'), String(o.udpPort), o.io];
   const proc = spawnTracked({
-    name: 'node-floor',
+    name,
     cmd: process.execPath,
     args: ['--import', 'tsx', ...args],
     cwd: REPO_ROOT,
-    logBase: join(o.workDir, `node-floor-${o.udpPort}-${Date.now()}`),
+    logBase: join(o.workDir, `${name}-${o.udpPort}-${Date.now()}`),
     maxLifetimeSec: o.maxLifetimeSec ?? 3600,
     env: process.env,
   });
-  const h = handle('node-floor', o.udpPort, ['node', '--import', 'tsx', ...args].join(' '), proc);
+  const h = handle(name, o.udpPort, ['node', '--import', 'tsx', ...args].join(' '), proc);
   await waitReady(h, 30_000);
   return h;
 }
