@@ -33,6 +33,9 @@ import {
 import { DEFAULT_TIMERS, type TimerConfig } from './timers.js';
 import type { Destination, Transaction, TransactionContext, TransactionSender } from './transaction.js';
 
+/** What `sendStateless` returns for a message already handed to the network. */
+const SENT: Promise<string | undefined> = Promise.resolve(undefined);
+
 /** Sends a response to a request answered without a transaction (§8.2.7), to where §18.2.2 says. */
 export type StatelessReply = (response: SipResponse) => void;
 
@@ -165,7 +168,7 @@ export class TransactionLayer implements TransactionSender {
         const reason = (error as SipParseError).reason ?? 'Bad Request';
         const response = createResponse(partial, error.code === 'SIP_ERR_LIMIT' ? 513 : 400, { reason: sanitizeReason(reason) });
         this.stampVia(partial, flow);
-        void this.send(response.toBuffer(), this.responseDestination(partial, flow)).catch(() => undefined);
+        this.deliver(response.toBuffer(), this.responseDestination(partial, flow));
         answered = true;
       } catch {
         // Not enough of the request was readable to answer: drop it (§16.3, §18.3).
@@ -192,7 +195,7 @@ export class TransactionLayer implements TransactionSender {
       // §17.2.2: a retransmission in Completed gets the final response again, sent where
       // the first one went (the same Via, as received now).
       this.stampVia(request, flow);
-      void this.send(completed, this.responseDestination(request, flow)).catch(() => undefined);
+      this.deliver(completed, this.responseDestination(request, flow));
       return;
     }
     this.stampVia(request, flow);
@@ -226,9 +229,7 @@ export class TransactionLayer implements TransactionSender {
     const destination = this.responseDestination(request, flow);
     this.user.onStatelessRequest!(
       request,
-      (response) => {
-        void this.send(response.toBuffer(), destination).catch(() => undefined);
-      },
+      (response) => this.deliver(response.toBuffer(), destination),
       flow,
     );
   }
@@ -300,7 +301,19 @@ export class TransactionLayer implements TransactionSender {
 
   /** Send without a transaction (ACK for 2xx, forwarded responses, §16.7 step 10). */
   sendStateless(message: SipMessage, destination: Destination): Promise<string | undefined> {
-    return this.send(message.toBuffer(), destination);
+    const data = message.toBuffer();
+    return this.sendNow(data, destination) ? SENT : this.send(data, destination);
+  }
+
+  /** Send now when the transport can (see Transport.sendNow); false: use send(). */
+  sendNow(data: Buffer, destination: Destination): boolean {
+    const transport = this.transportFor(destination.protocol, destination.address.includes(':') ? 6 : 4);
+    return transport?.sendNow?.(destination.address, destination.port, data) ?? false;
+  }
+
+  /** Send a response with no one to tell if it fails (the peer retransmits: §17.2). */
+  private deliver(data: Buffer, destination: Destination): void {
+    if (!this.sendNow(data, destination)) void this.send(data, destination).catch(() => undefined);
   }
 
   /** Add a Via for the given destination's transport (stateless forwarding). */

@@ -33,6 +33,8 @@ export interface Destination {
 export interface TransactionSender {
   /** Resolves with the connection used (for connection-oriented transports). */
   send(data: Buffer, destination: Destination): Promise<string | undefined>;
+  /** Sent at once without a promise (a UDP datagram the kernel took), or false: use send(). */
+  sendNow?(data: Buffer, destination: Destination): boolean;
   /** The layer forgets a terminated transaction. */
   release(transaction: Transaction): void;
   /**
@@ -99,6 +101,7 @@ export abstract class Transaction {
   }
 
   protected transmit(data: Buffer): void {
+    if (this.ctx.sender.sendNow?.(data, this.destination)) return;
     this.ctx.sender.send(data, this.destination).then(
       (connectionId) => {
         if (connectionId && this.destination.connectionId !== connectionId) {

@@ -39,6 +39,8 @@ export interface DatagramSocket {
    * destination the socket cannot reach.
    */
   send(data: Buffer, port: number, address: string): Promise<void> | undefined;
+  /** Sent at once (true), or not sent at all and the caller must use `send()` (false). */
+  sendNow(data: Buffer, port: number, address: string): boolean;
   bufferSizes(): { recv: number; send: number };
   close(): Promise<void>;
 }
@@ -96,6 +98,11 @@ class DgramSocket implements DatagramSocket {
     return new Promise<void>((resolve, reject) => {
       this.socket.send(data, port, address, (err) => (err ? reject(err) : resolve()));
     });
+  }
+
+  /** node:dgram always completes a send later. */
+  sendNow(): boolean {
+    return false;
   }
 
   bufferSizes(): { recv: number; send: number } {

@@ -81,6 +81,12 @@ export interface Transport {
    * Rejects with a TransportError when the message cannot be handed to the network.
    */
   send(target: SendTarget, data: Buffer): Promise<Flow>;
+  /**
+   * Hand a message to the network now, without a promise, when the transport can (a UDP
+   * datagram the kernel took at once): true. False when the caller must use `send()`, which
+   * also reports any error. Spares the promise chain of the common case (RFC 3261 §18).
+   */
+  sendNow?(address: string, port: number, data: Buffer): boolean;
   /** Is this connection still open? Always false for udp. */
   hasConnection(connectionId: string): boolean;
   /**

@@ -140,6 +140,10 @@ class BatchSocket implements DatagramSocket {
     });
   }
 
+  sendNow(data: Buffer, port: number, address: string): boolean {
+    return !this.closed && this.queue.length === 0 && this.binding.send(this.handle, data, port, address) === 0;
+  }
+
   private async sendToName(data: Buffer, port: number, name: string): Promise<void> {
     const { address } = await lookup(name, { family: this.family });
     await this.send(data, port, address);

@@ -124,14 +124,8 @@ export class UdpTransport implements Transport {
     const socket = this.socket;
     if (this.closed || !socket) return Promise.reject(new TransportError(`udp transport is ${this.closed ? 'closed' : 'not listening'}`));
     const remoteAddress = normalizeAddress(target.address);
-    let address = remoteAddress;
-    // An IPv4 address has no ':': testing that first spares Node's IPv6 pattern, a long
-    // regular expression that a dotted quad fails slowly, on every datagram sent.
-    const v6 = address.includes(':');
-    if (v6 && isIPv6(address) && !this.ipv6) {
-      return Promise.reject(new TransportError(`udp: cannot send to IPv6 ${address} from an IPv4 socket`));
-    }
-    if (!v6 && this.ipv6 && isIPv4(address)) address = `::ffff:${address}`; // dual-stack socket
+    const address = this.socketAddress(remoteAddress);
+    if (address === undefined) return Promise.reject(new TransportError(`udp: cannot send to IPv6 ${remoteAddress} from an IPv4 socket`));
     const flow: Flow = {
       protocol: 'udp',
       localAddress: this.flowAddress,
@@ -149,6 +143,22 @@ export class UdpTransport implements Transport {
     } catch (err) {
       return Promise.reject(sendError(target, err));
     }
+  }
+
+  sendNow(address: string, port: number, data: Buffer): boolean {
+    const socket = this.socket;
+    if (socket === undefined) return false;
+    const to = this.socketAddress(normalizeAddress(address));
+    return to !== undefined && socket.sendNow(data, port, to);
+  }
+
+  /** The address as the socket takes it; undefined when its family cannot be reached. */
+  private socketAddress(address: string): string | undefined {
+    // An IPv4 address has no ':': testing that first spares Node's IPv6 pattern, a long
+    // regular expression that a dotted quad fails slowly, on every datagram sent.
+    if (address.includes(':')) return isIPv6(address) && !this.ipv6 ? undefined : address;
+    if (this.ipv6 && isIPv4(address)) return `::ffff:${address}`; // dual-stack socket
+    return address;
   }
 
   close(): Promise<void> {

@@ -144,6 +144,19 @@ function describeUdp(io: 'dgram' | 'batch'): void {
       assert.equal((await b.nextMessage()).flow.remotePort, ta.localPort);
     });
 
+    it(io === 'batch' ? 'sendNow hands a datagram to the kernel at once' : 'sendNow declines: node:dgram always completes later', async () => {
+      const a = new Recorder();
+      const b = new Recorder();
+      const ta = await udp('127.0.0.1', a);
+      const tb = await udp('127.0.0.1', b);
+      const req = sipRequest();
+      assert.equal(ta.sendNow('127.0.0.1', tb.localPort, req), io === 'batch');
+      if (io === 'batch') assert.deepEqual((await b.nextMessage()).data, req);
+      assert.equal(ta.sendNow('::1', tb.localPort, req), false, 'an IPv6 peer from an IPv4 socket: left to send(), which reports it');
+      await ta.close();
+      assert.equal(ta.sendNow('127.0.0.1', tb.localPort, req), false);
+    });
+
     it('delivers a burst of datagrams in order, each as its own message', async () => {
       const rec = new Recorder();
       const t = await udp('127.0.0.1', rec);
