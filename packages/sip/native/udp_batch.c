@@ -6,8 +6,8 @@
  * request object and one or two more ticks per datagram sent. Under a SIP load that is
  * most of the CPU of a server that does nothing else (bench/node-udp-floor.ts). Here the
  * socket is polled by libuv directly, every wake-up drains the socket with recvmmsg(2)
- * into one shared slab, and JavaScript is called once per batch; a send is one
- * synchronous sendto(2).
+ * into one shared slab, and JavaScript is called with the slot of each datagram; a send is
+ * one synchronous sendto(2).
  *
  * JavaScript side: packages/sip/src/transport/udp-batch.ts. Linux only (recvmmsg).
  */
@@ -229,12 +229,17 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
         }
       }
     }
-    call_js(s, n);
+    /*
+     * One call per datagram, as node:dgram makes: the microtasks and ticks a message queues
+     * (a registrar's awaited lookup, a proxy's early forward) run before the next message,
+     * not after the whole batch. The syscall and the allocations are still batched.
+     */
+    for (int i = 0; i < n && !s->closed; i++) call_js(s, i);
     if (s->closed || n < BATCH) return;
   }
 }
 
-/* start(handle, slab: Buffer, slotBytes, meta: Int32Array, onEvent(count)) */
+/* start(handle, slab: Buffer, slotBytes, meta: Int32Array, onEvent(slot)): slot -1 = writable */
 static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];

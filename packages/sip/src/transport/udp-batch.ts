@@ -1,8 +1,8 @@
 /**
  * JavaScript side of the batched UDP addon (`native/udp_batch.c`, built by
  * `native/build.mjs` on `npm ci`). libuv polls the socket; every wake-up drains it with
- * recvmmsg(2) into one shared slab and calls `onBatch(count)` once, with each datagram's
- * length, port and address in a shared Int32Array. A send is one synchronous sendto(2);
+ * recvmmsg(2) into one shared slab and calls `onEvent(slot)` per datagram, with each
+ * datagram's length, port and address in a shared Int32Array. A send is one synchronous sendto(2);
  * only when the socket buffer is full (EAGAIN) are sends queued until it is writable.
  */
 
@@ -18,7 +18,8 @@ export interface UdpBatchBinding {
   readonly BATCH: number;
   readonly META_INTS: number;
   open(family: 4 | 6, address: string, port: number, recvBufferBytes: number, sendBufferBytes: number): [UdpBatchHandle, number];
-  start(handle: UdpBatchHandle, slab: Buffer, slotBytes: number, meta: Int32Array, onEvent: (count: number) => void): void;
+  /** `onEvent(slot)` per datagram received into `slab`/`meta`; `onEvent(-1)`: writable again. */
+  start(handle: UdpBatchHandle, slab: Buffer, slotBytes: number, meta: Int32Array, onEvent: (slot: number) => void): void;
   /** 0, or the errno of sendto(2). */
   send(handle: UdpBatchHandle, data: Buffer, port: number, address: string): number;
   watchWritable(handle: UdpBatchHandle, on: boolean): void;
@@ -111,22 +112,22 @@ class BatchSocket implements DatagramSocket {
     this.family = ipv6 ? 0 : 4;
     ({ slab: this.slab, meta: this.meta } = buffersFor(binding));
     this.metaInts = binding.META_INTS;
-    binding.start(handle, this.slab, SLOT_BYTES, this.meta, (count) => this.onEvent(count));
+    binding.start(handle, this.slab, SLOT_BYTES, this.meta, (slot) => this.onEvent(slot));
   }
 
-  private onEvent(count: number): void {
-    if (count < 0) return this.flushQueue(); // writable again
+  /** Datagram `slot` of the current batch arrived, or (-1) the socket is writable again. */
+  private onEvent(slot: number): void {
+    if (slot < 0) return this.flushQueue();
+    if (this.closed) return;
     const meta = this.meta;
-    for (let i = 0; i < count && !this.closed; i++) {
-      const m = i * this.metaInts;
-      const length = meta[m + M_LENGTH];
-      const start = i * SLOT_BYTES;
-      // Its own ArrayBuffer, as node:dgram gives: a held message must not pin the slab.
-      const data = Buffer.allocUnsafeSlow(length);
-      this.slab.copy(data, 0, start, start + length);
-      const address = meta[m + M_FAMILY] === 4 ? this.ipv4(meta[m + M_ADDRESS]) : ipv6Text(meta, m + M_ADDRESS);
-      this.onDatagram(data, address, meta[m + M_PORT]);
-    }
+    const m = slot * this.metaInts;
+    const length = meta[m + M_LENGTH];
+    const start = slot * SLOT_BYTES;
+    // Its own ArrayBuffer, as node:dgram gives: a held message must not pin the slab.
+    const data = Buffer.allocUnsafeSlow(length);
+    this.slab.copy(data, 0, start, start + length);
+    const address = meta[m + M_FAMILY] === 4 ? this.ipv4(meta[m + M_ADDRESS]) : ipv6Text(meta, m + M_ADDRESS);
+    this.onDatagram(data, address, meta[m + M_PORT]);
   }
 
   private ipv4(value: number): string {
