@@ -157,6 +157,33 @@ function describeUdp(io: 'dgram' | 'batch'): void {
       assert.equal(ta.sendNow('127.0.0.1', tb.localPort, req), false);
     });
 
+    it('runs the microtasks a message queued before the next datagram, even within one read batch', async () => {
+      const order: string[] = [];
+      const done = new Promise<void>((resolve) => {
+        const events = {
+          onMessage: (m: { data: Buffer }) => {
+            const n = m.data.toString().match(/n=(\d+)/)![1];
+            order.push(`message ${n}`);
+            queueMicrotask(() => {
+              order.push(`microtask ${n}`);
+              if (order.length === 8) resolve();
+            });
+          },
+        };
+        const t = new UdpTransport({ address: '127.0.0.1', port: 0, io }, events);
+        open.push(t);
+        void t.listen().then(() => {
+          assert.equal(t.io, io);
+          const client = createSocket('udp4');
+          after(() => client.close());
+          // Sent in one turn: all four wait in the socket together and arrive in one recvmmsg.
+          for (let i = 0; i < 4; i++) client.send(sipRequest({ body: `n=${i}` }), t.localPort, '127.0.0.1');
+        });
+      });
+      await done;
+      assert.deepEqual(order, [0, 1, 2, 3].flatMap((n) => [`message ${n}`, `microtask ${n}`]));
+    });
+
     it('delivers a burst of datagrams in order, each as its own message', async () => {
       const rec = new Recorder();
       const t = await udp('127.0.0.1', rec);
