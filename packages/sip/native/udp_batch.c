@@ -185,7 +185,11 @@ static void call_js(udp_socket_t *s, int32_t count) {
 static void on_poll(uv_poll_t *poll, int status, int events) {
   udp_socket_t *s = (udp_socket_t *)poll->data;
   if (s->closed) return;
-  if (status < 0) return;
+  if (status < 0) {
+    /* libuv asks the user to stop a poll that failed (only a descriptor gone bad does). */
+    uv_poll_stop(poll);
+    return;
+  }
   if (events & UV_WRITABLE) {
     call_js(s, -1);
     if (s->closed) return;
