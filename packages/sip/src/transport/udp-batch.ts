@@ -2,8 +2,9 @@
  * JavaScript side of the batched UDP addon (`native/udp_batch.c`, built by
  * `native/build.mjs` on `npm ci`). libuv polls the socket; every wake-up drains it with
  * recvmmsg(2) into one shared slab and calls `onEvent(slot)` per datagram, with each
- * datagram's length, port and address in a shared Int32Array. A send is one synchronous sendto(2);
- * only when the socket buffer is full (EAGAIN) are sends queued until it is writable.
+ * datagram's length, port and address in a shared Int32Array. A send is one synchronous
+ * sendto(2); only when the socket buffer is full (EAGAIN) are sends queued until it is
+ * writable.
  */
 
 import { lookup } from 'node:dns/promises';
