@@ -184,6 +184,27 @@ function describeUdp(io: 'dgram' | 'batch'): void {
       assert.deepEqual(order, [0, 1, 2, 3].flatMap((n) => [`message ${n}`, `microtask ${n}`]));
     });
 
+    it('a handler that closes the transport mid-batch stops delivery cleanly', async () => {
+      const seen: string[] = [];
+      let t: UdpTransport | undefined;
+      const closed = new Promise<void>((resolve) => {
+        t = new UdpTransport({ address: '127.0.0.1', port: 0, io }, {
+          onMessage: (m) => {
+            seen.push(m.data.toString().match(/n=(\d+)/)![1]);
+            void t!.close().then(resolve);
+          },
+        });
+      });
+      await t!.listen();
+      const client = createSocket('udp4');
+      after(() => client.close());
+      for (let i = 0; i < 5; i++) client.send(sipRequest({ body: `n=${i}` }), t!.localPort, '127.0.0.1');
+      await closed;
+      await new Promise((r) => setTimeout(r, 50)); // anything still queued would arrive now
+      assert.deepEqual(seen, ['0']);
+      await assert.rejects(t!.send({ address: '127.0.0.1', port: 9 }, sipRequest()), TransportError);
+    });
+
     it('delivers a burst of datagrams in order, each as its own message', async () => {
       const rec = new Recorder();
       const t = await udp('127.0.0.1', rec);
