@@ -364,8 +364,8 @@ export class ProxyCore {
    */
   addRecordRoute(out: SipRequest, inbound: Flow, destination: Destination, required = false): void {
     if (!this.config.proxy.recordRoute && !required) return;
-    const inT = this.layer.transportFor(inbound.protocol, inbound.localAddress.includes(':') ? 6 : 4);
-    const outT = this.layer.transportFor(destination.protocol, destination.address.includes(':') ? 6 : 4);
+    const inT = this.layer.transportForAddress(inbound.protocol, inbound.localAddress);
+    const outT = this.layer.transportForAddress(destination.protocol, destination.address);
     if (!inT || !outT) return;
     // Each connection-oriented side gets its own entry with its flow, so that requests in
     // the dialog reach a caller on TCP/WS too (over the connection it called from), not

@@ -82,7 +82,7 @@ export function bindingDestination(binding: Binding): Destination {
 export function isFlowOpen(layer: TransactionLayer, binding: Binding): boolean {
   const f = binding.flow;
   if (f.protocol === 'udp' || !f.connectionId) return false;
-  const transport = layer.transportFor(f.protocol, f.remoteAddress.includes(':') ? 6 : 4);
+  const transport = layer.transportForAddress(f.protocol, f.remoteAddress);
   return transport?.hasConnection(f.connectionId) ?? false;
 }
 
@@ -96,7 +96,7 @@ export function isLiveBinding(layer: TransactionLayer, binding: Binding, now: nu
   if (!isFlowOpen(layer, binding)) return false;
   if (now - binding.updatedAt < liveMs) return true;
   const f = binding.flow;
-  const quietMs = layer.transportFor(f.protocol, f.remoteAddress.includes(':') ? 6 : 4)?.msSinceInbound?.(f.connectionId!);
+  const quietMs = layer.transportForAddress(f.protocol, f.remoteAddress)?.msSinceInbound?.(f.connectionId!);
   return quietMs !== undefined && quietMs < liveMs;
 }
 

@@ -130,6 +130,11 @@ export class TransactionLayer implements TransactionSender {
     return fallback;
   }
 
+  /** The transport of `protocol` for the family of `address` (an IPv6 address has a ':'). */
+  transportForAddress(protocol: TransportProtocol, address: string): Transport | undefined {
+    return this.transportFor(protocol, address.includes(':') ? 6 : 4);
+  }
+
   /** The host:port this node writes into Via / Record-Route for a transport. */
   sentBy(transport: Transport): { host: string; port: number } {
     let host = transport.localAddress;
@@ -307,8 +312,7 @@ export class TransactionLayer implements TransactionSender {
 
   /** Send now when the transport can (see Transport.sendNow); false: use send(). */
   sendNow(data: Buffer, destination: Destination): boolean {
-    const transport = this.transportFor(destination.protocol, destination.address.includes(':') ? 6 : 4);
-    return transport?.sendNow?.(destination.address, destination.port, data) ?? false;
+    return this.transportForAddress(destination.protocol, destination.address)?.sendNow?.(destination.address, destination.port, data) ?? false;
   }
 
   /** Send a response with no one to tell if it fails (the peer retransmits: §17.2). */
@@ -324,8 +328,7 @@ export class TransactionLayer implements TransactionSender {
   }
 
   requireTransport(destination: Destination): Transport {
-    const family = destination.address.includes(':') ? 6 : 4;
-    const transport = this.transportFor(destination.protocol, family);
+    const transport = this.transportForAddress(destination.protocol, destination.address);
     if (!transport) throw new TransportError(`No ${destination.protocol} transport configured`);
     return transport;
   }
