@@ -28,8 +28,8 @@
 #define BATCH 32
 /* Datagrams read per wake-up before the event loop gets a turn (fairness with TCP/timers). */
 #define MAX_ROUNDS 8
-/* Per datagram in the meta array: length, truncated, port, family, address words 0..3. */
-#define META_INTS 8
+/* Per datagram in the meta array: length, port, family, address words 0..3 (IPv4: word 0). */
+#define META_INTS 7
 
 typedef struct {
   uv_poll_t poll;
@@ -214,23 +214,22 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
     if (n <= 0) return; /* EAGAIN, or an error a datagram socket can ignore */
     for (int i = 0; i < n; i++) {
       int32_t *m = s->meta + i * META_INTS;
-      m[0] = (int32_t)s->msgs[i].msg_len;
-      m[1] = (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
+      m[0] = (int32_t)s->msgs[i].msg_len; /* never truncated: a slot holds any UDP payload */
       struct sockaddr_storage *a = &s->addrs[i];
       if (a->ss_family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)a;
-        m[2] = ntohs(sin->sin_port);
-        m[3] = 4;
+        m[1] = ntohs(sin->sin_port);
+        m[2] = 4;
         uint32_t host = ntohl(sin->sin_addr.s_addr);
-        m[4] = (int32_t)host;
+        m[3] = (int32_t)host;
       } else {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)a;
-        m[2] = ntohs(sin6->sin6_port);
-        m[3] = 6;
+        m[1] = ntohs(sin6->sin6_port);
+        m[2] = 6;
         for (int w = 0; w < 4; w++) {
           uint32_t word;
           memcpy(&word, &sin6->sin6_addr.s6_addr[w * 4], 4);
-          m[4 + w] = (int32_t)ntohl(word);
+          m[3 + w] = (int32_t)ntohl(word);
         }
       }
     }

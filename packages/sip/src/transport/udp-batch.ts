@@ -35,11 +35,11 @@ const ADDON_PATH = '../../native/build/udp_batch.node'; // from src/transport an
 const SLOT_BYTES = 65_536;
 const EAGAIN = constants.errno.EAGAIN;
 const EINVAL = constants.errno.EINVAL;
-/** Meta layout per datagram (udp_batch.c): length, truncated, port, family, address words. */
+/** Meta layout per datagram (udp_batch.c): length, port, family, address words. */
 const M_LENGTH = 0;
-const M_PORT = 2;
-const M_FAMILY = 3;
-const M_ADDRESS = 4;
+const M_PORT = 1;
+const M_FAMILY = 2;
+const M_ADDRESS = 3;
 
 /**
  * One slab and meta array for every socket of the process: the addon fills them only inside

@@ -24,7 +24,7 @@ describe('batched UDP I/O (native/udp_batch.c)', () => {
     const watching: boolean[] = [];
     const fake: UdpBatchBinding = {
       BATCH: 4,
-      META_INTS: 8,
+      META_INTS: 7,
       open: () => [{} as UdpBatchHandle, 5060],
       start: (_h, _slab, _slot, _meta, cb) => {
         onEvent = cb;
