@@ -221,7 +221,7 @@ export class PushcallServer implements TransactionLayerUser {
     if (this.config.admin.enabled) this.admin = await startAdminServer(this, this.config.admin.listen);
     this.scheduleSweep();
     await this.refresher?.start();
-    const udpIo = this.layer.listeners.flatMap((t) => (t instanceof UdpTransport && t.io ? [t.io] : []))[0];
+    const udpIo = this.layer.listeners.find((t): t is UdpTransport => t instanceof UdpTransport)?.io;
     this.logger.info({ listen: this.listenAddresses(), udpIo, admin: this.admin?.address, node: this.config.node.id }, 'pushcall listening');
   }
 

@@ -57,7 +57,7 @@ export const configSchema = z
         /**
          * Datagram I/O: 'batch' reads with recvmmsg(2) through pushcall's addon, built on
          * `npm ci` (Linux; fails to start when it is not built), 'dgram' uses node:dgram,
-         * 'auto' the addon when built. The addon halves Node's CPU per datagram.
+         * 'auto' the addon when built. The addon costs 22–31 % less CPU per datagram.
          */
         io: z.enum(['auto', 'batch', 'dgram']).default('auto'),
       })
