@@ -29,8 +29,10 @@ if (missing.length > 0) {
   }
 }
 
-// The batched UDP addon is tested like the rest: build it if `npm ci` could not.
-if (!existsSync('packages/sip/native/build/udp_batch.node')) {
+// The batched UDP addon is tested like the rest: build it if `npm ci` could not, or again
+// when its source changed since.
+const addon = 'packages/sip/native/build/udp_batch.node';
+if (!existsSync(addon) || statSync(addon).mtimeMs < statSync('packages/sip/native/udp_batch.c').mtimeMs) {
   const build = spawnSync(process.execPath, ['packages/sip/native/build.mjs'], { stdio: 'inherit' });
   if (build.status !== 0) process.exit(build.status ?? 1);
 }

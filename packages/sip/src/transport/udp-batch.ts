@@ -40,6 +40,7 @@ const M_LENGTH = 0;
 const M_PORT = 1;
 const M_FAMILY = 2;
 const M_ADDRESS = 3;
+const META_INTS = 7;
 
 /**
  * One slab and meta array for every socket of the process: the addon fills them only inside
@@ -64,7 +65,8 @@ export function loadUdpBatch(): { ok: true; value: UdpBatchBinding } | { ok: fal
   if (process.platform !== 'linux') return (loaded = { ok: false, reason: `recvmmsg is Linux-only (${process.platform})` });
   try {
     const value = createRequire(import.meta.url)(ADDON_PATH) as UdpBatchBinding;
-    loaded = { ok: true, value };
+    // A build of an older udp_batch.c lays the meta array out differently.
+    loaded = value.META_INTS === META_INTS ? { ok: true, value } : { ok: false, reason: `${ADDON_PATH} was built from another version of udp_batch.c (rebuild it: node packages/sip/native/build.mjs)` };
   } catch (err) {
     loaded = { ok: false, reason: `${(err as Error).message.split('\n')[0]} (build it: node packages/sip/native/build.mjs)` };
   }
