@@ -42,9 +42,11 @@ export class MemoryBindingStore implements BindingStore {
     const previous = this.byId.get(binding.id);
     if (previous) this.unindex(previous);
     this.byId.set(binding.id, binding);
-    let list = this.byAor.get(binding.aor);
-    if (!list) this.byAor.set(binding.aor, (list = []));
-    list.push(binding);
+    const list = this.byAor.get(binding.aor);
+    // A literal of one, not `[]` and a push: V8 grows an empty array to 17 slots on its
+    // first push, and most AORs keep one binding for hours.
+    if (!list) this.byAor.set(binding.aor, [binding]);
+    else list.push(binding);
     if (binding.push) {
       const prid = binding.push.prid;
       const ids = this.byToken.get(prid);

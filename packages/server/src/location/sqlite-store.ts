@@ -36,7 +36,10 @@ const CREATE_BINDINGS = `
 interface PendingWrite {
   upsert: Map<string, Binding>;
   remove: Set<string>;
-  waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }>;
+  /** Settles when this group's transaction committed (or failed): one promise for the whole group. */
+  committed: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 export class SqliteBindingStore extends MemoryBindingStore {
@@ -142,7 +145,13 @@ export class SqliteBindingStore extends MemoryBindingStore {
 
   private queue(upsert: Binding[], remove: string[]): Promise<void> {
     if (this.pending === null) {
-      this.pending = { upsert: new Map(), remove: new Set(), waiters: [] };
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const committed = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.pending = { upsert: new Map(), remove: new Set(), committed, resolve, reject };
       if (this.commitDelayMs > 0) {
         this.flushTimer = setTimeout(() => this.flush(), this.commitDelayMs);
       } else setImmediate(() => this.flush());
@@ -156,7 +165,7 @@ export class SqliteBindingStore extends MemoryBindingStore {
       p.remove.delete(b.id);
       p.upsert.set(b.id, b);
     }
-    return new Promise((resolve, reject) => p.waiters.push({ resolve, reject }));
+    return p.committed;
   }
 
   /** Commit everything queued in one transaction. */
@@ -188,10 +197,10 @@ export class SqliteBindingStore extends MemoryBindingStore {
       })();
       for (const id of removed) this.rowOf.delete(id);
       for (const [id, row] of inserted) this.rowOf.set(id, row);
-      for (const w of p.waiters) w.resolve();
+      p.resolve();
     } catch (error) {
       const err = new StoreError(`binding store write failed: ${(error as Error).message}`, { cause: error });
-      for (const w of p.waiters) w.reject(err);
+      p.reject(err);
     }
   }
 
