@@ -250,6 +250,9 @@ export class Registrar {
     const contacts = request.contacts;
     const callId = request.callId;
     const cseq = request.cseq.seq;
+    // ok() reads Supported for the 2xx: parsed now, so that a malformed one gets its 400
+    // before the store changes, not after (a rejected REGISTER never alters bindings).
+    void request.supported;
 
     // Step 6: `Contact: *` removes every binding, and only with Expires: 0.
     if (contacts === '*') {
@@ -381,10 +384,13 @@ export class Registrar {
       events.push({ binding, previous: match, request, receivedAt });
       // A new binding with the push token of another instance's binding replaces it: the
       // app was reinstalled (new instance id) and would otherwise be pushed twice. Limited
-      // to the same AOR so a stolen token cannot unregister someone else's device.
+      // to the same AOR so a stolen token cannot unregister someone else's device. Not the
+      // same instance's other flows (RFC 5626 §4.2, another reg-id, e.g. IPv4 and IPv6):
+      // they share the device's token and are meant to coexist.
       if (p.push) {
         for (const other of existing) {
           if (other.id === binding.id || remove.includes(other.id)) continue;
+          if (other.instanceId !== undefined && other.instanceId === binding.instanceId) continue;
           if (other.push?.provider === p.push.provider && other.push.prid === p.push.prid) {
             remove.push(other.id);
             removedEvents.push([other, 'same-token']);

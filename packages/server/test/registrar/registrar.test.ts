@@ -466,6 +466,30 @@ describe('RFC 5626 instance identity (+sip.instance, reg-id)', () => {
     assert.equal((await t.bindings()).length, 3);
   });
 
+  it('the flows of one instance (reg-id 1 and 2) share its push token and both stay (RFC 5626 §4.2)', async () => {
+    const removed: string[] = [];
+    const t = setup({ hooks: { onRemoved: (b, reason) => removed.push(reason) } });
+    const inst = `;+sip.instance="${INSTANCE_A}"`;
+    await t.send({ contacts: [`<sip:alice@192.0.2.10:5062;ob;${APNS()}>${inst};reg-id=1`], expires: 600 });
+    await t.send({ callId: 'flow-2', contacts: [`<sip:alice@[2001:db8::1]:5062;ob;${APNS()}>${inst};reg-id=2`], expires: 600 });
+    assert.deepEqual((await t.bindings()).map((b) => b.regId).sort(), [1, 2]);
+    assert.deepEqual(removed, []);
+  });
+
+  it('a malformed Supported header gets its 400 before the store changes', async () => {
+    let registered = 0;
+    const t = setup({ hooks: { onRegistered: () => registered++ } });
+    const res = await t.send({
+      contacts: [`<sip:alice@192.0.2.10:5062;ob>;+sip.instance="${INSTANCE_A}";reg-id=1`],
+      expires: 600,
+      headers: [['Supported', 'outbound, bad@tag']],
+    });
+    assert.equal(res.status, 400);
+    assert.match(res.reason, /option tag/i);
+    assert.equal((await t.bindings()).length, 0);
+    assert.equal(registered, 0);
+  });
+
   it('the instance removes its binding with expires=0 from whatever address it has now', async () => {
     const t = setup();
     await t.send({ contacts: [`<sip:alice@192.0.2.10:5062>;+sip.instance="${INSTANCE_A}";reg-id=1`], expires: 600 });
