@@ -31,14 +31,13 @@ export class MemoryBindingStore implements BindingStore {
   }
 
   protected applySync(aor: string, changes: { upsert: Binding[]; remove: string[] }): void {
+    checkAor(aor, changes.upsert);
     for (const id of changes.remove) this.removeSync(id);
-    for (const binding of changes.upsert) {
-      if (binding.aor !== aor) throw new Error(`binding ${binding.id} does not belong to ${aor}`);
-      this.putSync(binding);
-    }
+    for (const binding of changes.upsert) this.putSync(binding);
   }
 
-  protected putSync(binding: Binding): void {
+  /** Store `binding` under its id; returns the binding it replaced, if any. */
+  protected putSync(binding: Binding): Binding | undefined {
     const previous = this.byId.get(binding.id);
     if (previous) this.unindex(previous);
     this.byId.set(binding.id, binding);
@@ -54,6 +53,7 @@ export class MemoryBindingStore implements BindingStore {
       else if (!ids.includes(binding.id)) ids.push(binding.id);
     }
     if (binding.purrs) for (const purr of binding.purrs) this.byPurr.set(purr, binding.id);
+    return previous;
   }
 
   protected removeSync(id: string): Binding | undefined {
@@ -128,4 +128,9 @@ export class MemoryBindingStore implements BindingStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Every binding of a change set belongs to its AOR: checked before anything changes. */
+export function checkAor(aor: string, upsert: readonly Binding[]): void {
+  for (const binding of upsert) if (binding.aor !== aor) throw new Error(`binding ${binding.id} does not belong to ${aor}`);
 }

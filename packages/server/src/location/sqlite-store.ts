@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
 import { encodeBinding } from './binding-json.js';
-import { MemoryBindingStore } from './memory-store.js';
+import { MemoryBindingStore, checkAor } from './memory-store.js';
 import type { Binding } from './types.js';
 
 /**
@@ -36,6 +36,13 @@ const CREATE_BINDINGS = `
 interface PendingWrite {
   upsert: Map<string, Binding>;
   remove: Set<string>;
+  /**
+   * What memory held for every id this group touched, before its first change (null: no
+   * binding). Memory changes at once and the disk at the commit; a failed commit puts
+   * these back, so that memory never shows a binding the disk does not have (a retransmitted
+   * REGISTER would otherwise get a 200 for it) or lacks one it still has.
+   */
+  before: Map<string, Binding | null>;
   /** Settles when this group's transaction committed (or failed): one promise for the whole group. */
   committed: Promise<void>;
   resolve: () => void;
@@ -122,14 +129,26 @@ export class SqliteBindingStore extends MemoryBindingStore {
 
   override async apply(aor: string, changes: { upsert: Binding[]; remove: string[] }): Promise<void> {
     if (this.closed) throw new StoreError('binding store is closed');
-    this.applySync(aor, changes);
-    return this.queue(changes.upsert, changes.remove);
+    checkAor(aor, changes.upsert);
+    const p = this.batch();
+    for (const id of changes.remove) {
+      const removed = this.removeSync(id);
+      if (!p.before.has(id)) p.before.set(id, removed ?? null);
+    }
+    for (const binding of changes.upsert) {
+      const previous = this.putSync(binding);
+      if (!p.before.has(binding.id)) p.before.set(binding.id, previous ?? null);
+    }
+    return this.queue(p, changes.upsert, changes.remove);
   }
 
   override async remove(id: string): Promise<boolean> {
-    const removed = this.removeSync(id) !== undefined;
-    if (removed) await this.queue([], [id]);
-    return removed;
+    const removed = this.removeSync(id);
+    if (removed === undefined) return false;
+    const p = this.batch();
+    if (!p.before.has(id)) p.before.set(id, removed);
+    await this.queue(p, [], [id]);
+    return true;
   }
 
   override async sweep(now: number): Promise<Binding[]> {
@@ -138,12 +157,18 @@ export class SqliteBindingStore extends MemoryBindingStore {
     // and then have this delete queued after its upsert (gone on disk, present in memory).
     const expired: Binding[] = [];
     for (const binding of this.byId.values()) if (binding.expiresAt <= now) expired.push(binding);
-    for (const b of expired) this.removeSync(b.id);
-    if (expired.length > 0) await this.queue([], expired.map((b) => b.id));
+    if (expired.length === 0) return expired;
+    const p = this.batch();
+    for (const b of expired) {
+      this.removeSync(b.id);
+      if (!p.before.has(b.id)) p.before.set(b.id, b);
+    }
+    await this.queue(p, [], expired.map((b) => b.id));
     return expired;
   }
 
-  private queue(upsert: Binding[], remove: string[]): Promise<void> {
+  /** The group of writes the next commit takes (created, and its commit scheduled, on first use). */
+  private batch(): PendingWrite {
     if (this.pending === null) {
       let resolve!: () => void;
       let reject!: (error: unknown) => void;
@@ -151,12 +176,15 @@ export class SqliteBindingStore extends MemoryBindingStore {
         resolve = res;
         reject = rej;
       });
-      this.pending = { upsert: new Map(), remove: new Set(), committed, resolve, reject };
+      this.pending = { upsert: new Map(), remove: new Set(), before: new Map(), committed, resolve, reject };
       if (this.commitDelayMs > 0) {
         this.flushTimer = setTimeout(() => this.flush(), this.commitDelayMs);
       } else setImmediate(() => this.flush());
     }
-    const p = this.pending;
+    return this.pending;
+  }
+
+  private queue(p: PendingWrite, upsert: Binding[], remove: string[]): Promise<void> {
     for (const id of remove) {
       p.upsert.delete(id);
       p.remove.add(id);
@@ -199,6 +227,11 @@ export class SqliteBindingStore extends MemoryBindingStore {
       for (const [id, row] of inserted) this.rowOf.set(id, row);
       p.resolve();
     } catch (error) {
+      // Nothing of the group reached the disk: memory goes back to what the disk has.
+      for (const [id, previous] of p.before) {
+        this.removeSync(id);
+        if (previous !== null) this.putSync(previous);
+      }
       const err = new StoreError(`binding store write failed: ${(error as Error).message}`, { cause: error });
       p.reject(err);
     }

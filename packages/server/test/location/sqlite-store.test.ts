@@ -300,6 +300,43 @@ describe('SqliteBindingStore errors are typed StoreErrors, not crashes', () => {
     assertStoreError(() => new SqliteBindingStore(file), /newer pushcall \(schema 99\)/);
   });
 
+  it('a failed commit puts memory back to what the disk has (upserts, refreshes, removals and sweeps of the group)', async () => {
+    const file = tempFile();
+    const store = new SqliteBindingStore(file);
+    const a = binding('a', 'sip:a@x', { push: push('aa'.repeat(32)) });
+    const b = binding('b', 'sip:b@x');
+    const old = binding('old', 'sip:c@x', { expiresAt: T0 + 1_000 });
+    await store.apply('sip:a@x', { upsert: [a], remove: [] });
+    await store.apply('sip:b@x', { upsert: [b], remove: [] });
+    await store.apply('sip:c@x', { upsert: [old], remove: [] });
+    const before = await sorted(store);
+    // A disk that refuses writes (disk full, I/O error), simulated from a second connection.
+    const other = new Database(file);
+    for (const op of ['INSERT', 'UPDATE', 'DELETE']) other.exec(`CREATE TRIGGER fail_${op} BEFORE ${op} ON bindings BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
+    const results = await Promise.allSettled([
+      store.apply('sip:a@x', { upsert: [{ ...a, cseq: 2, push: push('bb'.repeat(32)) }], remove: [] }),
+      store.apply('sip:b@x', { upsert: [], remove: ['b'] }),
+      store.apply('sip:n@x', { upsert: [binding('new', 'sip:n@x')], remove: [] }),
+      store.sweep(T0 + 2_000),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected', 'rejected']);
+    assert.deepEqual(await sorted(store), before, 'memory is what the disk has');
+    assert.equal((await store.findByPushToken('apns', 'aa'.repeat(32)))[0]?.id, 'a');
+    assert.deepEqual(await store.findByPushToken('apns', 'bb'.repeat(32)), []);
+    assert.deepEqual((await store.lookup('sip:b@x', T0)).map((x) => x.id), ['b']);
+    // The disk recovers: the same changes commit, and a reopen agrees with memory.
+    for (const op of ['INSERT', 'UPDATE', 'DELETE']) other.exec(`DROP TRIGGER fail_${op}`);
+    other.close();
+    await store.apply('sip:b@x', { upsert: [], remove: ['b'] });
+    await store.apply('sip:n@x', { upsert: [binding('new', 'sip:n@x')], remove: [] });
+    const now = await sorted(store);
+    assert.deepEqual(now.map((x) => x.id), ['a', 'new', 'old']);
+    await store.close();
+    const reopened = new SqliteBindingStore(file);
+    assert.deepEqual(await sorted(reopened), now);
+    await reopened.close();
+  });
+
   it('a failed commit rejects every waiter of the batch with a StoreError', async () => {
     const store = new SqliteBindingStore(tempFile());
     (store as unknown as { db: Database.Database }).db.close();
