@@ -29,6 +29,7 @@ import {
   newTag,
   parseSipUriStrict,
 } from '@pushcall/sip';
+import { removeIfTokenUnchanged, setPushEnvironment } from '../location/push-followups.js';
 import type { Binding, PushRegistration } from '../location/types.js';
 import type { PushPayload, RefreshPayload } from '../push/payload.js';
 import { buildPayload } from '../push/payload.js';
@@ -242,7 +243,12 @@ export class ProxyCall {
 
     // Delivered through the other APNs environment: the push went out; fix the binding.
     if (!outcome.ok && deliveredInOtherEnvironment(outcome)) {
-      void this.correctEnvironment(binding, outcome.actualEnvironment);
+      const environment = outcome.actualEnvironment;
+      if (environment !== undefined) {
+        setPushEnvironment(proxy.store, binding, environment).catch((error: unknown) =>
+          proxy.logger.error({ err: error, aor: binding.aor, binding: binding.id }, 'cannot record the APNs environment of a binding'),
+        );
+      }
       outcome = { ok: true, provider: outcome.provider, id: outcome.id, latencyMs: outcome.latencyMs, status: 200, environment: outcome.actualEnvironment };
     }
 
@@ -265,9 +271,13 @@ export class ProxyCall {
       branch.id,
     );
     if (outcome.removeBinding) {
-      void proxy.store.remove(binding.id).then((removed) => {
-        if (removed) proxy.logger.info({ aor: binding.aor, binding: binding.id, reason: outcome.ok ? '' : outcome.reason }, 'binding removed after push failure');
-      });
+      const reason = outcome.reason;
+      removeIfTokenUnchanged(proxy.store, binding).then(
+        (removed) => {
+          if (removed) proxy.logger.info({ aor: binding.aor, binding: binding.id, reason }, 'binding removed after push failure');
+        },
+        (error: unknown) => proxy.logger.error({ err: error, aor: binding.aor, binding: binding.id }, 'cannot remove a binding after push failure'),
+      );
     }
     // RFC 8599 §5.6.2: a failed push request rejects the held request (404/480).
     if (branch.state === 'pushing' || branch.state === 'waiting') {
@@ -276,12 +286,6 @@ export class ProxyCall {
       branch.state = 'done';
       this.checkDone();
     }
-  }
-
-  private async correctEnvironment(binding: Binding, environment: 'production' | 'sandbox' | undefined): Promise<void> {
-    if (!environment || !binding.push) return;
-    const updated: Binding = { ...binding, push: { ...binding.push, environment } };
-    await this.proxy.store.apply(binding.aor, { upsert: [updated], remove: [] }).catch(() => undefined);
   }
 
   private releaseWaiter(branch: Branch): void {

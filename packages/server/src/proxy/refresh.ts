@@ -23,6 +23,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import { buildRefreshPayload } from '../push/payload.js';
 import { type PushOutcome, deliveredInOtherEnvironment } from '../push/types.js';
+import { removeIfTokenUnchanged } from '../location/push-followups.js';
 import { type Pusher, canTakeAlertPush, toPushBinding } from './call.js';
 
 export interface RefreshSettings {
@@ -195,7 +196,7 @@ export class BindingRefresher {
     metrics.refreshPushes.inc({ provider: target.provider, outcome: outcome.ok ? 'ok' : outcome.error });
     logger.debug({ aor: binding.aor, binding: id, provider: target.provider, attempt, ok: delivered, error: outcome.ok ? undefined : outcome.error }, 'refresh push');
     if (!outcome.ok && outcome.removeBinding) {
-      if (await store.remove(id)) logger.info({ aor: binding.aor, binding: id, reason: outcome.reason }, 'binding removed after refresh push failure');
+      if (await removeIfTokenUnchanged(store, binding)) logger.info({ aor: binding.aor, binding: id, reason: outcome.reason }, 'binding removed after refresh push failure');
       return;
     }
     // A REGISTER that came while the push was in flight has rescheduled the binding.
