@@ -2,10 +2,12 @@
  * The SIP Request Push Bucket (RFC 8599 §5.2): branches held while their device wakes.
  * A branch is released when "the same device" registers again, matched by binding id
  * (the registrar keeps the id for the same +sip.instance), then +sip.instance, then push
- * token (RFC 8599 §5.3 allows matching on the pn-* parameters alone).
+ * token (RFC 8599 §5.3 allows matching on the pn-* parameters alone). Every match is within
+ * the AOR: a REGISTER of another user carrying the same token (a copied token, or a
+ * multi-account app) must not receive this user's call.
  */
 
-import type { Binding } from '../location/types.js';
+import type { Binding, PushRegistration } from '../location/types.js';
 
 export interface WakeWaiter {
   readonly binding: Binding;
@@ -33,7 +35,7 @@ export class WakeRegistry {
     const b = waiter.binding;
     addTo(this.byBinding, b.id, waiter);
     if (b.instanceId) addTo(this.byInstance, `${b.aor}\u0000${b.instanceId}`, waiter);
-    if (b.push) addTo(this.byToken, `${b.push.provider}\u0000${b.push.prid}`, waiter);
+    if (b.push) addTo(this.byToken, tokenKey(b.aor, b.push), waiter);
     this.perAor.set(b.aor, (this.perAor.get(b.aor) ?? 0) + 1);
     this.count++;
   }
@@ -42,7 +44,7 @@ export class WakeRegistry {
     const b = waiter.binding;
     if (!removeFrom(this.byBinding, b.id, waiter)) return;
     if (b.instanceId) removeFrom(this.byInstance, `${b.aor}\u0000${b.instanceId}`, waiter);
-    if (b.push) removeFrom(this.byToken, `${b.push.provider}\u0000${b.push.prid}`, waiter);
+    if (b.push) removeFrom(this.byToken, tokenKey(b.aor, b.push), waiter);
     const n = (this.perAor.get(b.aor) ?? 1) - 1;
     if (n === 0) this.perAor.delete(b.aor);
     else this.perAor.set(b.aor, n);
@@ -54,13 +56,17 @@ export class WakeRegistry {
     const found = new Set<WakeWaiter>();
     for (const w of this.byBinding.get(binding.id) ?? []) found.add(w);
     if (binding.instanceId) for (const w of this.byInstance.get(`${binding.aor}\u0000${binding.instanceId}`) ?? []) found.add(w);
-    if (binding.push) for (const w of this.byToken.get(`${binding.push.provider}\u0000${binding.push.prid}`) ?? []) found.add(w);
+    if (binding.push) for (const w of this.byToken.get(tokenKey(binding.aor, binding.push)) ?? []) found.add(w);
     for (const w of found) {
       this.remove(w);
       w.wake(binding, registerReceivedAt);
     }
     return found.size;
   }
+}
+
+function tokenKey(aor: string, push: PushRegistration): string {
+  return `${aor}\u0000${push.provider}\u0000${push.prid}`;
 }
 
 function addTo<K>(map: Map<K, Set<WakeWaiter>>, key: K, w: WakeWaiter): void {
