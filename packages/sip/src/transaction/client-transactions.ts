@@ -151,14 +151,27 @@ export class InviteClientTransaction extends ClientTransaction {
    */
   whenCancellable(send: (tx: InviteClientTransaction) => void): boolean {
     if (this.state === S.Proceeding) {
-      send(this);
+      this.sendCancel(send);
       return true;
     }
     if (this.state === S.Calling) {
-      this.cancelRequested = send;
+      this.cancelRequested = () => this.sendCancel(send);
       return true;
     }
     return false;
+  }
+
+  /**
+   * §9.1: when no final response comes within 64*T1 of the CANCEL, the INVITE is taken as
+   * cancelled and the transaction destroyed (the TU sees a timeout). Without this, a peer that
+   * rang and then vanished would keep the transaction, and whatever it points at, forever:
+   * Timer B covers only the Calling state.
+   */
+  private sendCancel(send: (tx: InviteClientTransaction) => void): void {
+    send(this);
+    this.startTimer(timeout64(this.ctx.timers), () => {
+      if (this.state === S.Proceeding) this.timeout();
+    });
   }
 
   receiveResponse(response: SipResponse): void {

@@ -221,6 +221,56 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
   });
 });
 
+describe('INVITE client transaction after a CANCEL (RFC 3261 §9.1)', () => {
+  it('gives up 64*T1 after the CANCEL when no final response comes: the TU sees a timeout, the layer forgets it', async () => {
+    const { clock, layer, transport } = setup();
+    let timeouts = 0;
+    const tx = layer.request(outgoing('INVITE'), dest, { onResponse() {}, onTimeout: () => timeouts++ }) as InviteClientTransaction;
+    await flush();
+    transport.inject(responseTo(transport.sentText(0), 180));
+    clock.advance(100_000); // rings for long: Timer B applies only in Calling
+    assert.equal(tx.state, TransactionState.Proceeding);
+    assert.equal(layer.cancel(tx), true);
+    clock.advance(64 * 500 - 1);
+    assert.equal(tx.state, TransactionState.Proceeding, 'still waiting for the 487');
+    assert.equal(timeouts, 0);
+    clock.advance(1);
+    assert.equal(tx.state, TransactionState.Terminated);
+    assert.equal(timeouts, 1);
+    transport.inject(responseTo(transport.sentText(0), 487));
+    assert.equal(timeouts, 1, 'a late 487 changes nothing');
+  });
+
+  it('a CANCEL deferred until the first provisional starts its 64*T1 then', async () => {
+    const { clock, layer, transport } = setup();
+    let timeouts = 0;
+    const tx = layer.request(outgoing('INVITE'), dest, { onResponse() {}, onTimeout: () => timeouts++ }) as InviteClientTransaction;
+    await flush();
+    layer.cancel(tx);
+    clock.advance(10_000);
+    transport.inject(responseTo(transport.sentText(0), 180));
+    clock.advance(64 * 500 - 1);
+    assert.equal(timeouts, 0);
+    clock.advance(1);
+    assert.equal(timeouts, 1);
+    assert.equal(tx.state, TransactionState.Terminated);
+  });
+
+  it('a 487 in time ends it as usual, with no timeout', async () => {
+    const { clock, layer, transport } = setup();
+    let timeouts = 0;
+    const statuses: number[] = [];
+    const tx = layer.request(outgoing('INVITE'), dest, { onResponse: (r) => statuses.push(r.status), onTimeout: () => timeouts++ }) as InviteClientTransaction;
+    await flush();
+    transport.inject(responseTo(transport.sentText(0), 180));
+    layer.cancel(tx);
+    transport.inject(responseTo(transport.sentText(0), 487));
+    clock.advance(64 * 500 * 2);
+    assert.deepEqual(statuses, [180, 487]);
+    assert.equal(timeouts, 0);
+  });
+});
+
 describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
   it('absorbs retransmissions in Trying and resends the final response afterwards', () => {
     const { clock, layer, transport, rec } = setup();
