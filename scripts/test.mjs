@@ -11,6 +11,8 @@ const SYSTEM_PACKAGES = [
   ['sipp', 'sip-tester'],
   // self-signed certificates for the TLS/WSS and APNs-emulator tests
   ['openssl', 'openssl'],
+  // a real browser for the admin dashboard test (driven by playwright-core)
+  ['chromium', 'chromium'],
 ];
 
 function has(bin) {

@@ -236,6 +236,20 @@ export class PushcallServer implements TransactionLayerUser {
     return t.localPort;
   }
 
+  /** What the dashboard shows (admin `/api/summary`). */
+  async summary(): Promise<Record<string, unknown>> {
+    const totals = this.metrics.totals();
+    return {
+      node: this.config.node.id,
+      uptimeSeconds: process.uptime(),
+      bindings: await this.store.stats(),
+      heldBranches: this.proxy.wake.size,
+      calls: totals.calls,
+      registers: totals.registers,
+      requests: totals.requests,
+    };
+  }
+
   get timelines(): ProxyCore['timelines'] {
     return this.proxy.timelines;
   }

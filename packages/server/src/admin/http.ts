@@ -1,12 +1,14 @@
 /**
- * Admin HTTP API: `/healthz`, Prometheus `/metrics`, and read-only JSON views of bindings
- * (tokens redacted) and call timelines. Loopback by default; it has no authentication, so
- * expose it only on a management network.
+ * Admin HTTP API: the live dashboard (`/`), `/healthz`, Prometheus `/metrics`, and read-only
+ * JSON views of the server's state (`/api/summary`), bindings (tokens redacted) and call
+ * timelines. Loopback by default; it has no authentication, so expose it only on a
+ * management network.
  */
 
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StartupError } from '../errors.js';
+import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from './dashboard.js';
 import type { Binding } from '../location/types.js';
 import { redactToken, redactUriText } from '../observability/redact.js';
 
@@ -21,7 +23,22 @@ export interface AdminSource {
   metrics: { registry: { metrics(): Promise<string>; contentType: string } };
   /** Call timelines, when the proxy is running. */
   timelines?: { list(limit: number): unknown[]; get(callId: string): unknown | undefined };
+  /** Counts for the dashboard (bindings, held branches, outcomes). */
+  summary?(): Promise<Record<string, unknown>>;
 }
+
+/** The dashboard's files: same-origin only, never framed, never sniffed. */
+const STATIC: Record<string, { type: string; body: string }> = {
+  '/': { type: 'text/html; charset=utf-8', body: DASHBOARD_HTML },
+  '/dashboard.js': { type: 'text/javascript; charset=utf-8', body: DASHBOARD_JS },
+  '/dashboard.css': { type: 'text/css; charset=utf-8', body: DASHBOARD_CSS },
+};
+const STATIC_HEADERS = {
+  'content-security-policy': "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+};
 
 export function publicBinding(b: Binding): Record<string, unknown> {
   return {
@@ -69,7 +86,19 @@ export async function startAdminServer(source: AdminSource, listen: string): Pro
 async function handle(source: AdminSource, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   if (req.method !== 'GET') return send(res, 405, { error: 'method not allowed' });
+  const file = STATIC[url.pathname];
+  if (file) {
+    res.writeHead(200, { 'content-type': file.type, ...STATIC_HEADERS });
+    res.end(file.body);
+    return;
+  }
+  if (url.pathname === '/favicon.ico') {
+    res.writeHead(204); // browsers ask for it; a 404 would be logged in the page's console
+    res.end();
+    return;
+  }
   if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
+  if (url.pathname === '/api/summary' && source.summary) return send(res, 200, await source.summary());
   if (url.pathname === '/metrics') {
     const body = await source.metrics.registry.metrics();
     res.writeHead(200, { 'content-type': source.metrics.registry.contentType });

@@ -106,6 +106,11 @@ export class ServerMetrics {
   countCall(outcome: string): void {
     this.callOutcomes.add(outcome);
   }
+
+  /** The running totals, for the admin API's summary. */
+  totals(): { registers: Record<string, number>; calls: Record<string, number>; requests: Record<string, number> } {
+    return { registers: this.registerOutcomes.toObject(), calls: this.callOutcomes.toObject(), requests: this.inbound.toObject() };
+  }
 }
 
 /**
@@ -119,6 +124,10 @@ class Tally {
 
   add(key: string): void {
     this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  toObject(): Record<string, number> {
+    return Object.fromEntries(this.counts);
   }
 
   /** Set the counter to the totals (at scrape time, from its collect()). */
