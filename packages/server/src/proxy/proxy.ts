@@ -269,7 +269,7 @@ export class ProxyCore {
   private authenticateCaller(request: SipRequest, tx: ServerTransaction, flow: Flow): string | null {
     if (isTrusted(flow.remoteAddress, this.config.auth.trustedPeers)) return `trusted:${flow.remoteAddress}`;
     if (this.config.auth.mode === 'open' || !this.auth) return `open:${request.from.uri.toString()}`;
-    const result = this.auth.verify(request.authHeaders('proxy-authorization'), request.method);
+    const result = this.auth.verify(request.authHeaders('proxy-authorization'), request.method, request.uriText);
     if (result.outcome === 'challenge') {
       tx.respond(createResponse(request, 407, { headers: this.auth.challenges(result.stale).map((c) => ['Proxy-Authenticate', c]) }));
       return null;

@@ -158,7 +158,7 @@ export class Registrar {
     // Step 3: authenticate; an AOR is registered only with its own credentials.
     if (this.config.auth.mode === 'digest') {
       if (!this.auth) return createResponse(request, 500, { reason: 'Authentication not configured' });
-      const result = this.auth.verify(request.authHeaders('authorization'), 'REGISTER');
+      const result = this.auth.verify(request.authHeaders('authorization'), 'REGISTER', request.uriText);
       if (result.outcome === 'challenge') {
         return createResponse(request, 401, { headers: this.auth.challenges(result.stale, to.userUnescaped).map((c) => ['WWW-Authenticate', c]) });
       }

@@ -882,12 +882,80 @@ describe('digest authentication (RFC 3261 §22, RFC 7616, RFC 8760)', () => {
     });
   }
 
-  it('RFC 2069 style (no qop) is accepted once per nonce', async () => {
+  it('RFC 2069 style (no qop) answering a qop="auth" challenge → 403, nothing stored (no qop downgrade)', async () => {
     const t = setup({ users });
-    const ch = challengeOf(await t.send({ contacts: [contact] }), 'MD5');
-    const auth = authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce: ch.nonce, alg: 'MD5', qop: null });
-    assert.equal((await t.send({ contacts: [contact], headers: [['Authorization', auth]] })).status, 200);
-    assert.equal((await t.send({ contacts: [contact], headers: [['Authorization', auth]] })).status, 401);
+    for (const alg of ['SHA-256', 'MD5'] as const) {
+      const ch = challengeOf(await t.send({ contacts: [contact] }), alg);
+      const auth = authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce: ch.nonce, alg, qop: null });
+      const res = await t.send({ contacts: [contact], headers: [['Authorization', auth]] });
+      assert.equal(res.status, 403, alg);
+      assert.equal(res.reason, 'Digest response without qop');
+    }
+    assert.equal((await t.store.all()).length, 0);
+  });
+
+  it('a nonce issued by another process with the same nonceSecret (a restart, another node) → 401 stale=true, never 200', async () => {
+    const first = setup({ users });
+    const second = setup({ users }); // same secret, its own authenticator: another epoch
+    const ch = challengeOf(await first.send({ contacts: [contact] }), 'SHA-256');
+    const auth = authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256' });
+    assert.equal((await first.send({ contacts: [contact], headers: [['Authorization', auth]] })).status, 200);
+    // The captured Authorization replayed on the other process: that one never saw its nonce-count.
+    const replay = await second.send({ contacts: ['<sip:alice@192.0.2.66:6666>'], headers: [['Authorization', auth]] });
+    assert.equal(replay.status, 401);
+    const fresh = challengeOf(replay, 'SHA-256');
+    assert.equal(fresh.stale, true);
+    assert.notEqual(fresh.nonce, ch.nonce);
+    assert.equal((await second.store.all()).length, 0);
+    // RFC 7616 §3.3: stale only when the digest was valid; a wrong one stays a 403.
+    const wrong = await second.send({ contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'guess', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256' })]] });
+    assert.equal(wrong.status, 403);
+    // The honest UA retries with the fresh nonce, without asking its user.
+    const retry = await second.send({ contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'alice-secret', realm: fresh.realm, nonce: fresh.nonce, alg: 'SHA-256' })]] });
+    assert.equal(retry.status, 200);
+    // Neither process accepts the other's nonce directly either (unit level).
+    const a = first.auth!;
+    const b = second.auth!;
+    const nonceOf = (x: DigestAuthenticator) => /nonce="([^"]+)"/.exec(x.challenges()[0])![1];
+    assert.equal(nonceOf(a).split('.')[1], nonceOf(a).split('.')[1], 'one epoch per process');
+    assert.notEqual(nonceOf(a).split('.')[1], nonceOf(b).split('.')[1], 'another epoch per process');
+  });
+
+  it('the digest uri must designate the Request-URI: another URI → 403, nothing stored', async () => {
+    const t = setup({ users });
+    const cases: Array<[string, string]> = [
+      ['sip:example.com', 'sip:evil.example.org'],
+      ['sip:example.com', 'sips:example.com'],
+      ['sip:example.com', 'sip:bob@example.com'],
+      ['sip:example.com', 'sip:example.com;transport=tcp'],
+      ['sip:example.com:5060', 'sip:example.com:5070'],
+      ['sip:example.com', 'tel:+15551234'],
+      ['sip:example.com', 'not a uri'],
+    ];
+    for (const [ruri, uri] of cases) {
+      const ch = challengeOf(await t.send({ ruri, contacts: [contact] }), 'SHA-256');
+      const res = await t.send({ ruri, contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256', uri })]] });
+      assert.equal(res.status, 403, `${ruri} vs ${uri}: ${res.status} ${res.reason}`);
+      assert.equal(res.reason, 'Digest uri does not match the Request-URI');
+    }
+    assert.equal((await t.store.all()).length, 0);
+  });
+
+  it('the digest uri is compared as a SIP URI: scheme and host case, escaping, other params, a port on one side (SIPp) → 200', async () => {
+    const t = setup({ users });
+    const cases: Array<[string, string]> = [
+      ['sip:example.com', 'SIP:Example.COM'],
+      ['sip:Example.COM', 'sip:example.com'],
+      ['sip:%61lice@example.com', 'sip:alice@example.com'],
+      ['sip:example.com', 'sip:example.com;foo=bar'],
+      ['sip:example.com', 'sip:example.com:5060'],
+      ['sip:example.com:5060', 'sip:example.com'],
+    ];
+    for (const [ruri, uri] of cases) {
+      const ch = challengeOf(await t.send({ ruri, contacts: [contact] }), 'SHA-256');
+      const res = await t.send({ ruri, contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256', uri })]] });
+      assert.equal(res.status, 200, `${ruri} vs ${uri}: ${res.status} ${res.reason}`);
+    }
   });
 
   it('nonce-count must increase: a replayed nc → 401, a higher nc → 200', async () => {
@@ -929,9 +997,16 @@ describe('digest authentication (RFC 3261 §22, RFC 7616, RFC 8760)', () => {
   it('a forged nonce (bad MAC, or made-up) → 401 without stale', async () => {
     const t = setup({ users });
     const ch = challengeOf(await t.send({ contacts: [contact] }), 'SHA-256');
-    const [issued, random, mac] = ch.nonce.split('.');
+    const [issued, epoch, random, mac] = ch.nonce.split('.');
     const later = (parseInt(issued, 36) + 3_600_000).toString(36);
-    for (const nonce of [`${later}.${random}.${mac}`, `${issued}.${random}.${'A'.repeat(mac.length)}`, 'made-up']) {
+    const otherEpoch = `${epoch.slice(0, -1)}${epoch.endsWith('A') ? 'B' : 'A'}`;
+    for (const nonce of [
+      `${later}.${epoch}.${random}.${mac}`,
+      `${issued}.${otherEpoch}.${random}.${mac}`, // a forged epoch is not "another process": not stale
+      `${issued}.${epoch}.${random}.${'A'.repeat(mac.length)}`,
+      `${issued}.${random}.${mac}`,
+      'made-up',
+    ]) {
       const res = await t.send({ contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce, alg: 'SHA-256' })]] });
       assert.equal(res.status, 401, nonce);
       assert.equal(challengeOf(res, 'SHA-256').stale, false);
