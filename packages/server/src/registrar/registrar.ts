@@ -183,6 +183,9 @@ export class Registrar {
     receivedAt: number,
     forward: (request: SipRequest) => Promise<SipResponse>,
   ): Promise<SipResponse> {
+    // RFC 3261 §16.3 step 3: a request that may not go any further is not forwarded.
+    const maxForwards = request.maxForwards ?? 70;
+    if (maxForwards === 0) return createResponse(request, 483);
     const contacts = request.contacts;
     const providers = new Set<string>();
     if (contacts !== '*') {
@@ -191,7 +194,14 @@ export class Registrar {
         const inspection = this.inspect(contact.uri, request);
         if (inspection.kind === 'malformed') return createResponse(request, 400, { reason: inspection.reason });
         if (inspection.kind === 'unsupported' && this.config.registrar.lastHop) return createResponse(request, 555);
-        if (inspection.kind === 'push') providers.add(inspection.registration.provider);
+        if (inspection.kind === 'push') {
+          // §5.6.1.1 step 3: too brief to push before the binding ends gets 423 here, before
+          // the registrar is told (+sip.pns) that pushcall will push (update()'s rule).
+          const expires = contact.expires ?? request.expires ?? this.config.registrar.defaultExpires;
+          const min = this.config.registrar.minPushExpires;
+          if (expires !== 0 && expires < min) return createResponse(request, 423, { headers: [['Min-Expires', String(min)]] });
+          providers.add(inspection.registration.provider);
+        }
         if (inspection.kind === 'query') {
           for (const p of inspection.provider === '' ? this.supportedProviders() : [inspection.provider]) {
             if (this.supportedProviders().includes(p)) providers.add(p);
@@ -200,21 +210,97 @@ export class Registrar {
       }
     }
     const out = request.clone();
-    out.set('Max-Forwards', String((request.maxForwards ?? 70) - 1));
+    out.set('Max-Forwards', String(maxForwards - 1));
     // §5.6.1.1: the REGISTER forwarded carries sip.pns, so no proxy further on pushes too.
     for (const p of providers) out.append('Feature-Caps', `*;+sip.pns=${quote(p)}`);
     const upstream = await forward(out);
     const response = upstream.clone();
     response.removeFirstValue('via');
-    if (upstream.status < 200 || upstream.status >= 300 || providers.size === 0) return response;
+    // A non-2xx changes nothing; nor does a fetch of the bindings (no Contact).
+    if (upstream.status < 200 || upstream.status >= 300 || (contacts !== '*' && contacts.length === 0)) return response;
 
     // The registrar accepted: keep the push binding here too (flow, token), so a request
-    // that comes back through our Path with the pn-* parameters can wake the device.
-    const local = await this.serialized(aor, () => this.update(request, flow, aor, receivedAt));
-    if (local.status >= 200 && local.status < 300) {
+    // that comes back through our Path with the pn-* parameters can wake the device; and
+    // apply removals and refreshes of the bindings kept here, whether or not they carry
+    // pn-* (RFC 8599 §5.5: no push once the registrar has removed or expired a binding).
+    const local = await this.serialized(aor, async () => {
+      const existing = await this.store.lookup(aor, this.clock.now());
+      const localRequest = this.localRegister(request, upstream, existing);
+      return localRequest ? this.update(localRequest, flow, aor, receivedAt) : response;
+    });
+    if (local !== response && local.status >= 200 && local.status < 300) {
       for (const fc of local.getAll('feature-caps')) if (!response.getAll('feature-caps').includes(fc)) response.append('Feature-Caps', fc);
     }
     return response;
+  }
+
+  /**
+   * Push-proxy mode: the REGISTER to apply to the bindings kept here once the registrar
+   * answered `upstream` (a 2xx), or undefined when none of it concerns them. Kept: the
+   * contacts pushcall serves (push or query for a supported provider) and those naming a
+   * binding kept here (removals, refreshes without pn-*); each with the expiry the
+   * registrar granted (§5.6.1.1 step 5), 0 (removed here) when the 2xx does not list it or
+   * grants less than `minPushExpires` (no push could come in time: the 2xx then goes
+   * back without +sip.pns).
+   */
+  private localRegister(request: SipRequest, upstream: SipResponse, existing: readonly Binding[]): SipRequest | undefined {
+    const contacts = request.contacts;
+    if (contacts === '*') return existing.length > 0 ? request : undefined;
+    let granted: readonly ContactValue[] = [];
+    let grantedDefault: number | undefined;
+    try {
+      const listed = upstream.contacts;
+      if (listed !== '*') granted = listed;
+      grantedDefault = upstream.expires;
+    } catch (error) {
+      // A 2xx we cannot read grants nothing we can rely on: removed here.
+      if (!(error instanceof SipParseError)) throw error;
+    }
+    const supported = this.supportedProviders();
+    const kept: string[] = [];
+    for (const contact of contacts) {
+      const uri = contact.uri;
+      if (!(uri instanceof SipUri)) continue;
+      const inspection = this.inspect(uri, request);
+      const push = inspection.kind === 'push';
+      const ours = push || (inspection.kind === 'query' && (inspection.provider === '' ? supported.length > 0 : supported.includes(inspection.provider)));
+      const expires = Registrar.grantedExpiry(contact, uri, granted, grantedDefault);
+      const min = push ? this.config.registrar.minPushExpires : this.config.registrar.minExpires;
+      const local = expires >= min ? expires : 0;
+      if (!ours && !findMatch(existing, { contact, uri, expires: local, inspection })) continue;
+      const rewritten = contact.clone();
+      rewritten.params.set('expires', String(local));
+      kept.push(rewritten.toString());
+    }
+    if (kept.length === 0) return undefined;
+    const out = request.clone();
+    out.remove('Contact');
+    for (const c of kept) out.append('Contact', c);
+    return out;
+  }
+
+  /**
+   * The expiry a registrar's 2xx grants the REGISTER Contact `contact` (RFC 3261 §10.3 step
+   * 8): that of its Contact with the same instance and reg-id (RFC 5626), else the same URI
+   * with the same pn-* (RFC 8599 §5.3); its `expires`, else the Expires header. 0 when the
+   * 2xx does not list it, or says nothing readable about its expiry.
+   */
+  private static grantedExpiry(contact: ContactValue, uri: SipUri, granted: readonly ContactValue[], grantedDefault: number | undefined): number {
+    const instance = contact.instance;
+    for (const g of granted) {
+      if (!(g.uri instanceof SipUri)) continue;
+      try {
+        const same =
+          instance !== undefined && g.instance !== undefined
+            ? g.instance === instance && (g.regId ?? null) === (contact.regId ?? null)
+            : sipUriEquals(g.uri, uri, { pushParamsMustMatch: true });
+        if (same) return g.expires ?? grantedDefault ?? 0;
+      } catch (error) {
+        // A malformed reg-id or expires in the 2xx: not a grant we can rely on.
+        if (!(error instanceof SipParseError)) throw error;
+      }
+    }
+    return 0;
   }
 
   /**
