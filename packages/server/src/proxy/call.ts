@@ -20,6 +20,7 @@ import {
   type Destination,
   type Flow,
   InviteClientTransaction,
+  type ReasonValue,
   type ServerTransaction,
   type SipRequest,
   type SipResponse,
@@ -129,6 +130,7 @@ export class ProxyCall {
   /** The transactions that outlive the call no longer point at it (see retireWhenDone()). */
   private retired = false;
   private cancelled = false;
+  private cancelledElsewhere: 'answered' | 'declined' | undefined = undefined;
   private ringingSent = false;
   private ringTimer: TimerHandle | undefined;
   private graceTimer: TimerHandle | undefined;
@@ -187,6 +189,16 @@ export class ProxyCall {
     const callerWait = callerLimiter.take(callerKey);
     if (callerWait > 0) return busy(503, callerWait / 1000, 'Too many calls from this caller');
     return undefined;
+  }
+
+  /** An abuse limit refused the call (checkLimits): answer, and end its timeline as `refused`. */
+  refuse(response: SipResponse): void {
+    const proxy = this.proxy;
+    this.finalSent = true;
+    this.serverTx.respond(response);
+    proxy.timelines.record(this.timeline, 'response-out', { status: response.status, reason: response.reason });
+    proxy.timelines.end(this.timeline, 'refused', response.status);
+    proxy.metrics.countCall('refused');
   }
 
   start(): void {
@@ -414,7 +426,9 @@ export class ProxyCall {
     if (woke && cancelWith === undefined) {
       proxy.metrics.wakeLatency.observe({ provider: branch.binding.push?.provider ?? 'none' }, (proxy.clock.now() - this.startedAt) / 1000);
     }
-    if (cancelWith !== undefined) this.cancelBranch(branch, cancelWith);
+    // Cancelled on the way (the route lookup above may wait for DNS): cancel it now too.
+    const cancelReason = cancelWith !== undefined ? cancelWith : branch.cancelReason;
+    if (cancelReason !== undefined) this.cancelBranch(branch, cancelReason);
   }
 
   private onBranchResponse(branch: Branch, response: SipResponse): void {
@@ -444,7 +458,7 @@ export class ProxyCall {
     if (status < 300) {
       if (branch.cancelReason !== undefined || (this.finalSent && !this.answered)) {
         // A 2xx on a branch whose call is over: close that dialog (ACK + BYE).
-        if (this.isInvite && firstFinal && branch.destination) proxy.hangUpStray2xx(this.request, response, branch.destination);
+        if (this.isInvite && firstFinal && branch.destination) proxy.hangUpStray2xx(this.request, response, branch.destination, branch.cancelReason ?? null);
         return;
       }
       if (this.answered && !firstFinal) {
@@ -453,7 +467,7 @@ export class ProxyCall {
       }
       if (this.answered) {
         // Another branch also answered: ours won; close this one (§16.7 step 5 note).
-        if (this.isInvite && branch.destination) proxy.hangUpStray2xx(this.request, response, branch.destination);
+        if (this.isInvite && branch.destination) proxy.hangUpStray2xx(this.request, response, branch.destination, REASON_ANSWERED_ELSEWHERE);
         return;
       }
       branch.final = { status, reason: response.reason, response };
@@ -536,10 +550,15 @@ export class ProxyCall {
     }
   }
 
-  /** The caller's CANCEL (§16.10), with its Reason passed on (a PBX says "answered elsewhere"). */
-  cancelByCaller(reasonHeader: string | undefined): void {
+  /**
+   * The caller's CANCEL (§16.10), with its Reason passed on (a PBX says "answered elsewhere").
+   * `elsewhere`: what that Reason says happened (RFC 3326 cause 200 or 6xx), so that the
+   * devices that slept through it get no "missed call" alert for a call that was taken.
+   */
+  cancelByCaller(reasonHeader: string | undefined, elsewhere?: 'answered' | 'declined'): void {
     if (this.finalSent || this.cancelled) return;
     this.cancelled = true;
+    this.cancelledElsewhere = elsewhere;
     this.proxy.timelines.record(this.timeline, 'cancel-in', reasonHeader ? { reason: reasonHeader } : undefined);
     this.cancelOthers(undefined, reasonHeader ?? null);
     const livePending = this.branches.some((b) => b.tx !== undefined && b.state !== 'done');
@@ -574,9 +593,12 @@ export class ProxyCall {
   private checkDone(): void {
     if (this.finalSent) return;
     if (this.branches.some((b) => b.final === undefined)) return;
+    // §16.10: a cancelled INVITE ends 487 even when a branch ended otherwise (one that never
+    // answered the CANCEL times out, §9.1).
+    if (this.cancelled) return this.sendFinal({ status: 487, reason: 'Request Terminated' }, 'cancelled');
     const results = this.branches.map((b) => b.final!);
     const best = withAllChallenges(chooseBest(results), results);
-    this.sendFinal(best, this.cancelled ? 'cancelled' : best.status === 480 ? 'unavailable' : 'failed');
+    this.sendFinal(best, best.status === 480 ? 'unavailable' : 'failed');
   }
 
   private sendFinal(result: FinalResult, outcome: string): void {
@@ -596,8 +618,10 @@ export class ProxyCall {
     proxy.timelines.end(this.timeline, outcome, response.status);
     proxy.metrics.countCall(outcome);
     proxy.callEnded(this);
-    // No "missed call" notice when someone declined on purpose on another device.
-    if (outcome !== 'answered' && outcome !== 'declined') this.missedCallAlerts();
+    // No "missed call" notice when someone declined on purpose on another device, here or
+    // (the caller's CANCEL says so) behind the PBX.
+    const endedAs = this.cancelledElsewhere ?? outcome;
+    if (endedAs !== 'answered' && endedAs !== 'declined') this.missedCallAlerts();
     else if (proxy.config.proxy.answeredElsewhereAlert) this.alertSleepers('answered_elsewhere');
     this.retireWhenDone();
   }
@@ -710,4 +734,18 @@ function round3(n: number): number {
 
 function round(n: number): number {
   return Math.round(n * 10) / 10;
+}
+
+/** What a CANCEL's RFC 3326 Reason says happened elsewhere: SIP cause 200 or 6xx. */
+export function cancelledElsewhere(cancel: SipRequest): 'answered' | 'declined' | undefined {
+  let reasons: ReasonValue[];
+  try {
+    reasons = cancel.reasons;
+  } catch {
+    return undefined; // a malformed Reason is passed on as written, and read as a plain cancel
+  }
+  const cause = reasons.find((r) => r.protocol.toUpperCase() === 'SIP')?.cause;
+  if (cause === 200) return 'answered';
+  if (cause !== undefined && cause >= 600 && cause < 700) return 'declined';
+  return undefined;
 }

@@ -16,6 +16,7 @@ import {
   type ServerTransaction,
   type SipRequest,
   type SipResponse,
+  type TimerHandle,
   SipUri,
   type TransactionLayer,
   type TransportProtocol,
@@ -34,7 +35,8 @@ import type { ServerMetrics } from '../observability/metrics.js';
 import type { RegistrationEvent } from '../registrar/registrar.js';
 import { buildRefreshPayload } from '../push/payload.js';
 import { deliveredInOtherEnvironment } from '../push/types.js';
-import { finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
+import { removeIfTokenUnchanged } from '../location/push-followups.js';
+import { cancelledElsewhere, finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
 import { bindingDestination, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll } from './routing.js';
@@ -56,6 +58,9 @@ export interface ProxyOptions {
   pusher?: Pusher;
   isLocalDomain(host: string): boolean;
 }
+
+/** RFC 3261 §16.6 step 11: Timer C, "greater than 3 minutes". */
+const TIMER_C_MS = 181_000;
 
 export class ProxyCore {
   readonly config: PushcallConfig;
@@ -143,7 +148,7 @@ export class ProxyCore {
     }
     // §16.10: answer the CANCEL, then cancel every pending branch.
     tx.respond(createResponse(cancel, 200));
-    call.cancelByCaller(cancel.get('reason'));
+    call.cancelByCaller(cancel.get('reason'), cancelledElsewhere(cancel));
   }
 
   /** An ACK for a 2xx (end to end): forward statelessly along the route set (§16.11). */
@@ -260,7 +265,7 @@ export class ProxyCore {
   private startCall(request: SipRequest, tx: ServerTransaction, flow: Flow, aor: string, bindings: Binding[], caller: string, receivedAt: number): void {
     const call = new ProxyCall(this, request, tx, flow, aor, bindings, caller, receivedAt);
     const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
-    if (refusal) return tx.respond(refusal);
+    if (refusal) return call.refuse(refusal);
     if (request.method === 'INVITE') this.calls.set(tx.key, call);
     call.start();
   }
@@ -457,7 +462,11 @@ export class ProxyCore {
     pusher.sendRefresh(target, payload, { deadlineMs: 5000 }).then(
       (outcome) => {
         if (outcome.ok || deliveredInOtherEnvironment(outcome)) return;
-        if (outcome.removeBinding) void this.store.remove(device.id);
+        if (outcome.removeBinding) {
+          removeIfTokenUnchanged(this.store, device).catch((error: unknown) =>
+            this.logger.error({ err: error, aor: device.aor, binding: device.id }, 'cannot remove a binding after push failure'),
+          );
+        }
         if (settle()) tx.respond(createResponse(request, 503, { reason: `Push failed (${outcome.reason})` }));
       },
       (error: unknown) => {
@@ -497,7 +506,22 @@ export class ProxyCore {
 
   /** Single-branch stateful relay: responses go back through the server transaction. */
   private relay(request: SipRequest, out: SipRequest, tx: ServerTransaction, destination: Destination, alternatives: readonly Destination[] = []): void {
-    const done = () => this.relays.delete(tx.key);
+    // RFC 3261 §16.6 step 11, §16.8: Timer C. A next hop that rang and then went silent gets
+    // a CANCEL; the transaction layer gives up 64*T1 after it (§9.1). (A forked call has its
+    // ring timeout instead.)
+    let timerC: TimerHandle | undefined;
+    const armTimerC = (): void => {
+      timerC?.cancel();
+      timerC = this.clock.setTimeout(() => {
+        timerC = undefined;
+        if (!tx.isFinal && client instanceof InviteClientTransaction) this.layer.cancel(client);
+      }, TIMER_C_MS);
+    };
+    const done = (): void => {
+      timerC?.cancel();
+      timerC = undefined;
+      this.relays.delete(tx.key);
+    };
     // RFC 3263 §4.3: after a transport error, a timeout or a 503 before any provisional
     // response, the next server is tried with an untouched copy (each client transaction
     // adds its own Via).
@@ -515,7 +539,10 @@ export class ProxyCore {
       {
         onResponse: (response) => {
           if (response.status === 100) return;
-          if (response.status < 200) provisional = true;
+          if (response.status < 200) {
+            provisional = true;
+            if (client instanceof InviteClientTransaction) armTimerC();
+          }
           if (response.status >= 200) {
             done();
             client.setUser(finishedClientUser(tx, response.status < 300 && client instanceof InviteClientTransaction));
@@ -542,7 +569,10 @@ export class ProxyCore {
       },
       this.branchFor(request),
     );
-    if (client instanceof InviteClientTransaction && !tx.isFinal) this.relays.set(tx.key, client);
+    if (client instanceof InviteClientTransaction && !tx.isFinal) {
+      this.relays.set(tx.key, client);
+      armTimerC();
+    }
   }
 
   private async forwardStateless(request: SipRequest, inbound: Flow): Promise<void> {
@@ -565,7 +595,11 @@ export class ProxyCore {
   }
 
   /** Answer a stray 2xx on a branch whose call is over: ACK it, then BYE (RFC 3261 §13.3.1.4 as UAC). */
-  hangUpStray2xx(invite: SipRequest, response: SipResponse, destination: Destination): void {
+  /**
+   * `reason`: the RFC 3326 Reason the BYE carries, what happened to the call (answered or
+   * declined elsewhere, as the branch's CANCEL said); null for none (the caller hung up).
+   */
+  hangUpStray2xx(invite: SipRequest, response: SipResponse, destination: Destination, reason: string | null): void {
     const contact = response.contacts;
     if (contact === '*' || contact.length === 0 || !(contact[0].uri instanceof SipUri)) return;
     const target = contact[0].uri.toString();
@@ -579,7 +613,7 @@ export class ProxyCore {
     const make = (method: string, cseq: number) => {
       const headers = [...base.map((h) => ({ ...h })), header('CSeq', `${cseq} ${method}`)];
       for (const r of routes) headers.push(header('Route', r));
-      if (method === 'BYE') headers.push(header('Reason', 'SIP;cause=200;text="Call completed elsewhere"'));
+      if (method === 'BYE' && reason !== null) headers.push(header('Reason', reason));
       return new (invite.constructor as typeof SipRequest)(method, target, headers);
     };
     const ack = make('ACK', invite.cseq.seq);

@@ -65,6 +65,11 @@ describe('held-call caps (limits.maxHeldPerAor, limits.maxHeldTotal)', () => {
     assert.equal(full.status, 503);
     retryAfter(full);
     assert.equal(lab.apns.received.length, 2, 'refused calls push nothing');
+    for (const [refused, status] of [[again, 486], [third, 503]] as const) {
+      const timeline = lab.server.timelines.get(refused.callId);
+      assert.equal(timeline?.outcome, 'refused', "a refused call's timeline ends");
+      assert.equal(timeline?.finalStatus, status);
+    }
 
     for (const c of [first, second]) {
       assert.equal((await c.cancel()).status, 200);
@@ -292,6 +297,21 @@ describe('wake path: declines, alerts, environments, pn-* privacy', () => {
     const [first, second] = lab.fcm.received.filter((m) => m.token === token).map((m) => m.payload as { type: string; text?: string });
     assert.equal(first.type, 'call');
     assert.equal(second.type, 'missed_call');
+  });
+
+  it("no missed-call alert when the caller's CANCEL says the call was answered elsewhere (Reason cause=200)", async () => {
+    const token = `fcm-${randomBytes(20).toString('base64url')}`;
+    lab.fcm.registerDevice({ token, projectId: LAB_FCM_PROJECT });
+    const { ua } = await pushUa(lab, 'pickedup', { provider: 'fcm', prid: token });
+    await ua.close();
+    const call = await rawCall(lab, caller, 'sip:pickedup@127.0.0.1');
+    await call.ringing();
+    await call.cancel('SIP;cause=200;text="Call completed elsewhere"');
+    assert.equal((await call.final).status, 487);
+    await sleep(300);
+    const messages = lab.fcm.received.filter((m) => m.token === token).map((m) => (m.payload as { type: string }).type);
+    assert.deepEqual(messages, ['call'], 'the call push only, no missed_call');
+    assert.equal(lab.server.timelines.get(call.callId)?.outcome, 'cancelled');
   });
 
   it('no missed-call alert when the device woke and was called', async () => {
