@@ -263,7 +263,7 @@ export class ProxyCore {
 
   /** Fork to `bindings` unless an abuse limit refuses the call. */
   private startCall(request: SipRequest, tx: ServerTransaction, flow: Flow, aor: string, bindings: Binding[], caller: string, receivedAt: number): void {
-    const call = new ProxyCall(this, request, tx, flow, aor, bindings, caller, receivedAt);
+    const call = new ProxyCall(this, request, tx, flow, aor, oneFlowPerInstance(bindings), caller, receivedAt);
     const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
     if (refusal) return call.refuse(refusal);
     if (request.method === 'INVITE') this.calls.set(tx.key, call);
@@ -625,4 +625,23 @@ export class ProxyCore {
   newCallToken(): string {
     return randomToken(4);
   }
+}
+
+/**
+ * RFC 5626 §5.3: a device registered over several flows (reg-id 1 and 2, e.g. two edge
+ * proxies or IPv4 and IPv6) is one target: the request goes over one flow only, the most
+ * recently refreshed, or it would ring (or be pushed) once per flow. Bindings without an
+ * instance id are each a target of their own.
+ */
+export function oneFlowPerInstance(bindings: Binding[]): Binding[] {
+  if (bindings.length < 2) return bindings;
+  const chosen = new Map<string, Binding>();
+  for (const b of bindings) {
+    if (b.instanceId === undefined) continue;
+    const key = `${b.aor}\u0000${b.instanceId}`;
+    const other = chosen.get(key);
+    if (other === undefined || b.updatedAt > other.updatedAt) chosen.set(key, b);
+  }
+  // In the lookup's order, which the rest of the proxy keeps.
+  return bindings.filter((b) => b.instanceId === undefined || chosen.get(`${b.aor}\u0000${b.instanceId}`) === b);
 }
