@@ -7,6 +7,8 @@
  *   node --conditions=source --import tsx bench/wake.ts            # full: 5000 phones, 100/s, 60 s, loss 0 and 2 %
  *   node --conditions=source --import tsx bench/wake.ts --quick    # 1000 phones, 50/s, 15 s
  *   options: --phones N --rate R --duration S --losses 0,0.02 --launch-delay 100-300 --store sqlite|memory
+ *            --timelines N (proxy.timelineMaxCalls, default 50000) --heap-every S (the server's heap after
+ *            a full GC every S seconds of the call phase, through its inspector on loopback: a soak test)
  *
  * Layout: this process runs the fleet (phones, callers, the impairment relay) and the
  * APNs/FCM emulators (they deliver pushes to the phones in-process); the server is
@@ -21,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { type FleetReport, type Percentiles, formatFleetReport, hiResClock, runFleet, startFleetEmulators } from '../packages/testkit/src/fleet/index.js';
 import { freePort } from '../packages/testkit/src/sipp/run.js';
 import { cpuDelta, cpuInfo, cpuSample, type CpuSample, memSample, processTree, udpPortStats, versions } from './lib/proc.js';
+import { connectHeapSampler } from './lib/inspector-heap.js';
 import { spawnTracked, stopTracked } from './lib/spawned.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -38,6 +41,9 @@ const losses = (value('--losses') ?? '0,0.02').split(',').map(Number);
 const launch = (value('--launch-delay') ?? '100-300').split('-').map(Number) as [number, number];
 const store = value('--store') ?? 'sqlite';
 const outDir = value('--out') ?? join(root, 'bench/results');
+/** Seconds between samples of the server's heap after a full GC (through its inspector); 0: none. */
+const heapEvery = Number(value('--heap-every') ?? 0);
+const timelineMaxCalls = Number(value('--timelines') ?? 50_000);
 
 interface RunResult {
   loss: number;
@@ -96,13 +102,14 @@ async function runOnce(loss: number): Promise<RunResult> {
     log: { level: 'warn' },
     store: { type: store },
     auth: { mode: 'open' },
-    proxy: { wakeTimeoutSeconds: 10, ringTimeoutSeconds: 30, timelineMaxCalls: 50_000 },
+    proxy: { wakeTimeoutSeconds: 10, ringTimeoutSeconds: 30, timelineMaxCalls },
     limits: { perCalleePerMinute: 1000, perCallerPerMinute: 1_000_000, maxHeldPerAor: 50, maxHeldTotal: 100_000 },
     push: emulators.pushConfig,
   };
   const configFile = join(emulators.dir, 'pushcall.yaml');
   writeFileSync(configFile, JSON.stringify(config, null, 2)); // JSON is YAML
-  const serverArgs = ['--conditions=source', '--import', 'tsx', 'packages/server/src/cli/main.ts', 'serve', '--config', configFile];
+  const inspect = heapEvery > 0 ? ['--inspect=127.0.0.1:0'] : [];
+  const serverArgs = [...inspect, '--conditions=source', '--import', 'tsx', 'packages/server/src/cli/main.ts', 'serve', '--config', configFile];
   const server = spawnTracked({
     name: 'pushcall',
     cmd: process.execPath,
@@ -122,6 +129,10 @@ async function runOnce(loss: number): Promise<RunResult> {
   let rssTimer: NodeJS.Timeout | undefined;
   let dropsBefore = 0;
   let dropsAfter = 0;
+  const heapSamples: Array<{ seconds: number; heapMB: number; rssMB: number }> = [];
+  let heapTimer: NodeJS.Timeout | undefined;
+  let heapStart = 0;
+  const heap = heapEvery > 0 ? await connectHeapSampler(server.stderrPath) : undefined;
   try {
     const report = await runFleet({
       server: `udp:127.0.0.1:${sipPort}`,
@@ -150,6 +161,16 @@ async function runOnce(loss: number): Promise<RunResult> {
           rssPeak = Math.max(rssPeak, memSample(serverPids()).rssKb);
         }, 500);
         rssTimer.unref();
+        if (heap) {
+          heapStart = performance.now();
+          const takeSample = () =>
+            void heap.sample().then((bytes) => {
+              heapSamples.push({ seconds: Math.round((performance.now() - heapStart) / 1000), heapMB: Math.round(bytes / 1e5) / 10, rssMB: Math.round(memSample(serverPids()).rssKb / 102.4) / 10 });
+              process.stderr.write(`wake-bench: heap after full GC ${heapSamples.at(-1)!.heapMB} MB at ${heapSamples.at(-1)!.seconds} s\n`);
+            });
+          takeSample();
+          heapTimer = setInterval(takeSample, heapEvery * 1000);
+        }
       },
       onCallsEnd: () => {
         after = cpuSample(serverPids());
@@ -157,8 +178,10 @@ async function runOnce(loss: number): Promise<RunResult> {
         const u = process.cpuUsage(fleetCpuBefore);
         fleetCores = (u.user + u.system) / 1000 / (performance.now() - fleetWallBefore);
         if (rssTimer) clearInterval(rssTimer);
+        if (heapTimer) clearInterval(heapTimer);
       },
     });
+    if (heap) heapSamples.push({ seconds: Math.round((performance.now() - heapStart) / 1000), heapMB: Math.round((await heap.sample()) / 1e5) / 10, rssMB: Math.round(memSample(serverPids()).rssKb / 102.4) / 10 });
     const rssEnd = memSample(serverPids()).rssKb;
     rssPeak = Math.max(rssPeak, rssEnd);
     let bindings = 0;
@@ -203,6 +226,7 @@ async function runOnce(loss: number): Promise<RunResult> {
         rssMbEnd: Math.round(rssEnd / 102.4) / 10,
         udpDrops: dropsAfter - dropsBefore,
         bindings,
+        ...(heap && { heapAfterGc: heapSamples, timelineMaxCalls }),
       },
       fleetCpuCores: Math.round(fleetCores * 1000) / 1000,
       registerSeconds: report.phones.registerSeconds,
@@ -212,6 +236,8 @@ async function runOnce(loss: number): Promise<RunResult> {
     };
   } finally {
     if (rssTimer) clearInterval(rssTimer);
+    if (heapTimer) clearInterval(heapTimer);
+    heap?.close();
     await stopTracked(server);
     await emulators.close();
     rmSync(emulators.dir, { recursive: true, force: true });
