@@ -101,8 +101,10 @@ export interface CallCoordinatorOptions {
   /** How long a held answer waits for the SIP 200 OK to be sent. Default 10 000 ms. */
   readonly answerTimeoutMs?: number;
   /**
-   * Optional local ring timeout (ends with `unanswered`, rejects 480). Default 0 = off:
-   * the server owns the ring timeout and CANCELs.
+   * Local ring timeout (ends with `unanswered`, rejects 480). The server owns the ring
+   * timeout and CANCELs (pushcall: 60 s); this is the failsafe for a CANCEL that never
+   * arrives (the freshly woken phone lost its connection after the INVITE), so that CallKit
+   * does not ring forever. Default 120 000 ms; 0 turns it off.
    */
   readonly ringTimeoutMs?: number;
   /** Clock skew tolerated when checking sent_at + ttl. Default 0 ms. */
@@ -201,7 +203,7 @@ interface CallRecord {
 const DEFAULTS = {
   noInviteTimeoutMs: 15_000,
   answerTimeoutMs: 10_000,
-  ringTimeoutMs: 0,
+  ringTimeoutMs: 120_000,
   expiryGraceMs: 0,
   retainEndedMs: 10 * 60_000,
   unknownCallerName: 'Unknown caller',
@@ -209,6 +211,7 @@ const DEFAULTS = {
 
 /** Codes used on the SIP side. */
 const SIP = {
+  loopDetected: 482,
   busyHere: 486,
   decline: 603,
   temporarilyUnavailable: 480,
@@ -596,6 +599,15 @@ export class CallCoordinator {
   // -------------------------------------------------------------------------------------
 
   private onInvite(inv: IncomingInvite): void {
+    // Our own outgoing call coming back to us (we called our own AOR, or a group we are in):
+    // its records are keyed by a random UUID, so only the Call-ID finds it. Taking the INVITE
+    // as a new incoming call would repoint the Call-ID and strand the outgoing one.
+    const outgoing = this.byCallId.get(inv.callId);
+    if (outgoing !== undefined && this.records.get(outgoing)?.direction === 'outgoing') {
+      this.emit({ type: 'error', error: new SipPortError(`INVITE reuses the Call-ID of outgoing call ${outgoing}`), uuid: outgoing });
+      this.safeSip('reject 482 (own call)', () => this.sip.reject(inv.callId, SIP.loopDetected));
+      return;
+    }
     const uuid = callUuid(inv.callId);
     const rec = this.records.get(uuid);
     if (!rec) {
@@ -605,8 +617,10 @@ export class CallCoordinator {
       fresh.inviteSeen = true;
       this.note(fresh, 'sip', 'in', 'INVITE', `from ${inv.fromUri}`);
       if (this.reportIncoming(fresh, details) !== 'shown') return;
-      this.transition(fresh, 'ringing', 'INVITE reported');
+      // Armed before the transition: a listener may answer synchronously, and its answer
+      // timer must not be cleared by the ring timer armed after it.
       this.armRing(fresh);
+      this.transition(fresh, 'ringing', 'INVITE reported');
       return;
     }
     if (rec.direction === 'outgoing') {
@@ -627,8 +641,8 @@ export class CallCoordinator {
         rec.details = this.detailsFromInvite(inv, rec.details);
         this.safeUi('updateCallDetails', () => this.ui.updateCallDetails(uuid, rec.details));
         this.note(rec, 'ui', 'out', 'reportCall(updated:)', rec.details.displayName);
-        this.transition(rec, 'ringing', 'INVITE for pushed call');
         this.armRing(rec);
+        this.transition(rec, 'ringing', 'INVITE for pushed call');
         return;
       }
       case 'answerPending': {
@@ -858,7 +872,10 @@ export class CallCoordinator {
     }
     this.note(rec, 'ui', 'in', action.muted ? 'CXSetMutedCallAction(mute)' : 'CXSetMutedCallAction(unmute)');
     rec.muted = action.muted;
-    if (rec.state === 'active' || rec.state === 'dialing') this.applyMute(rec);
+    if ((rec.state === 'active' || rec.state === 'dialing') && rec.callId) {
+      const callId = rec.callId;
+      this.sipCall(rec, action.muted ? 'mute' : 'unmute', () => this.sip.mute(callId, action.muted));
+    }
     action.fulfill();
   }
 
@@ -1011,6 +1028,7 @@ export class CallCoordinator {
     }
   }
 
+  /** A call that connects while muted (the user muted while it rang or dialed) starts muted. */
   private applyMute(rec: CallRecord): void {
     if (!rec.muted || !rec.callId) return;
     const callId = rec.callId;

@@ -92,8 +92,9 @@ export function parseReasonHeader(values: string | readonly string[] | undefined
  *
  * - `SIP;cause=200` → answeredElsewhere ("Call completed elsewhere", RFC 3326 §3, what
  *   Flexisip and our server send when another device of the user answered).
- * - `SIP;cause=600` or `603` → declinedElsewhere (Busy Everywhere / Decline on another
- *   device).
+ * - `SIP;cause=6xx` → declinedElsewhere: a global failure on another device ends the call
+ *   everywhere (RFC 3261 §16.7 step 5): 600 Busy Everywhere, 603 Decline, 604, 606, 607
+ *   Unwanted, 608 Rejected.
  * - anything else, including no Reason → remoteEnded: the caller gave up. Apple's guidance
  *   for "the caller hangs up" is `.remoteEnded`; CallKit's `.unanswered` means the call
  *   timed out locally, and the coordinator uses it only for its own optional ring timeout.
@@ -102,10 +103,10 @@ export function parseReasonHeader(values: string | readonly string[] | undefined
  * not say whether another device of this user took the call.
  */
 export function endReasonForCancel(reasons: readonly SipReason[]): EndReason {
-  const sip = reasons.find((r) => r.protocol === 'SIP' && r.cause !== undefined);
-  if (!sip) return 'remoteEnded';
-  if (sip.cause === 200) return 'answeredElsewhere';
-  if (sip.cause === 600 || sip.cause === 603) return 'declinedElsewhere';
+  const cause = reasons.find((r) => r.protocol === 'SIP' && r.cause !== undefined)?.cause;
+  if (cause === undefined) return 'remoteEnded';
+  if (cause === 200) return 'answeredElsewhere';
+  if (cause >= 600 && cause < 700) return 'declinedElsewhere';
   return 'remoteEnded';
 }
 

@@ -400,11 +400,27 @@ describe('connected calls', () => {
     assert.deepEqual(h.ios.violations, []);
   });
 
-  test('mute is applied through SIP', () => {
+  test('mute and unmute are applied through SIP', () => {
     const h = connected();
     h.ios.userMutes(U, true);
     assert.deepEqual(h.sip.ops('mute').map((o) => o.muted), [true]);
     assert.equal(h.ios.call(U)!.muted, true);
+    h.ios.userMutes(U, false);
+    assert.deepEqual(h.sip.ops('mute').map((o) => o.muted), [true, false], 'the microphone comes back');
+    assert.equal(h.ios.call(U)!.muted, false);
+  });
+
+  test('a call still ringing after ringTimeoutMs (120 s by default: its CANCEL was lost) ends unanswered with 480', () => {
+    const h = iosHarness();
+    h.push(CID);
+    h.sip.receiveInvite({ callId: CID });
+    assert.equal(h.ios.call(U)!.state, 'ringing');
+    h.clock.advance(119_999);
+    assert.equal(h.ios.call(U)!.state, 'ringing');
+    h.clock.advance(1);
+    assert.equal(h.ios.call(U)!.endReason, 'unanswered');
+    assert.deepEqual(h.sip.ops('reject').map((o) => o.code), [480]);
+    assert.deepEqual(h.ios.violations, []);
   });
 
   test('call waiting: answering a second call holds the first (Hold & Accept)', () => {
@@ -443,6 +459,18 @@ describe('outgoing calls', () => {
     const h = iosHarness();
     const uuid = h.ios.userStartsCall('sip:dave@example.com', { video: true });
     assert.equal(h.coordinator.call(uuid)!.state, 'dialing');
+  });
+
+  test('our own call coming back to us (we called our AOR) is refused 482; the outgoing call carries on', () => {
+    const h = iosHarness();
+    const uuid = h.coordinator.startCall('sip:me@example.com');
+    const callId = h.sip.ops('invite')[0].callId;
+    h.sip.receiveInvite({ callId });
+    assert.deepEqual(h.sip.ops('reject').map((o) => [o.callId, o.code]), [[callId, 482]]);
+    assert.deepEqual(h.ios.ringingCalls(), [], 'nothing rings');
+    h.sip.remoteAnswers(callId);
+    assert.equal(h.ios.call(uuid)!.state, 'connected');
+    assert.equal(h.coordinator.call(uuid)!.state, 'active');
   });
 
   test('busy → remoteEnded; server error → failed', () => {

@@ -21,11 +21,14 @@ test('parses RFC 3326 Reason values, several per header and several headers', ()
   assert.deepEqual(parseReasonHeader('SIP;cause=abc'), [{ protocol: 'SIP' }]);
 });
 
-test('maps CANCEL reasons: 200 → answeredElsewhere, 600/603 → declinedElsewhere, else remoteEnded', () => {
+test('maps CANCEL reasons: 200 → answeredElsewhere, 6xx → declinedElsewhere, else remoteEnded', () => {
   const cases: [string | undefined, string][] = [
     ['SIP;cause=200;text="Call completed elsewhere"', 'answeredElsewhere'],
     ['SIP;cause=600;text="Busy Everywhere"', 'declinedElsewhere'],
     ['SIP;cause=603;text="Decline"', 'declinedElsewhere'],
+    ['SIP;cause=607;text="Unwanted"', 'declinedElsewhere'],
+    ['SIP;cause=608', 'declinedElsewhere'],
+    ['SIP;cause=700', 'remoteEnded'],
     ['SIP;cause=487', 'remoteEnded'],
     ['SIP;cause=480', 'remoteEnded'],
     ['Q.850;cause=16', 'remoteEnded'],

@@ -256,7 +256,11 @@ export class ReactNativeCallAdapter {
         this.callKeep.reportConnectedOutgoingCallWithUUID(u);
         if (this.platform === 'android') this.callKeep.setCurrentCallActive?.(u);
       },
-      reportEnded: (uuid, reason) => this.callKeep.reportEndCallWithUUID(normalizeUuid(uuid), callKeepEndReason(reason, this.platform)),
+      reportEnded: (uuid, reason) => {
+        const u = normalizeUuid(uuid);
+        this.callKeep.reportEndCallWithUUID(u, callKeepEndReason(reason, this.platform));
+        this.forget(u);
+      },
       requestStart: (uuid, handle, video) => {
         const u = normalizeUuid(uuid);
         this.known.add(u);
@@ -381,6 +385,15 @@ export class ReactNativeCallAdapter {
     this.deliver((_, push) => push.onTokenUpdated(token));
   }
 
+  /**
+   * The call is over in the OS UI: its UUID need not be remembered (one entry per call for
+   * the app's lifetime otherwise). A late action for it is held as an orphan and dropped.
+   */
+  private forget(uuid: string): void {
+    this.known.delete(uuid);
+    this.starts.delete(uuid);
+  }
+
   private onVoipNotification(payload: unknown): void {
     const dict = this.unwrapNotification(payload);
     const decoded = decodePush(dict);
@@ -422,6 +435,7 @@ export class ReactNativeCallAdapter {
       case 'endCall': {
         const uuid = uuidOf();
         this.action<EndAction>('end', uuid, {}, (d, a) => d.onEnd(a));
+        this.forget(uuid);
         return;
       }
       case 'didReceiveStartCallAction': {
@@ -430,6 +444,7 @@ export class ReactNativeCallAdapter {
         this.known.add(uuid);
         const handle = String(data.handle ?? '');
         const video = this.starts.get(uuid)?.video ?? false;
+        this.starts.delete(uuid);
         const name = typeof data.name === 'string' && data.name ? data.name : undefined;
         this.action<StartAction>('start', uuid, { handle, video, ...(name ? { displayName: name } : {}) }, (d, a) => d.onStart(a));
         return;

@@ -281,6 +281,8 @@ export class SipJsAdapter implements SipPort {
   private readonly calls = new Map<string, CallEntry>();
   private registering: Promise<void> | undefined;
   private pending: 'register' | 'unregister' | undefined;
+  /** The push params an unregister() retires once its REGISTER is out. */
+  private retiredParams: PushContactParams | undefined = undefined;
   private waiters: Array<(state: RegistrationState) => void> = [];
   private audioEnabled = false;
   private disposed = false;
@@ -324,6 +326,9 @@ export class SipJsAdapter implements SipPort {
   }
 
   unregister(): void {
+    // The token is gone (invalidated): once the removal (which still names it, RFC 8599
+    // §4.1.2) is out, a later REGISTER without new params must not bring it back.
+    this.retiredParams = this.pushParams;
     this.schedule('unregister');
   }
 
@@ -360,6 +365,16 @@ export class SipJsAdapter implements SipPort {
   }
 
   private async run(kind: 'register' | 'unregister'): Promise<void> {
+    try {
+      await this.send(kind);
+    } finally {
+      // Unless new params came meanwhile (register() replaced them).
+      if (kind === 'unregister' && this.retiredParams !== undefined && this.pushParams === this.retiredParams) this.pushParams = undefined;
+      if (kind === 'unregister') this.retiredParams = undefined;
+    }
+  }
+
+  private async send(kind: 'register' | 'unregister'): Promise<void> {
     await this.connect();
     const registerer = this.currentRegisterer();
     await new Promise<void>((resolve, reject) => {
@@ -455,6 +470,10 @@ export class SipJsAdapter implements SipPort {
   }
 
   private report(state: RegistrationState): void {
+    // A failure with a newer REGISTER queued is not the last word (a cold start's first
+    // REGISTER may fail while the connection comes up): the coordinator ends every call still
+    // waiting for its INVITE on a failure.
+    if (state.state === 'failed' && this.pending) return;
     this.lastReported = state.state;
     this.delegate?.onRegistration(state);
     if (this.pending) return; // a newer REGISTER is queued: waiters get its outcome

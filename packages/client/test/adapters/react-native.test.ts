@@ -179,6 +179,22 @@ describe('iOS, app running', () => {
     assert.deepEqual(h.callKeep.called('reportEndCallWithUUID')[0].args, [U, 5]);
   });
 
+  test('the adapter forgets a call once it ended, by the server or by the user (nothing kept per call)', () => {
+    const h = setup();
+    const sizes = () => {
+      const a = h.adapter as unknown as { known: Set<string>; starts: Map<string, unknown> };
+      return [a.known.size, a.starts.size];
+    };
+    h.sip.receiveInvite({ callId: CID });
+    h.sip.receiveCancel(CID);
+    assert.deepEqual(sizes(), [0, 0], 'ended by the caller');
+    const out = h.coordinator.startCall('sip:bob@example.com');
+    replay([{ from: 'callkeep', event: 'didReceiveStartCallAction', data: { callUUID: out.toUpperCase(), handle: 'sip:bob@example.com' } }], h.callKeep, h.voip);
+    h.coordinator.hangup(out);
+    replay([{ from: 'callkeep', event: 'endCall', data: { callUUID: out.toUpperCase() } }], h.callKeep, h.voip);
+    assert.deepEqual(sizes(), [0, 0], 'ended by the user');
+  });
+
   test('decline from the lock screen: 603, no reportEndCallWithUUID', () => {
     const h = setup();
     h.sip.receiveInvite({ callId: CID });

@@ -273,6 +273,9 @@ describe('SipJsAdapter: registration', () => {
     adapter.unregister();
     await until(() => rec.registrations.at(-1)?.state === 'unregistered', 'unregistered');
     assert.match(t.requests('REGISTER').at(-1)?.get('contact') ?? '', /pn-provider=apns;pn-prid=.*;expires=0$/);
+    // The token was invalidated: a refresh without new params does not register it again.
+    assert.deepEqual(await adapter.registerAndWait(undefined), { state: 'registered' });
+    assert.doesNotMatch(t.requests('REGISTER').at(-1)?.get('contact') ?? '', /pn-/);
   });
 
   it('the Contact outside REGISTER has no pn-* (INVITE, 2xx): RFC 8599 §13', async () => {
