@@ -31,7 +31,7 @@ import {
   type ServerTransactionUser,
 } from './server-transactions.js';
 import { DEFAULT_TIMERS, type TimerConfig } from './timers.js';
-import type { Destination, Transaction, TransactionContext, TransactionSender } from './transaction.js';
+import { type Destination, type Transaction, type TransactionContext, type TransactionSender, TransactionState } from './transaction.js';
 
 /** What `sendStateless` returns for a message already handed to the network. */
 const SENT: Promise<string | undefined> = Promise.resolve(undefined);
@@ -171,8 +171,9 @@ export class TransactionLayer implements TransactionSender {
     if (isSipError(error) && partial && partial.method !== 'ACK') {
       try {
         const reason = (error as SipParseError).reason ?? 'Bad Request';
-        const response = createResponse(partial, error.code === 'SIP_ERR_LIMIT' ? 513 : 400, { reason: sanitizeReason(reason) });
+        // Stamped first: the 400 copies the Via, and tells a UA behind NAT its address (RFC 3581).
         this.stampVia(partial, flow);
+        const response = createResponse(partial, error.code === 'SIP_ERR_LIMIT' ? 513 : 400, { reason: sanitizeReason(reason) });
         this.deliver(response.toBuffer(), this.responseDestination(partial, flow));
         answered = true;
       } catch {
@@ -192,6 +193,13 @@ export class TransactionLayer implements TransactionSender {
 
     const existing = this.serverTransactions.get(key);
     if (existing) {
+      // RFC 6026 §7.1: an ACK for a 2xx is end to end even when it matches the INVITE's
+      // transaction (a UA that reused the branch, an RFC 2543 peer): it goes to the core.
+      if (request.method === 'ACK' && existing.state === TransactionState.Accepted) {
+        this.stampVia(request, flow);
+        this.user.onAck(request, flow);
+        return;
+      }
       existing.receiveRequest(request);
       return;
     }
@@ -254,9 +262,13 @@ export class TransactionLayer implements TransactionSender {
     const top = request.via;
     const wantsRport = top.params.has('rport');
     const sentByHost = top.host.startsWith('[') ? top.host.slice(1, -1) : top.host;
-    if (!wantsRport && sentByHost === flow.remoteAddress) return;
+    const needsReceived = wantsRport || sentByHost !== flow.remoteAddress;
+    // `received` is ours to write (§18.2.1): one the sender wrote itself would choose where
+    // UDP responses go (responseDestination), to any address or host name it likes.
+    if (!needsReceived && !top.params.has('received')) return;
     const via = top.clone();
-    via.params.set('received', flow.remoteAddress);
+    if (needsReceived) via.params.set('received', flow.remoteAddress);
+    else via.params.delete('received');
     if (wantsRport) via.params.set('rport', String(flow.remotePort));
     request.replaceTopVia(via);
   }

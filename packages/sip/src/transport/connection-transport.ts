@@ -17,6 +17,7 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_CLOSE_GRACE_MS = 2_000;
 export const DEFAULT_MAX_WRITE_BUFFER_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
 export interface ConnectionTransportOptions {
   /** Address to listen on ("0.0.0.0", "::", "127.0.0.1", "::1"). */
@@ -37,6 +38,11 @@ export interface ConnectionTransportOptions {
   maxBodyBytes?: number;
   /** A peer that lets this much unsent data pile up is dropped. Default 1 MiB. */
   maxWriteBufferBytes?: number;
+  /**
+   * Inbound connections beyond this many open ones are refused (closed at once): each may
+   * hold up to maxMessageBytes of an unfinished message. Default 10,000.
+   */
+  maxConnections?: number;
   /** Timers (idle, connect timeout). Default: the system clock. */
   clock?: Clock;
 }
@@ -44,7 +50,11 @@ export interface ConnectionTransportOptions {
 /** What a Connection implementation reports back to its transport. */
 export interface ConnectionHooks {
   message(connection: Connection, data: Buffer): void;
-  /** Traffic that is not a message (keep-alive, ping/pong): resets the idle timer. */
+  /**
+   * Traffic that is not a message (keep-alive, ping/pong): resets the idle timer. Bytes of an
+   * unfinished message do not, or a peer trickling one byte at a time (slowloris) would keep
+   * its connection, and the buffer behind it, forever.
+   */
   activity(connection: Connection): void;
   warning(code: string, message: string, flow?: Flow): void;
   /** The connection is gone (called exactly once per connection). */
@@ -59,6 +69,7 @@ interface ResolvedOptions {
   maxHeaderBytes?: number;
   maxBodyBytes?: number;
   maxWriteBufferBytes: number;
+  maxConnections: number;
   clock: Clock;
 }
 
@@ -92,6 +103,7 @@ export abstract class ConnectionTransport<C extends Connection> implements Trans
       maxHeaderBytes: options.maxHeaderBytes,
       maxBodyBytes: options.maxBodyBytes,
       maxWriteBufferBytes: options.maxWriteBufferBytes ?? DEFAULT_MAX_WRITE_BUFFER_BYTES,
+      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       clock: options.clock ?? systemClock,
     };
     this.table = new ConnectionTable<C>(this.settings.clock, this.settings.idleTimeoutMs, (c) => {
@@ -265,8 +277,14 @@ export abstract class ConnectionTransport<C extends Connection> implements Trans
     });
   }
 
-  protected register(connection: C): void {
+  /** `inbound`: accepted from a peer (counted against maxConnections). */
+  protected register(connection: C, inbound = false): void {
     if (this.closing || !connection.isOpen) {
+      connection.destroy();
+      return;
+    }
+    if (inbound && this.table.size >= this.settings.maxConnections) {
+      this.warn('TRANSPORT_TOO_MANY_CONNECTIONS', `${this.protocol}: ${this.table.size} connections open (maxConnections); refusing ${connection.id}`, connection.flow);
       connection.destroy();
       return;
     }

@@ -104,7 +104,6 @@ export class SocketConnection implements Connection {
 
   private onData(chunk: Buffer): void {
     if (this.gone) return;
-    this.hooks.activity(this);
     try {
       this.framer.push(chunk);
     } catch (err) {
@@ -119,6 +118,10 @@ export class SocketConnection implements Connection {
 
   private pong(): void {
     if (!this.isOpen) return;
+    this.hooks.activity(this);
+    // A peer that pings without reading the pongs would make us queue one write per ping,
+    // without bound: while a pong (or anything) is still unsent, the next ping gets none.
+    if (this.socket.writableLength > 0) return;
     this.socket.write(PONG, () => {
       /* a failed pong surfaces as a socket error/close */
     });
@@ -185,7 +188,7 @@ export abstract class StreamTransport extends ConnectionTransport<SocketConnecti
       socket.destroy();
       return;
     }
-    this.register(this.createConnection(socket));
+    this.register(this.createConnection(socket), true);
   }
 
   private createConnection(socket: Socket): SocketConnection {

@@ -26,6 +26,8 @@ import type { Connection } from './connection-table.js';
 import { ConnectionTransport, errorText, hostPort, writeSettled } from './connection-transport.js';
 import type { ConnectionHooks, ConnectionTransportOptions } from './connection-transport.js';
 import { isCrlfOnly } from './stream-framer.js';
+
+const PONG = Buffer.from('\r\n');
 import { listenServer } from './stream-transport.js';
 import { TlsMaterialCache } from './tls-files.js';
 import type { TlsFileOptions } from './tls-files.js';
@@ -131,7 +133,13 @@ export class WsConnection implements Connection {
   private onMessage(data: Buffer): void {
     if (this.gone) return;
     this.hooks.activity(this);
-    if (isCrlfOnly(data)) return; // keep-alive
+    if (isCrlfOnly(data)) {
+      // RFC 5626 §3.5.1 keep-alive: a double CRLF "ping" gets a single CRLF "pong", as on
+      // TCP/TLS (an outbound client drops a flow whose pings go unanswered). Not while
+      // something is still unsent: a peer that pings without reading gets no queue of pongs.
+      if (data.length === 4 && this.ws.bufferedAmount === 0) this.write(PONG).catch(() => undefined);
+      return;
+    }
     this.hooks.message(this, data);
   }
 }
@@ -283,7 +291,7 @@ export class WsTransport extends ConnectionTransport<WsConnection> {
           ws.terminate();
           return;
         }
-        this.register(new WsConnection(nextConnectionId(this.protocol), this.protocol, ws, endpoints, this.hooks, this.connectionSettings()));
+        this.register(new WsConnection(nextConnectionId(this.protocol), this.protocol, ws, endpoints, this.hooks, this.connectionSettings()), true);
       });
     } catch (err) {
       this.warn('TRANSPORT_SOCKET_ERROR', `${this.protocol}: upgrade failed: ${errorText(err)}`);

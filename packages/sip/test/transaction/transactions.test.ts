@@ -309,6 +309,17 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     assert.match(transport.sentText(0), /Via: SIP\/2\.0\/UDP 192\.0\.2\.10:5062;branch=z9hG4bKabc;rport=40000;received=198\.51\.100\.7/);
   });
 
+  it('a received= the sender wrote itself does not choose where responses go (§18.2.1)', () => {
+    const { transport, rec } = setup();
+    for (const received of ['203.0.113.99', 'evil.example.com']) {
+      transport.inject(incoming('OPTIONS', `z9hG4bK-${received}`).replace(';rport', `;received=${received}`));
+      const { request, tx } = rec.requests.at(-1)!;
+      assert.equal(request.via.received, undefined, 'sent-by is the source: no received');
+      tx.respond(createResponse(request, 200));
+      assert.deepEqual([transport.sent.at(-1)!.target.address, transport.sent.at(-1)!.target.port], ['192.0.2.10', 5062]);
+    }
+  });
+
   it('matches RFC 2543 retransmissions without the magic cookie', () => {
     const { transport, rec } = setup();
     transport.inject(incoming('OPTIONS', '1234'));
@@ -318,6 +329,15 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
 });
 
 describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)', () => {
+  it('an ACK for a 2xx that reuses the INVITE branch still reaches the core (RFC 6026 §7.1)', () => {
+    const { transport, rec } = setup();
+    transport.inject(incoming('INVITE'));
+    const { request, tx } = rec.requests[0];
+    tx.respond(createResponse(request, 200, { toTag: 'x' }));
+    transport.inject(incoming('ACK', 'z9hG4bKabc', 'ACK', ';tag=x'));
+    assert.equal(rec.acks.length, 1);
+  });
+
   it('retransmits a non-2xx final with Timer G until the ACK, which it absorbs', () => {
     const { clock, transport, rec } = setup();
     transport.inject(incoming('INVITE'));
@@ -387,6 +407,7 @@ describe('malformed requests (RFC 3261 §8.2, §21.4.1)', () => {
     transport.inject(incoming('OPTIONS').replace('CSeq: 1 OPTIONS', 'CSeq: x OPTIONS'));
     assert.equal(transport.sent.length, 1);
     assert.match(transport.sentText(0), /^SIP\/2\.0 400 Malformed CSeq header\r\n/);
+    assert.match(transport.sentText(0), /Via: SIP\/2\.0\/UDP 192\.0\.2\.10:5062;branch=z9hG4bKabc;rport=5062;received=192\.0\.2\.10\r\n/, 'rport filled in (RFC 3581)');
     assert.equal(rec.parseErrors[0].answered, true);
     assert.equal(rec.requests.length, 0);
   });

@@ -127,6 +127,40 @@ describe('TcpTransport', () => {
     await rec.nextWarning('TRANSPORT_IDLE_CLOSE');
   });
 
+  it('bytes of an unfinished message do not reset the idle timer (slowloris)', async () => {
+    const clock = new FakeClock();
+    const rec = new Recorder();
+    const server = await tcp(rec, { clock, idleTimeoutMs: 1000 });
+    const c = await rawClient('127.0.0.1', server.localPort);
+    c.socket.write(sipRequest());
+    const { flow } = await rec.nextMessage();
+    const partial = 'OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKslow\r\n';
+    for (let i = 0; i < 12; i++) {
+      c.socket.write(partial.slice(i * 5, i * 5 + 5)); // 5 bytes every 100 ms, never a whole message
+      await new Promise((r) => setTimeout(r, 5));
+      clock.advance(100);
+    }
+    assert.equal(server.hasConnection(flow.connectionId ?? ''), false, 'closed 1000 ms after its last complete message');
+    assert.equal((await rec.nextClosed()).connectionId, flow.connectionId);
+  });
+
+  it('refuses inbound connections beyond maxConnections', async () => {
+    const rec = new Recorder();
+    const server = await tcp(rec, { maxConnections: 2 });
+    const a = await rawClient('127.0.0.1', server.localPort);
+    const b = await rawClient('127.0.0.1', server.localPort);
+    a.socket.write(sipRequest());
+    b.socket.write(sipRequest());
+    await rec.nextMessage();
+    await rec.nextMessage();
+    const third = await rawClient('127.0.0.1', server.localPort);
+    await third.closed;
+    await rec.nextWarning('TRANSPORT_TOO_MANY_CONNECTIONS');
+    assert.equal(server.connectionCount, 2);
+    a.socket.destroy();
+    b.socket.destroy();
+  });
+
   it('closes the connection on an oversized message or a missing Content-Length', async () => {
     const rec = new Recorder();
     const server = await tcp(rec, { maxMessageBytes: 2048 });
