@@ -28,6 +28,8 @@ export class SipParseError extends SipError {
   readonly code = 'SIP_ERR_PARSE';
   /** True when the start line and enough headers were read to answer with a 400. */
   answerable: boolean;
+  /** The status that answers it: 400, or e.g. 505 for a SIP version other than 2.0. */
+  status = 400;
   constructor(readonly reason: string, detail?: string, answerable = false) {
     super(detail ? `${reason}: ${detail}` : reason);
     this.answerable = answerable;

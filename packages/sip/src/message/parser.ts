@@ -17,7 +17,8 @@ export interface ParseLimits {
 }
 
 export const DEFAULT_LIMITS: ParseLimits = {
-  maxMessageBytes: 65_535,
+  // The stream framer's default too (DEFAULT_MAX_MESSAGE_BYTES): a message it accepts parses.
+  maxMessageBytes: 64 * 1024,
   maxHeaders: 128,
   maxLineLength: 8_192,
 };
@@ -164,14 +165,14 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
         const part = trimLws(text.slice(next, end));
         line = part.length > 0 ? `${line} ${part}` : line;
         next = nl === -1 ? textEnd : nl + 1;
-        if (line.length > limits.maxLineLength) throw new SipLimitError('Header line too long');
+        if (line.length > limits.maxLineLength) throw limitError(startLine, headers, 'Header line too long');
       }
       from = 0;
       to = line.length;
       clean = false;
     }
     pos = next;
-    if (to - from > limits.maxLineLength) throw new SipLimitError('Header line too long');
+    if (to - from > limits.maxLineLength) throw limitError(startLine, headers, 'Header line too long');
     const colon = line.indexOf(':', from);
     if (colon <= from || colon >= to) throw partialError(startLine, headers, 'Malformed header line', line.slice(from, Math.min(to, from + 40)));
     let nameEnd = colon;
@@ -207,7 +208,7 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
       if (contentLength === undefined) contentLength = value;
       else if (contentLength !== value) conflictingLength = true;
     } else if (key.length <= 7) required |= requiredBit(key);
-    if (headers.length > limits.maxHeaders) throw new SipLimitError('Too many headers');
+    if (headers.length > limits.maxHeaders) throw limitError(startLine, headers, 'Too many headers');
   }
 
   const message = parseStartLine(startLine, headers);
@@ -266,7 +267,8 @@ function parseStartLine(line: string, headers: HeaderField[]): SipMessage {
   if (!VERSION.test(version)) throw new SipParseError('Malformed SIP version', version.slice(0, 20));
   startLineExact = version === 'SIP/2.0';
   const request = new SipRequest(method, uri, headers, undefined, version.toUpperCase());
-  if (version.toUpperCase() !== 'SIP/2.0') throw answerable(request, 'Unsupported SIP version');
+  // RFC 3261 §8.2.2.1 … §21.5.15: a well-formed version other than 2.0 is 505 (RFC 4475 badvers).
+  if (version.toUpperCase() !== 'SIP/2.0') throw answerable(request, 'Version Not Supported', 505);
   if (uri.length === 0 || uri.includes(' ')) throw answerable(request, 'Malformed Request-URI');
   return request;
 }
@@ -333,10 +335,26 @@ export interface AnswerableParseError extends SipParseError {
   request?: SipRequest;
 }
 
-function answerable(message: SipMessage, reason: string): SipParseError {
+function answerable(message: SipMessage, reason: string, status = 400): SipParseError {
   const ok = canAnswer(message);
   const err = new SipParseError(reason, undefined, ok) as AnswerableParseError;
+  err.status = status;
   if (ok) err.request = message;
+  return err;
+}
+
+/**
+ * A limit hit in the header section, answerable with 513 (RFC 3261 §21.5.14) when the start
+ * line and the headers read so far allow a response (§8.2.6.2), as `partialError` does for 400.
+ */
+function limitError(startLine: string, headers: HeaderField[], reason: string): SipLimitError {
+  const err = new SipLimitError(reason) as SipLimitError & { request?: SipRequest };
+  try {
+    const message = parseStartLine(startLine, headers);
+    if (canAnswer(message)) err.request = message;
+  } catch {
+    // the start line itself is unreadable: nothing to answer
+  }
   return err;
 }
 

@@ -173,7 +173,8 @@ export class TransactionLayer implements TransactionSender {
         const reason = (error as SipParseError).reason ?? 'Bad Request';
         // Stamped first: the 400 copies the Via, and tells a UA behind NAT its address (RFC 3581).
         this.stampVia(partial, flow);
-        const response = createResponse(partial, error.code === 'SIP_ERR_LIMIT' ? 513 : 400, { reason: sanitizeReason(reason) });
+        const status = error.code === 'SIP_ERR_LIMIT' ? 513 : ((error as SipParseError).status ?? 400);
+        const response = createResponse(partial, status, { reason: sanitizeReason(reason) });
         this.deliver(response.toBuffer(), this.responseDestination(partial, flow));
         answered = true;
       } catch {

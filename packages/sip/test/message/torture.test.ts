@@ -708,9 +708,10 @@ describe('RFC 4475 §3.1.2 invalid messages', () => {
     );
   });
 
-  test('§3.1.2.16 badvers: unknown protocol version → answerable error naming the version', () => {
+  test('§3.1.2.16 badvers: unknown protocol version → answerable with 505 Version Not Supported', () => {
     const err = expectParseError(() => parseMessage(m('OPTIONS sip:t.watson@example.org SIP/7.0', ...simpleHeaders('OPTIONS'))), /version/i, true);
-    assert.match(err.reason, /Unsupported SIP version/);
+    assert.match(err.reason, /Version Not Supported/);
+    assert.equal(err.status, 505);
   });
 
   test('§3.1.2.17 mismatch01: start line and CSeq method mismatch → 400', () => {

@@ -412,6 +412,19 @@ describe('malformed requests (RFC 3261 §8.2, §21.4.1)', () => {
     assert.equal(rec.requests.length, 0);
   });
 
+  it('513 for a request over a limit once enough of it was read to answer (§21.5.14); 505 for SIP/7.0', () => {
+    const { transport, rec } = setup();
+    const many = Array.from({ length: 130 }, (_, i) => `X-Filler-${i}: ${i}`).join('\n');
+    transport.inject(incoming('OPTIONS', 'z9hG4bKmany').replace('Content-Length: 0', `${many}\nContent-Length: 0`));
+    assert.match(transport.sentText(0), /^SIP\/2\.0 513 Too many headers\r\n/);
+    transport.inject(incoming('OPTIONS', 'z9hG4bKlong').replace('Content-Length: 0', `Subject: ${'x'.repeat(9000)}\nContent-Length: 0`));
+    assert.match(transport.sentText(1), /^SIP\/2\.0 513 Header line too long\r\n/);
+    transport.inject(incoming('OPTIONS', 'z9hG4bKv7').replace('OPTIONS sip:bob@127.0.0.1 SIP/2.0', 'OPTIONS sip:bob@127.0.0.1 SIP/7.0'));
+    assert.match(transport.sentText(2), /^SIP\/2\.0 505 Version Not Supported\r\n/);
+    assert.deepEqual(rec.parseErrors.map((e) => e.answered), [true, true, true]);
+    assert.equal(rec.requests.length, 0);
+  });
+
   it('drops what cannot be answered (no Via)', () => {
     const { transport, rec } = setup();
     transport.inject(incoming('OPTIONS').replace(/Via:.*\n/, ''));
