@@ -82,8 +82,10 @@ describe('WsTransport (RFC 7118)', () => {
     assert.deepEqual(reply.data, res);
     assert.equal(reply.isBinary, false, 'SIP text goes out as a text frame');
 
-    // A binary frame is one message too; CRLF-only messages are keep-alives.
+    // A binary frame is one message too; CRLF-only messages are keep-alives, and a double
+    // CRLF ping gets a CRLF pong (RFC 5626 §3.5.1), as on TCP/TLS.
     c.ws.send('\r\n\r\n');
+    assert.equal((await c.next()).data.toString(), '\r\n');
     c.ws.send(req, { binary: true });
     const bin = await rec.nextMessage();
     assert.deepEqual(bin.data, req);
