@@ -276,7 +276,15 @@ export class TransactionLayer implements TransactionSender {
 
   /** §18.2.2 with RFC 3581: where responses to this request go. */
   responseDestination(request: SipRequest, flow: Flow): Destination {
+    if (flow.protocol === 'tcp' || flow.protocol === 'tls') {
+      // §18.2.2: over the connection the request came on; should it be gone, a new one goes
+      // to the source address and the sent-by port (default 5060/5061), where the peer
+      // listens, not to the ephemeral port its connection came from.
+      const port = request.via.port ?? (flow.protocol === 'tls' ? 5061 : 5060);
+      return { protocol: flow.protocol, address: flow.remoteAddress, port, connectionId: flow.connectionId };
+    }
     if (flow.protocol !== 'udp') {
+      // WebSocket peers do not listen (RFC 7118 §5): only their connection reaches them.
       return { protocol: flow.protocol, address: flow.remoteAddress, port: flow.remotePort, connectionId: flow.connectionId };
     }
     const via = request.via;

@@ -320,6 +320,15 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     }
   });
 
+  it('over TCP a response goes back on the connection, else to the sent-by port, not the ephemeral one (§18.2.2)', () => {
+    const { transport, rec } = setup('tcp');
+    transport.inject(incoming('OPTIONS').replace('SIP/2.0/UDP 192.0.2.10:5062', 'SIP/2.0/TCP 192.0.2.10:5070'), { address: '192.0.2.10', port: 40000 });
+    const { request, tx } = rec.requests[0];
+    tx.respond(createResponse(request, 200));
+    const { address, port, connectionId } = transport.sent[0].target;
+    assert.deepEqual({ address, port, connectionId }, { address: '192.0.2.10', port: 5070, connectionId: 'tcp:1' });
+  });
+
   it('matches RFC 2543 retransmissions without the magic cookie', () => {
     const { transport, rec } = setup();
     transport.inject(incoming('OPTIONS', '1234'));
