@@ -112,7 +112,13 @@ export function parseMessage(data: Buffer, options: ParseOptions = {}): SipMessa
     bareLfEnd = true;
     // Tolerate bare-LF peers (RFC 3261 §7.5 asks for CRLF but robust parsers accept LF).
     headerEnd = data.indexOf('\n\n', start, 'latin1');
-    if (headerEnd === -1) {
+    // Bare-LF header lines closed by a CRLF empty line: the stream framer ends the header
+    // section there too, so the parser must agree.
+    const mixed = data.indexOf('\n\r\n', start, 'latin1');
+    if (mixed !== -1 && (headerEnd === -1 || mixed < headerEnd)) {
+      headerEnd = mixed;
+      bodyStart = mixed + 3;
+    } else if (headerEnd === -1) {
       // A UDP datagram whose header block ends at the end of the datagram.
       if (data[data.length - 1] === 10) {
         headerEnd = data.length;

@@ -236,6 +236,13 @@ describe('RFC 3261 §18.3 framing by Content-Length', () => {
     assert.equal(req.callId, 'a84b4c76e66710@pc33.example.com');
   });
 
+  test('bare-LF header lines closed by a CRLF empty line (where the stream framer ends them too)', () => {
+    const text = `${[...head, 'Content-Length: 2'].join('\n')}\n\r\nab`;
+    const req = parseRequest(text, { stream: true });
+    assert.equal(req.body.toString(), 'ab');
+    assert.equal(req.callId, 'a84b4c76e66710@pc33.example.com');
+  });
+
   test('a datagram whose header block ends at the end of the datagram', () => {
     const req = parseRequest(`${crlf(...head)}\r\n`);
     assert.equal(req.body.length, 0);
