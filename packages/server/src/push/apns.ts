@@ -78,6 +78,16 @@ export interface ApnsProviderOptions {
   /** PING interval (default 60 s; 0 disables) and its deadline (default 5 s). */
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** A TLS + HTTP/2 connection that is not up after this long is given up (default 10 s). */
+  connectTimeoutMs?: number;
+  /**
+   * After a session ended without a single response (it could not connect, or APNs sent
+   * GOAWAY at once), the next one waits this long, doubling to `maxReconnectDelayMs` (defaults
+   * 250 ms and 30 s), so that an outage or a maintenance GOAWAY is not met with a storm of
+   * new TLS connections.
+   */
+  reconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
   /** Fail-fast window after 429 TooManyRequests for that token (default 30 s, doubles on repeats, ≤ 5 min). */
   tooManyRequestsBackoffMs?: number;
   /** On BadDeviceToken, try the other environment once (default true). */
@@ -228,8 +238,11 @@ class ApnsExchange implements H2StreamHandler {
 
   /** The deadline passed: give up on the stream (RST_STREAM CANCEL). */
   expire(): void {
+    const answered = this.status !== 0;
     this.finish({ result: { kind: 'timeout' } });
     if (this.stream) this.session.h2.cancel(this.stream.id);
+    // Not even response headers: the connection itself may be dead.
+    if (!answered) this.session.checkHealth();
   }
 
   onResponse(status: number, headers: HeaderField[]): void {
@@ -287,7 +300,11 @@ class ApnsSession {
   closed = false;
   tok?: ProviderToken;
   tokFirstUsedAt?: number;
+  /** A response came on this session: it connected and APNs served it. */
+  responded = false;
   private pingTimer?: TimerHandle;
+  private connectTimer?: TimerHandle;
+  private healthCheck = false;
 
   constructor(
     readonly pool: EnvPool,
@@ -332,22 +349,33 @@ class ApnsSession {
       this.drain('goaway');
     });
     provider.live.add(this);
+    // A handshake that never completes (a blackholed route, a relay that accepts and stalls)
+    // would otherwise hold this session, and the pushes given to it, until each one's deadline.
+    this.connectTimer = provider.clock.setTimeout(() => {
+      provider.emit({ type: 'ping_failed', provider: 'apns', environment: pool.env, sessionId: this.id, error: 'connect timeout' });
+      this.destroy();
+    }, o.connectTimeoutMs ?? 10_000);
     this.h2.on('close', (err?: Error) => {
       this.closed = true;
       provider.live.delete(this);
       this.pingTimer?.cancel();
+      this.connectTimer?.cancel();
       pool.remove(this);
+      pool.sessionEnded(this.responded, provider.clock.monotonic(), o.reconnectDelayMs ?? 250, o.maxReconnectDelayMs ?? 30_000);
       const reason = err ? `error: ${err.message}` : this.draining ? 'drained' : 'closed';
       provider.emit({ type: 'session_close', provider: 'apns', environment: pool.env, sessionId: this.id, reason });
       provider.pump(pool);
     });
-    this.h2.on('connect', () => provider.pump(pool));
+    this.h2.on('connect', () => {
+      this.connectTimer?.cancel();
+      provider.pump(pool);
+    });
     provider.emit({ type: 'session_open', provider: 'apns', environment: pool.env, sessionId: this.id, authority: pool.url });
     this.schedulePing();
   }
 
   capacity(): number {
-    if (this.draining || this.closed || this.h2.closed) return 0;
+    if (this.draining || this.closed || this.h2.closed || this.healthCheck) return 0;
     if (!this.authConfirmed || !this.h2.gotRemoteSettings) return 1 - this.inFlight;
     return Math.min(this.h2.remoteMaxConcurrentStreams, this.provider.maxStreams) - this.inFlight;
   }
@@ -370,6 +398,34 @@ class ApnsSession {
     this.draining = true;
     this.pool.remove(this);
     this.h2.destroy();
+  }
+
+  /**
+   * A push timed out with no response on this session: PING it now rather than at the next
+   * interval, so that a half-open connection (the route died, nothing tells TCP) stops
+   * taking every push within seconds instead of a minute.
+   */
+  checkHealth(): void {
+    if (this.healthCheck || this.closed || this.h2.destroyed) return;
+    this.healthCheck = true;
+    const clock = this.provider.clock;
+    let answered = false;
+    const deadline = clock.setTimeout(() => {
+      if (answered) return;
+      this.provider.emit({ type: 'ping_failed', provider: 'apns', environment: this.pool.env, sessionId: this.id, error: 'timeout after a push timed out' });
+      this.destroy();
+    }, Math.min(this.provider.opts.pingTimeoutMs ?? 5000, 1000));
+    try {
+      this.h2.ping((err) => {
+        answered = true;
+        deadline.cancel();
+        this.healthCheck = false;
+        if (err && !this.closed) this.destroy();
+      });
+    } catch {
+      deadline.cancel();
+      if (!this.closed) this.destroy();
+    }
   }
 
   private schedulePing(): void {
@@ -421,9 +477,26 @@ class EnvPool {
     this.hostname = u.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(u.port || 443);
   }
+  /** Sessions in a row that ended without a response, and when the next may open (monotonic ms). */
+  failures = 0;
+  nextConnectAt = 0;
+  retryTimer: TimerHandle | undefined = undefined;
+
   remove(s: ApnsSession): void {
     const i = this.sessions.indexOf(s);
     if (i >= 0) this.sessions.splice(i, 1);
+  }
+
+  sessionEnded(responded: boolean, now: number, baseDelayMs: number, maxDelayMs: number): void {
+    if (responded) {
+      this.failures = 0;
+      this.nextConnectAt = 0;
+      return;
+    }
+    this.failures++;
+    const delay = Math.min(maxDelayMs, baseDelayMs * 2 ** (this.failures - 1));
+    // ±20 % jitter: many pushcall nodes must not reconnect in step after an APNs outage.
+    this.nextConnectAt = now + delay * (0.8 + Math.random() * 0.4);
   }
 }
 
@@ -690,6 +763,8 @@ export class ApnsProvider implements PushProvider {
     session.release();
     if (a.result.kind === 'response') {
       const r = a.result;
+      session.responded = true;
+      session.pool.failures = 0;
       if (!session.authConfirmed && !(r.status === 403 || (r.status === 429 && r.reason === 'TooManyProviderTokenUpdates'))) {
         session.authConfirmed = true;
       }
@@ -773,6 +848,16 @@ export class ApnsProvider implements PushProvider {
       }
       if (!best) {
         if (pool.sessions.length < poolSize) {
+          const wait = pool.nextConnectAt - this.clock.monotonic();
+          if (wait > 0) {
+            // Backing off after sessions that got no response: the waiters wait (each
+            // within its own deadline) and the pool tries again then.
+            pool.retryTimer ??= this.clock.setTimeout(() => {
+              pool.retryTimer = undefined;
+              this.pump(pool);
+            }, wait);
+            return;
+          }
           const s = new ApnsSession(pool, this);
           if (tok) {
             s.tok = tok;
@@ -814,7 +899,11 @@ export class ApnsProvider implements PushProvider {
     if (this.isClosed) return;
     this.isClosed = true;
     const closes: Promise<void>[] = [];
-    for (const pool of Object.values(this.pools)) this.pump(pool);
+    for (const pool of Object.values(this.pools)) {
+      pool.retryTimer?.cancel();
+      pool.retryTimer = undefined;
+      this.pump(pool);
+    }
     {
       for (const s of [...this.live]) {
         closes.push(new Promise((r) => {
