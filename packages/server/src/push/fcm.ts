@@ -111,11 +111,32 @@ export class FcmProvider implements PushProvider {
   async accessToken(): Promise<AccessToken> {
     const a = this.access;
     if (a && this.clock.now() < a.expiresAt - 60_000) return a;
-    this.fetching ??= this.fetchAccessToken().finally(() => {
-      this.fetching = undefined;
-    });
+    // A refused exchange (a revoked key, a wrong clock) is remembered for a while, doubling
+    // up to 5 min: every push would otherwise sign a JWT and ask Google again.
+    const refused = this.oauthRefused;
+    if (refused && this.clock.now() < refused.until) throw refused.error;
+    this.fetching ??= this.fetchAccessToken()
+      .then(
+        (token) => {
+          this.oauthRefused = undefined;
+          return token;
+        },
+        (error: unknown) => {
+          if (error instanceof OAuthError) {
+            const backoffMs = Math.min(300_000, (this.oauthRefused?.backoffMs ?? 2_500) * 2);
+            this.oauthRefused = { error, until: this.clock.now() + backoffMs, backoffMs };
+          }
+          throw error;
+        },
+      )
+      .finally(() => {
+        this.fetching = undefined;
+      });
     return this.fetching;
   }
+
+  /** The last refused token exchange and until when it stands (see accessToken). */
+  private oauthRefused: { error: OAuthError; until: number; backoffMs: number } | undefined = undefined;
 
   private invalidateAccessToken(token: string): void {
     if (this.access?.token === token) this.access = undefined;
@@ -227,14 +248,9 @@ export class FcmProvider implements PushProvider {
         return fail('PUSH_UNAVAILABLE', r.error);
       }
       const status = r.res.status;
-      let j: { name?: string; error?: { code?: number; message?: string; status?: string; details?: { '@type'?: string; errorCode?: string }[] } } = {};
-      try {
-        j = JSON.parse(r.text) as typeof j;
-      } catch {
-        /* non-JSON */
-      }
-      const errorCode = j.error?.details?.find((d) => d['@type'] === FCM_ERROR_TYPE)?.errorCode;
-      const reason = errorCode ?? j.error?.status ?? `HTTP ${status}`;
+      const j = parseFcmBody(r.text);
+      const errorCode = j.errorCode;
+      const reason = errorCode ?? j.status ?? `HTTP ${status}`;
       this.emit({ type: 'response', provider: 'fcm', token: redacted, id: j.name, status, reason: status === 200 ? undefined : reason, latencyMs: this.clock.monotonic() - sentAt, attempt });
       if (status === 200) return { ok: true, provider: 'fcm', id: j.name, status, latencyMs: latency() };
 
@@ -253,7 +269,7 @@ export class FcmProvider implements PushProvider {
         case 'UNREGISTERED':
           return fail('PUSH_UNREGISTERED', errorCode, { status, removeBinding: true });
         case 'INVALID_ARGUMENT': {
-          const msg = j.error?.message ?? '';
+          const msg = j.message ?? '';
           if (/registration token/i.test(msg)) return fail('PUSH_BAD_TOKEN', `${errorCode}: ${msg}`, { status, removeBinding: true });
           if (/too big|too large/i.test(msg)) return fail('PUSH_PAYLOAD_TOO_LARGE', `${errorCode}: ${msg}`, { status });
           return fail('PUSH_BAD_REQUEST', `${errorCode}: ${msg}`, { status });
@@ -287,8 +303,8 @@ export class FcmProvider implements PushProvider {
         }
         return fail('PUSH_UNAVAILABLE', reason, { status, retryAfterMs });
       }
-      if (status === 403) return fail('PUSH_PROVIDER_AUTH', `${reason}: ${j.error?.message ?? ''}`.trim(), { status });
-      if (status === 404) return fail('PUSH_BAD_REQUEST', `${reason}: ${j.error?.message ?? 'not found'}`, { status });
+      if (status === 403) return fail('PUSH_PROVIDER_AUTH', `${reason}: ${j.message ?? ''}`.trim(), { status });
+      if (status === 404) return fail('PUSH_BAD_REQUEST', `${reason}: ${j.message ?? 'not found'}`, { status });
       if (status === 429) return fail('PUSH_RATE_LIMITED', reason, { status, retryAfterMs });
       return fail('PUSH_BAD_REQUEST', reason, { status });
     }
@@ -321,4 +337,38 @@ export function parseRetryAfter(v: string | null | undefined, nowMs: number): nu
   if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
   const t = Date.parse(v);
   return Number.isNaN(t) ? undefined : Math.max(0, t - nowMs);
+}
+
+/**
+ * The fields pushcall reads from an FCM response body, type-checked: a body that is not what
+ * FCM documents (null, an array, `details` that is not a list) is read as absent, never
+ * thrown on. A 200 whose body is unreadable is still a delivered message.
+ */
+function parseFcmBody(text: string): { name?: string; status?: string; message?: string; errorCode?: string } {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    return {};
+  }
+  if (typeof j !== 'object' || j === null) return {};
+  const body = j as { name?: unknown; error?: unknown };
+  const out: { name?: string; status?: string; message?: string; errorCode?: string } = {};
+  if (typeof body.name === 'string') out.name = body.name;
+  if (typeof body.error === 'object' && body.error !== null) {
+    const error = body.error as { status?: unknown; message?: unknown; details?: unknown };
+    if (typeof error.status === 'string') out.status = error.status;
+    if (typeof error.message === 'string') out.message = error.message;
+    if (Array.isArray(error.details)) {
+      for (const d of error.details as unknown[]) {
+        if (typeof d !== 'object' || d === null) continue;
+        const detail = d as { '@type'?: unknown; errorCode?: unknown };
+        if (detail['@type'] === FCM_ERROR_TYPE && typeof detail.errorCode === 'string') {
+          out.errorCode = detail.errorCode;
+          break;
+        }
+      }
+    }
+  }
+  return out;
 }

@@ -209,3 +209,41 @@ test('parseRetryAfter handles seconds and HTTP-dates', () => {
   assert.equal(parseRetryAfter(new Date(10_000).toUTCString(), 4_000), 6_000);
   assert.equal(parseRetryAfter(null, 0), undefined);
 });
+
+test('a refused OAuth exchange is remembered and backed off: one token request for many pushes', async () => {
+  const { generateKeyPairSync } = await import('node:crypto');
+  const ctx = await setup();
+  // A key Google does not know (revoked, or from another account): "Invalid JWT Signature".
+  const wrongKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const provider = new FcmProvider({ serviceAccount: { ...ctx.sa, private_key: wrongKey }, endpoint: ctx.emu.url });
+  try {
+    for (let i = 0; i < 10; i++) {
+      const f = failure(await provider.sendCall(binding(`tok-${i}`), payload(`c${i}`)));
+      assert.equal(f.error, 'PUSH_PROVIDER_AUTH');
+    }
+    assert.equal(provider.tokenRequests, 1);
+  } finally {
+    await provider.close();
+    await ctx.close();
+  }
+});
+
+test('a response body that is not what FCM documents is never thrown on: a 200 is delivered', async () => {
+  const ctx = await setup();
+  const bodies = ['null', '[]', '{"error":{"details":"x"}}', 'not json'];
+  let next = 0;
+  const fetchFn: typeof fetch = async (input, init) => {
+    if (String(input).includes('/messages:send')) return new Response(bodies[next++ % bodies.length], { status: 200 });
+    return fetch(input, init);
+  };
+  const provider = new FcmProvider({ serviceAccount: ctx.sa, endpoint: ctx.emu.url, fetch: fetchFn });
+  try {
+    for (let i = 0; i < bodies.length; i++) {
+      const out = await provider.sendCall(binding(`tok-${i}`), payload(`c${i}`));
+      assert.equal(out.ok, true, `${bodies[i]}: ${JSON.stringify(out)}`);
+    }
+  } finally {
+    await provider.close();
+    await ctx.close();
+  }
+});
