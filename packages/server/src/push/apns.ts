@@ -132,6 +132,9 @@ export function parseApnsParam(param: string | undefined): { teamId?: string; bu
   return { teamId, bundleId, voipTopic: `${bundleId}.voip`, alertTopic: bundleId };
 }
 
+/** ExpiredProviderToken for a token younger than this means a clock problem, not an old token. */
+const YOUNG_TOKEN_MS = 5 * 60_000;
+
 interface ProviderToken {
   jwt: string;
   generation: number;
@@ -168,6 +171,11 @@ export class ApnsTokenMinter {
 
   async get(): Promise<ProviderToken> {
     return this.peek() ?? this.mint();
+  }
+
+  /** How long ago the token of `generation` was minted (Infinity when it is not the current one). */
+  ageOf(generation: number): number {
+    return this.cur && this.cur.generation === generation ? this.clock.now() - this.cur.issuedAt : Infinity;
   }
 
   /** ExpiredProviderToken seen with `generation`: re-mint unless already done. */
@@ -660,8 +668,13 @@ export class ApnsProvider implements PushProvider {
       return { ...base, error: 'PUSH_ENVIRONMENT_MISMATCH', removeBinding: false, actualEnvironment: other, id: r.apnsId, latencyMs: latency() };
     }
     if (this.learnedEnv.get(req.token) === env) this.learnedEnv.delete(req.token);
-    // Remove only when the other environment also rejects the token as such.
-    const definitive = r.kind === 'response' && r.status === 400 && r.reason === 'BadDeviceToken';
+    // Remove only when the other environment also says the token is dead: BadDeviceToken
+    // there too, 410 Unregistered there (the token is that environment's, and the app was
+    // removed since the binding registered), or DeviceTokenNotForTopic there.
+    const definitive =
+      r.kind === 'response' &&
+      ((r.status === 400 && (r.reason === 'BadDeviceToken' || r.reason === 'DeviceTokenNotForTopic')) ||
+        (r.status === 410 && (r.timestamp === undefined || binding.registeredAt < r.timestamp)));
     return { ...base, error: 'PUSH_BAD_TOKEN', removeBinding: definitive, latencyMs: latency() };
   }
 
@@ -699,6 +712,13 @@ export class ApnsProvider implements PushProvider {
       }
       if (r.status === 403 && r.reason === 'ExpiredProviderToken' && this.minter && !reminted) {
         reminted = true;
+        // A token minted minutes ago cannot have expired (APNs accepts them for an hour): our
+        // clock is off. A new token would be just as "expired", and re-minting for every
+        // push breaks Apple's once-per-20-minutes rule: say so and fail instead.
+        if (this.minter.ageOf(r.generation) < YOUNG_TOKEN_MS) {
+          this.emit({ type: 'token_rejected_young', provider: 'apns', generation: r.generation, reason: 'ExpiredProviderToken for a token minted minutes ago: check the clock (iat)' });
+          return r;
+        }
         this.minter.invalidate(r.generation);
         this.emit({ type: 'retry', provider: 'apns', token: redactToken(req.token), id: req.apnsId, cause: 'provider_token' });
         continue;
@@ -768,7 +788,10 @@ export class ApnsProvider implements PushProvider {
       if (!session.authConfirmed && !(r.status === 403 || (r.status === 429 && r.reason === 'TooManyProviderTokenUpdates'))) {
         session.authConfirmed = true;
       }
-      if (r.reason === 'TooManyProviderTokenUpdates' || r.reason === 'UnrelatedKeyIdInToken' || r.reason === 'ExpiredProviderToken') {
+      // A session whose token APNs refused is drained; not for a young "expired" token, which a
+      // new session would present again (our clock is off: see send()).
+      const youngExpired = r.reason === 'ExpiredProviderToken' && this.minter !== undefined && this.minter.ageOf(r.generation) < YOUNG_TOKEN_MS;
+      if ((r.reason === 'TooManyProviderTokenUpdates' || r.reason === 'UnrelatedKeyIdInToken' || r.reason === 'ExpiredProviderToken') && !youngExpired) {
         session.drain(r.reason);
       }
       if (this.observed) this.emit({

@@ -13,6 +13,8 @@ export type PushEvent =
   | { type: 'ping_failed'; provider: 'apns'; environment: ApnsEnvironment; sessionId: number; error: string }
   | { type: 'token_minted'; provider: 'apns' | 'fcm'; generation: number; issuedAt: number; token: string }
   | { type: 'token_pinned'; provider: 'apns'; sessionId: number; generation: number }
+  /** APNs called a token minted minutes ago expired: the clock is off; nothing is re-minted. */
+  | { type: 'token_rejected_young'; provider: 'apns'; generation: number; reason: string }
   | { type: 'request'; provider: string; token: string; id?: string; attempt: number; environment?: ApnsEnvironment; sessionId?: number }
   | { type: 'response'; provider: string; token: string; id?: string; status: number; reason?: string; latencyMs: number; attempt: number; environment?: ApnsEnvironment; sessionId?: number }
   | { type: 'retry'; provider: string; token: string; id?: string; cause: 'unprocessed' | 'connection' | 'server_error' | 'provider_token' | 'oauth_token' }
@@ -35,7 +37,7 @@ export interface PushLogger {
   error(obj: object, msg?: string): void;
 }
 
-const WARN_TYPES = new Set<PushEventType>(['goaway', 'ping_failed', 'backoff', 'environment_mismatch']);
+const WARN_TYPES = new Set<PushEventType>(['goaway', 'ping_failed', 'backoff', 'environment_mismatch', 'token_rejected_young']);
 
 export type Emit = (e: PushEvent) => void;
 

@@ -174,13 +174,32 @@ test('403 ExpiredProviderToken re-mints once and succeeds on a fresh session', a
 });
 
 test('403 ExpiredProviderToken twice: no re-mint loop, PUSH_PROVIDER_AUTH', async () => {
-  const ctx = await setup();
+  const pclock = new FakeClock(Date.now());
+  const ctx = await setup({ provider: { clock: pclock } });
   try {
+    assert.equal((await ctx.provider.sendCall(binding(hexToken(309)), payload())).ok, true);
+    pclock.advance(10 * 60_000); // the token is 10 min old: an expiry is believable
     ctx.emu.failNext({ status: 403, reason: 'ExpiredProviderToken' }, 2);
     const f = failure(await ctx.provider.sendCall(binding(hexToken(310)), payload()));
     assert.equal(f.error, 'PUSH_PROVIDER_AUTH');
     assert.equal(f.reason, 'ExpiredProviderToken');
     assert.equal(ctx.events.filter((e) => e.type === 'token_minted').length, 2);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('403 ExpiredProviderToken for a token minted minutes ago (our clock is off): no re-mint, a warning, and the session stays', async () => {
+  const ctx = await setup();
+  try {
+    ctx.emu.failNext({ status: 403, reason: 'ExpiredProviderToken' }, 5);
+    for (let i = 0; i < 5; i++) {
+      const f = failure(await ctx.provider.sendCall(binding(hexToken(320 + i)), payload(`c${i}`)));
+      assert.equal(f.error, 'PUSH_PROVIDER_AUTH');
+    }
+    assert.equal(ctx.events.filter((e) => e.type === 'token_minted').length, 1, 'Apple: at most one new token per 20 min');
+    assert.equal(ctx.events.filter((e) => e.type === 'token_rejected_young').length, 5);
+    assert.equal(ctx.emu.connections().length, 1, 'no new connection per push');
   } finally {
     await ctx.close();
   }
@@ -474,5 +493,31 @@ test('an endpoint that does not negotiate HTTP/2 fails fast and says why', async
   } finally {
     await provider.close();
     await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
+test('BadDeviceToken here and 410 Unregistered in the other environment: the token is dead, the binding goes', async () => {
+  const key = makeApnsKey({ teamId: TEAM, bundleIds: [BUNDLE] });
+  const devices = new ApnsDeviceRegistry();
+  const prod = await new ApnsEmulator({ keys: [key], devices, environment: 'production' }).start();
+  const sand = await new ApnsEmulator({ keys: [key], devices, environment: 'sandbox' }).start();
+  const provider = new ApnsProvider({
+    auth: { kind: 'token', key: key.privateKeyPem, keyId: key.keyId, teamId: key.teamId },
+    endpoints: { production: prod.url, sandbox: sand.url },
+    ca: [prod.caPem, sand.caPem],
+    pingIntervalMs: 0,
+  });
+  try {
+    const token = hexToken(700);
+    sand.registerDevice({ token, bundleId: BUNDLE }); // a development build's token…
+    sand.unregister(token, Date.now()); // …whose app was deleted since
+    const f = failure(await provider.sendCall(binding(token, { environment: 'production', registeredAt: 0 }), payload()));
+    assert.equal(f.error, 'PUSH_BAD_TOKEN');
+    assert.equal(f.removeBinding, true);
+    assert.deepEqual(sand.responses.map((r) => r.status), [410]);
+  } finally {
+    await provider.close();
+    await prod.close();
+    await sand.close();
   }
 });
