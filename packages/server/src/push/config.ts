@@ -78,6 +78,8 @@ export const WebPushConfigSchema = z
     vapidPrivateKey: z.string().min(1),
     subject: z.string().regex(/^(mailto:|https:)/, 'subject must be a mailto: or https: URI'),
     requestTimeoutMs: z.number().int().positive().default(5000),
+    /** Push-service hosts a subscription may point at (`*.suffix` allowed); default: the browsers'. */
+    allowedHosts: z.array(z.string().regex(/^(\*\.)?[A-Za-z0-9.:[\]-]+$/, 'a host name, or *.domain')).min(1).optional(),
   })
   .strict();
 

@@ -26,10 +26,34 @@ export interface WebPushProviderOptions {
   /** mailto: or https: contact (VAPID `sub`). */
   subject: string;
   requestTimeoutMs?: number;
+  /**
+   * Hosts a push subscription may point at: names, or `*.suffix` for a domain's subdomains.
+   * A pn-prid is whatever the registering UA wrote, so without this anyone who can register
+   * could make pushcall POST to hosts on its own network on every call. Default: the
+   * browsers' push services (DEFAULT_WEB_PUSH_HOSTS).
+   */
+  allowedHosts?: readonly string[];
   clock?: Clock;
   hooks?: PushHooks;
   logger?: PushLogger;
   fetch?: typeof fetch;
+}
+
+/** The push services of Chrome (FCM), Firefox (autopush), Safari and Edge (WNS). */
+export const DEFAULT_WEB_PUSH_HOSTS: readonly string[] = ['fcm.googleapis.com', '*.push.services.mozilla.com', '*.push.apple.com', '*.notify.windows.com'];
+
+/** True when `endpoint`'s host is one of `allowed` (exact, or under a `*.` suffix). */
+export function webPushHostAllowed(endpoint: string, allowed: readonly string[]): boolean {
+  let host: string;
+  try {
+    host = new URL(endpoint).hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  } catch {
+    return false;
+  }
+  return allowed.some((pattern) => {
+    const p = pattern.toLowerCase();
+    return p.startsWith('*.') ? host.endsWith(p.slice(1)) && host.length > p.length - 1 : host === p;
+  });
 }
 
 /** Split pn-param `p256dh.auth` (base64url) into subscription keys. */
@@ -98,6 +122,9 @@ export class WebPushProvider implements PushProvider {
     });
     if (this.closed) return fail('PUSH_CLOSED', 'provider closed');
     const endpoint = webPushEndpoint(binding.prid);
+    if (!webPushHostAllowed(endpoint, this.opts.allowedHosts ?? DEFAULT_WEB_PUSH_HOSTS)) {
+      return fail('PUSH_BAD_REQUEST', 'push subscription host not allowed (push.webpush.allowedHosts)');
+    }
     const keys = parseWebPushKeys(binding.param);
     let body: string | null = null;
     if (keys) {

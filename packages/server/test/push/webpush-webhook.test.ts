@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createECDH, randomBytes } from 'node:crypto';
 import webpush from 'web-push';
-import { WebPushProvider, parseWebPushKeys } from '../../src/push/webpush.js';
+import { DEFAULT_WEB_PUSH_HOSTS, WebPushProvider, parseWebPushKeys, webPushHostAllowed } from '../../src/push/webpush.js';
 import { WebhookProvider, verifyWebhookSignature } from '../../src/push/webhook.js';
 import { buildPayload } from '../../src/push/payload.js';
 import type { PushBinding, PushFailure, PushOutcome } from '../../src/push/types.js';
@@ -41,7 +41,7 @@ const vapid = webpush.generateVAPIDKeys();
 
 test('webpush: payload-less push with VAPID, TTL and Urgency; 201 → ok', async () => {
   const srv = await server(() => ({ status: 201, headers: { location: '/msg/1' } }));
-  const p = new WebPushProvider({ vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey, subject: 'mailto:ops@example.com' });
+  const p = new WebPushProvider({ vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey, subject: 'mailto:ops@example.com', allowedHosts: ['127.0.0.1'] });
   try {
     const b: PushBinding = { bindingId: 'b', aor: 'sip:a@x', provider: 'webpush', prid: encodeURIComponent(`${srv.url}/push/sub-1`), registeredAt: 0 };
     const out = await p.sendCall(b, payload());
@@ -59,7 +59,7 @@ test('webpush: payload-less push with VAPID, TTL and Urgency; 201 → ok', async
 
 test('webpush: encrypted aes128gcm payload when pn-param carries p256dh.auth', async () => {
   const srv = await server(() => ({ status: 201 }));
-  const p = new WebPushProvider({ vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey, subject: 'mailto:ops@example.com' });
+  const p = new WebPushProvider({ vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey, subject: 'mailto:ops@example.com', allowedHosts: ['127.0.0.1'] });
   try {
     const ecdh = createECDH('prime256v1');
     ecdh.generateKeys();
@@ -76,7 +76,7 @@ test('webpush: encrypted aes128gcm payload when pn-param carries p256dh.auth', a
 
 test('webpush: 410 / 404 remove the binding; 500 gets one retry', async () => {
   const srv = await server((h) => (h.url.endsWith('gone') ? { status: 410 } : h.url.endsWith('missing') ? { status: 404 } : { status: 500 }));
-  const p = new WebPushProvider({ vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey, subject: 'mailto:ops@example.com' });
+  const p = new WebPushProvider({ vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey, subject: 'mailto:ops@example.com', allowedHosts: ['127.0.0.1'] });
   const b = (path: string): PushBinding => ({ bindingId: 'b', aor: 'sip:a@x', provider: 'webpush', prid: `${srv.url}/${path}`, registeredAt: 0 });
   try {
     const f = failure(await p.sendCall(b('gone'), payload()));
@@ -142,5 +142,27 @@ test('webhook: 410 removes, 503 retried once then PUSH_UNAVAILABLE, slow receive
   } finally {
     slow.closeAllConnections();
     await new Promise<void>((r) => slow.close(() => r()));
+  }
+});
+
+test('Web Push posts only to the allowed push-service hosts: a subscription pointing elsewhere is refused unsent (no SSRF)', async () => {
+  let hits = 0;
+  const srv = await server(() => {
+    hits++;
+    return { status: 201 };
+  });
+  try {
+    const vapid = webpush.generateVAPIDKeys();
+    const p = new WebPushProvider({ vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey, subject: 'mailto:ops@example.com' });
+    const out = await p.sendCall({ bindingId: 'b', aor: 'sip:a@x', provider: 'webpush', prid: `${srv.url}/internal`, registeredAt: 0 }, payload());
+    assert.equal(out.ok, false);
+    assert.equal((out as PushFailure).error, 'PUSH_BAD_REQUEST');
+    assert.equal(hits, 0, 'nothing was sent to the host');
+    assert.equal(webPushHostAllowed('https://updates.push.services.mozilla.com/wpush/v2/x', DEFAULT_WEB_PUSH_HOSTS), true);
+    assert.equal(webPushHostAllowed('https://fcm.googleapis.com/fcm/send/x', DEFAULT_WEB_PUSH_HOSTS), true);
+    assert.equal(webPushHostAllowed('https://evilpush.apple.com.example/x', DEFAULT_WEB_PUSH_HOSTS), false);
+    assert.equal(webPushHostAllowed('https://10.0.0.5/x', DEFAULT_WEB_PUSH_HOSTS), false);
+  } finally {
+    await srv.close();
   }
 });
