@@ -58,6 +58,8 @@ export const reasonDeclined = (status: number) => `SIP;cause=${status};text="${s
 
 /** Non-INVITE transactions time out after 64*T1 = 32 s: a held non-INVITE request must be answered before. */
 export const NON_INVITE_WAKE_CAP_MS = 25_000;
+const NO_SPARE_FLOWS: ReadonlyMap<string, Binding[]> = new Map();
+
 /** After a caller's CANCEL, wait this long for branches' 487 before answering 487 ourselves. */
 const CANCEL_GRACE_MS = 2_000;
 
@@ -85,6 +87,9 @@ export class Branch implements WakeWaiter {
   woke = false;
   pushedAt = 0;
   wakeTimer: TimerHandle | undefined = undefined;
+  /** The binding whose device's other flows this branch falls back to, and how many it tried (RFC 5626 §5.3). */
+  flowsOf: string | undefined = undefined;
+  flowsTried = 0;
   readonly kind: 'live' | 'push';
 
   constructor(
@@ -145,6 +150,8 @@ export class ProxyCall {
     bindings: Binding[],
     caller: string,
     receivedAt = proxy.clock.monotonic(),
+    /** Other flows of a target's device (RFC 5626), most recent first, by the target's binding id. */
+    private readonly spareFlows: ReadonlyMap<string, Binding[]> = NO_SPARE_FLOWS,
   ) {
     this.proxy = proxy;
     this.request = request;
@@ -451,6 +458,8 @@ export class ProxyCall {
       this.serverTx.respond(stripTopVia(response));
       return;
     }
+    // RFC 5626 §5.3: 430 Flow Failed: the device's other flow, if it has one.
+    if (status === 430 && branch.state !== 'done' && this.tryNextFlow(branch, status, response.reason)) return;
     const firstFinal = branch.state !== 'done';
     branch.state = 'done';
     if (firstFinal) proxy.timelines.record(this.timeline, 'response-in', { status, reason: response.reason }, branch.id);
@@ -497,11 +506,31 @@ export class ProxyCall {
 
   private onBranchFailure(branch: Branch, status: number, reason: string): void {
     if (branch.state === 'done') return;
+    if (this.tryNextFlow(branch, status, reason)) return;
     branch.state = 'done';
     branch.final ??= { status, reason };
     this.proxy.timelines.record(this.timeline, 'response-in', { status, reason, local: true }, branch.id);
     this.checkDone();
     this.retireWhenDone();
+  }
+
+  /**
+   * RFC 5626 §5.3: the flow to a device failed (430 Flow Failed, a transport error, no
+   * answer): send the request over the device's next most recent flow instead of failing
+   * the branch. Only while the call is still open and the branch not cancelled.
+   */
+  private tryNextFlow(branch: Branch, status: number, reason: string): boolean {
+    if (this.finalSent || branch.cancelReason !== undefined) return false;
+    const spares = this.spareFlows.get(branch.flowsOf ?? branch.binding.id);
+    const next = spares?.[branch.flowsTried];
+    if (next === undefined) return false;
+    branch.flowsOf ??= branch.binding.id;
+    branch.flowsTried++;
+    this.proxy.timelines.record(this.timeline, 'flow-failover', { status, reason, to: `${next.flow.protocol}:${next.flow.remoteAddress}:${next.flow.remotePort}` }, branch.id);
+    branch.tx = undefined;
+    branch.destination = undefined;
+    this.sendTo(branch, next);
+    return true;
   }
 
   /**

@@ -263,7 +263,8 @@ export class ProxyCore {
 
   /** Fork to `bindings` unless an abuse limit refuses the call. */
   private startCall(request: SipRequest, tx: ServerTransaction, flow: Flow, aor: string, bindings: Binding[], caller: string, receivedAt: number): void {
-    const call = new ProxyCall(this, request, tx, flow, aor, oneFlowPerInstance(bindings), caller, receivedAt);
+    const targets = oneFlowPerInstance(bindings);
+    const call = new ProxyCall(this, request, tx, flow, aor, targets, caller, receivedAt, spareFlows(bindings, targets));
     const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
     if (refusal) return call.refuse(refusal);
     if (request.method === 'INVITE') this.calls.set(tx.key, call);
@@ -644,4 +645,19 @@ export function oneFlowPerInstance(bindings: Binding[]): Binding[] {
   }
   // In the lookup's order, which the rest of the proxy keeps.
   return bindings.filter((b) => b.instanceId === undefined || chosen.get(`${b.aor}\u0000${b.instanceId}`) === b);
+}
+
+/**
+ * For each target that has them, its device's other flows (the bindings oneFlowPerInstance
+ * left out), most recently refreshed first: where the request goes when the first flow fails.
+ */
+export function spareFlows(bindings: readonly Binding[], targets: readonly Binding[]): Map<string, Binding[]> {
+  const spares = new Map<string, Binding[]>();
+  if (bindings.length === targets.length) return spares;
+  for (const target of targets) {
+    if (target.instanceId === undefined) continue;
+    const others = bindings.filter((b) => b !== target && b.aor === target.aor && b.instanceId === target.instanceId);
+    if (others.length > 0) spares.set(target.id, others.sort((a, b) => b.updatedAt - a.updatedAt));
+  }
+  return spares;
 }

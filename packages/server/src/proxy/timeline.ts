@@ -18,6 +18,7 @@ export type TimelineEventKind =
   | 'ringing'
   | 'device-registered'
   | 'request-out'
+  | 'flow-failover'
   | 'response-in'
   | 'response-out'
   | 'cancel-in'
