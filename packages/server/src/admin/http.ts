@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { StartupError } from '../errors.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from './dashboard.js';
 import type { Binding } from '../location/types.js';
-import { redactToken, redactUriText } from '../observability/redact.js';
+import { redactContact, redactToken } from '../observability/redact.js';
 
 export interface AdminServer {
   address: string;
@@ -44,14 +44,21 @@ export function publicBinding(b: Binding): Record<string, unknown> {
   return {
     id: b.id,
     aor: b.aor,
-    contact: redactUriText(b.contact),
+    contact: redactContact(b.contact),
     instanceId: b.instanceId,
     expiresAt: new Date(b.expiresAt).toISOString(),
     updatedAt: new Date(b.updatedAt).toISOString(),
     transport: b.flow.protocol,
     source: `${b.flow.remoteAddress}:${b.flow.remotePort}`,
     push: b.push
-      ? { provider: b.push.provider, token: redactToken(b.push.prid), param: b.push.param, environment: b.push.environment, form: b.push.form }
+      ? {
+          provider: b.push.provider,
+          token: redactToken(b.push.prid),
+          // A Web Push pn-param is the subscription's p256dh.auth: `auth` is a secret.
+          param: b.push.provider === 'webpush' ? redactToken(b.push.param) : b.push.param,
+          environment: b.push.environment,
+          form: b.push.form,
+        }
       : undefined,
     userAgent: b.userAgent,
   };

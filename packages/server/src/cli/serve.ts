@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { PushError } from '../push/errors.js';
 import { loadConfig } from '../config/load.js';
 import { isPushcallError } from '../errors.js';
 import { createPushcall } from '../index.js';
@@ -28,7 +29,9 @@ export function registerServeCommand(program: Command): void {
         server = await createPushcall({ config });
         await server.start();
       } catch (error) {
-        if (isPushcallError(error)) {
+        // The push gateway's configuration and key errors too: a bad key file is a clear
+        // message and exit 2, not a stack trace.
+        if (isPushcallError(error) || error instanceof PushError) {
           process.stderr.write(`pushcall: ${error.message}\n`);
           process.exit(2);
         }

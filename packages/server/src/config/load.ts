@@ -35,7 +35,12 @@ export function readConfigFile(path: string): ConfigInput {
     return (parsed ?? {}) as ConfigInput;
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    throw new ConfigError(`Config file ${path} is not valid YAML: ${(error as Error).message}`);
+    // The yaml library's message quotes the offending line, which may hold a secret (an
+    // unterminated key or password): only the first line of it, and where.
+    const e = error as Error & { linePos?: Array<{ line: number; col: number }> };
+    const at = e.linePos?.[0] ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+    const what = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(`Config file ${path} is not valid YAML${at}: ${what}`);
   }
 }
 

@@ -31,3 +31,35 @@ export function redactMessageText(text: string): string {
     .replace(/(response=)("[^"]*"|[^,\s]+)/gi, '$1"…"')
     .replace(/(\+sip\.pnspurr=)"([^"]*)"/gi, (_, name: string, purr: string) => `${name}"${redactToken(purr)}"`);
 }
+
+/**
+ * A binding's Contact for display (admin API, dashboard): its push parameters are dropped
+ * (the binding's `push` shows the redacted token), and any other parameter value long enough
+ * to be a token (a token carried in a configured X-header parameter, for one) is masked.
+ * An FCM token or a Web Push endpoint contains ':' and '/', so masking inside `pn-prid` by
+ * its separators is not enough: the parameter goes.
+ */
+export function redactContact(contact: string): string {
+  const q = contact.indexOf(';');
+  if (q === -1) return contact;
+  const params = contact
+    .slice(q + 1)
+    .split(';')
+    .filter((p) => {
+      const name = p.split('=')[0].toLowerCase();
+      return !name.startsWith('pn-') && name !== 'app-id';
+    })
+    .map((p) => {
+      const eq = p.indexOf('=');
+      return eq !== -1 && p.length - eq - 1 > 24 ? `${p.slice(0, eq + 1)}${redactToken(p.slice(eq + 1))}` : p;
+    });
+  return params.length === 0 ? contact.slice(0, q) : `${contact.slice(0, q)};${params.join(';')}`;
+}
+
+/**
+ * Provider error text (it can quote the request it refused, token included) before it goes
+ * into a timeline: long token-like runs are masked.
+ */
+export function redactProviderText(text: string): string {
+  return text.replace(/[A-Za-z0-9_\-:.\/%+=]{24,}/g, (run) => redactToken(run));
+}

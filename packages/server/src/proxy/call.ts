@@ -31,6 +31,7 @@ import {
   parseSipUriStrict,
 } from '@pushcall/sip';
 import { removeIfTokenUnchanged, setPushEnvironment } from '../location/push-followups.js';
+import { redactProviderText } from '../observability/redact.js';
 import type { Binding, PushRegistration } from '../location/types.js';
 import type { PushPayload, RefreshPayload } from '../push/payload.js';
 import { buildPayload } from '../push/payload.js';
@@ -286,7 +287,7 @@ export class ProxyCall {
     proxy.timelines.record(
       this.timeline,
       'push-failed',
-      { provider: outcome.provider, error: outcome.error, reason: outcome.reason, status: outcome.status, removeBinding: outcome.removeBinding },
+      { provider: outcome.provider, error: outcome.error, reason: redactProviderText(outcome.reason), status: outcome.status, removeBinding: outcome.removeBinding },
       branch.id,
     );
     if (outcome.removeBinding) {
@@ -301,7 +302,8 @@ export class ProxyCall {
     // RFC 8599 §5.6.2: a failed push request rejects the held request (404/480).
     if (branch.state === 'pushing' || branch.state === 'waiting') {
       this.releaseWaiter(branch);
-      if (branch.final === undefined) branch.final = { status: 480, reason: `Push failed (${outcome.reason})` };
+      // The caller learns the outcome code, not the provider's text (which can quote the token).
+      if (branch.final === undefined) branch.final = { status: 480, reason: `Push failed (${outcome.error})` };
       branch.state = 'done';
       this.checkDone();
     }

@@ -468,10 +468,10 @@ export class ProxyCore {
             this.logger.error({ err: error, aor: device.aor, binding: device.id }, 'cannot remove a binding after push failure'),
           );
         }
-        if (settle()) tx.respond(createResponse(request, 503, { reason: `Push failed (${outcome.reason})` }));
+        if (settle()) tx.respond(createResponse(request, 503, { reason: `Push failed (${outcome.error})` }));
       },
       (error: unknown) => {
-        if (settle()) tx.respond(createResponse(request, 503, { reason: `Push failed (${(error as Error).message})` }));
+        if (settle()) tx.respond(createResponse(request, 503, { reason: 'Push failed (PUSH_UNAVAILABLE)' }));
       },
     );
   }

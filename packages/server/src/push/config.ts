@@ -72,10 +72,17 @@ export const FcmConfigSchema = z
   .strict()
   .refine((v) => v.serviceAccount !== undefined || v.serviceAccountFile !== undefined, { message: 'fcm needs serviceAccountFile or serviceAccount' });
 
+/** Decoded length of a base64url string, or -1 when it is not base64url. */
+function base64urlBytes(text: string): number {
+  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(text)) return -1;
+  return Buffer.from(text, 'base64url').length;
+}
+
 export const WebPushConfigSchema = z
   .object({
-    vapidPublicKey: z.string().min(1),
-    vapidPrivateKey: z.string().min(1),
+    // Checked here, not at the first call: a wrong key would otherwise start fine and fail every push.
+    vapidPublicKey: z.string().refine((k) => base64urlBytes(k) === 65, 'vapidPublicKey must be a base64url P-256 public key (65 bytes)'),
+    vapidPrivateKey: z.string().refine((k) => base64urlBytes(k) === 32, 'vapidPrivateKey must be a base64url P-256 private key (32 bytes)'),
     subject: z.string().regex(/^(mailto:|https:)/, 'subject must be a mailto: or https: URI'),
     requestTimeoutMs: z.number().int().positive().default(5000),
     /** Push-service hosts a subscription may point at (`*.suffix` allowed); default: the browsers'. */

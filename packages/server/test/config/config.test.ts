@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DEMO_USERS, loadConfig, readConfigFile, validateConfig } from '../../src/config/load.js';
 import { ConfigError, isPushcallError } from '../../src/errors.js';
+import { parsePushConfig } from '../../src/push/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pushcall-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -203,7 +204,17 @@ describe('config files (YAML)', () => {
   it('bad YAML → ConfigError naming the file', () => {
     const path = file('listen: [udp:127.0.0.1:5060\nauth: {');
     const error = configError(() => loadConfig(path));
-    assert.match(error.message, new RegExp(`^Config file ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not valid YAML: `));
+    assert.match(error.message, new RegExp(`^Config file ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not valid YAML at line \\d+, column \\d+: `));
+  });
+
+  it('a YAML error does not quote the offending line (it may hold a secret)', () => {
+    const error = configError(() => loadConfig(file('auth:\n  nonceSecret: "SECRET-zz9-plural-z-alpha\nlog:\n  level: info\n')));
+    assert.doesNotMatch(error.message, /SECRET-zz9/);
+    assert.match(error.message, /at line \d+, column \d+/);
+  });
+
+  it('VAPID keys are checked at startup, not at the first push', () => {
+    assert.throws(() => parsePushConfig({ webpush: { vapidPublicKey: 'abc', vapidPrivateKey: 'def', subject: 'mailto:ops@example.com' } }), /vapidPublicKey must be a base64url P-256 public key/);
   });
 
   it('a top-level list or scalar → ConfigError', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createLogger } from '../../src/observability/logger.js';
-import { redactMessageText } from '../../src/observability/redact.js';
+import { redactMessageText, redactContact, redactProviderText } from '../../src/observability/redact.js';
 
 const TOKEN = 'a1'.repeat(32);
 const PURR = '0123456789abcdef0123456789abcdef';
@@ -31,4 +31,25 @@ test('a logged binding object has its PURRs and tokens censored', () => {
   assert.ok(line.includes('sip:a@x'));
   assert.ok(!line.includes(PURR), line);
   assert.ok(!line.includes(TOKEN), line);
+});
+
+test('a Contact for the admin API loses its push parameters and any token-length value, whatever the token looks like', () => {
+  const fcm = 'dGhpc2lzYW5mY21pZA:APA91bHPRgkFLJu7Qj9jXmQv4nWcKzL0sYbT2oP8xR6uE1aD3fG5hJ7kL9mN';
+  const endpoint = 'https://updates.push.services.mozilla.com/wpush/v2/gAAAAABkSECRETSUBSCRIPTIONPART';
+  for (const contact of [
+    `sip:alice@192.0.2.10:5062;transport=tcp;ob;pn-provider=fcm;pn-prid=${fcm};pn-param=proj`,
+    `sip:alice@192.0.2.10:5062;pn-provider=webpush;pn-prid=${endpoint}`,
+    `sip:alice@192.0.2.10:5062;x-token=${fcm.slice(20)}`,
+  ]) {
+    const shown = redactContact(contact);
+    assert.doesNotMatch(shown, /APA91bHPRgkFLJu7Qj9j|SECRETSUBSCRIPTION|pn-/, shown);
+    assert.match(shown, /^sip:alice@192\.0\.2\.10:5062/);
+  }
+  assert.equal(redactContact('sip:alice@192.0.2.10:5062;transport=tcp;ob;pn-provider=apns;pn-prid=abc'), 'sip:alice@192.0.2.10:5062;transport=tcp;ob');
+});
+
+test('provider error text loses token-like runs before it reaches a timeline', () => {
+  const text = 'INVALID_ARGUMENT: Invalid value at \'message.token\' (TYPE_STRING), "dGhpc2lzYW5mY21pZA:APA91bHPRgkFLJu7Qj9jXmQv4nWcKzL0sYbT2oP8xR6"';
+  assert.doesNotMatch(redactProviderText(text), /APA91bHPRgkFLJu7Qj9j/);
+  assert.match(redactProviderText(text), /^INVALID_ARGUMENT: Invalid value at 'message\.token'/);
 });
