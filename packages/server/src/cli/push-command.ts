@@ -167,9 +167,33 @@ function print(outcome: PushOutcome, json: boolean | undefined): void {
 }
 
 /** Run one push; returns the process exit code (0 ok, 1 push failed, 2 usage). */
+/** A whole positive number of `what`, else a usage error naming the flag. */
+function positiveInteger(value: string | undefined, flag: string, allowZero = false): void {
+  if (value === undefined) return;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || (!allowZero && n === 0)) throw new UsageError(`${flag} must be a whole number${allowZero ? '' : ' above 0'} (got '${value}')`);
+}
+
+/** URL flags must be absolute http(s) URLs. */
+function httpUrl(value: string | undefined, flag: string): void {
+  if (value === undefined) return;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`${flag} must be an absolute URL (got '${value}')`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`${flag} must be an http(s) URL (got '${value}')`);
+}
+
 export async function runPushCommand(o: PushCommandOptions): Promise<number> {
   let gateway: PushGateway | undefined;
   try {
+    positiveInteger(o.timeout, '--timeout');
+    positiveInteger(o.expiration, '--expiration', true);
+    httpUrl(o.endpoint, '--endpoint');
+    httpUrl(o.tokenUri, '--token-uri');
+    httpUrl(o.webhookUrl, '--webhook-url');
     const binding = buildBinding(o);
     const payload = buildCliPayload(o);
     const provider = await buildProvider(o);
@@ -183,7 +207,9 @@ export async function runPushCommand(o: PushCommandOptions): Promise<number> {
     print(outcome, o.json);
     return outcome.ok ? 0 : 1;
   } catch (e) {
-    if (e instanceof UsageError || e instanceof PushError || e instanceof SyntaxError || (e as NodeJS.ErrnoException).code === 'ENOENT') {
+    // A file flag naming a directory, an unreadable file, …: a usage error too, not a stack trace.
+    const fsError = typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall !== undefined;
+    if (e instanceof UsageError || e instanceof PushError || e instanceof SyntaxError || fsError) {
       console.error(`pushcall push: ${(e as Error).message}`);
       return 2;
     }

@@ -117,6 +117,21 @@ test('CLI `pushcall push` against the APNs emulator prints status and apns-id; f
     assert.ok(lines.includes('status: 410'));
     assert.ok(lines.includes('reason: Unregistered'));
     assert.equal(await runPushCommand({ provider: 'apns', token, kind: 'voip', timeout: '5000' }), 2);
+    // Bad flags are usage errors (exit 2) naming the flag, never a stack trace.
+    const errors: string[] = [];
+    const origError = console.error;
+    console.error = (...a: unknown[]) => errors.push(a.join(' '));
+    try {
+      const base = { provider: 'apns', token, param: 'TEAM123456.com.example.app.voip', kind: 'voip', keyFile: join(dir, 'key.p8'), keyId: key.keyId, teamId: key.teamId } as const;
+      assert.equal(await runPushCommand({ ...base, timeout: 'abc' }), 2);
+      assert.equal(await runPushCommand({ ...base, timeout: '5000', endpoint: 'notaurl' }), 2);
+      assert.equal(await runPushCommand({ ...base, timeout: '5000', keyFile: dir }), 2);
+      assert.match(errors.join('\n'), /--timeout must be a whole number/);
+      assert.match(errors.join('\n'), /--endpoint must be an absolute URL/);
+      assert.match(errors.join('\n'), /EISDIR/);
+    } finally {
+      console.error = origError;
+    }
   } finally {
     console.log = orig;
     process.exitCode = 0;
