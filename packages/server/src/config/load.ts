@@ -60,7 +60,13 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   if (!file) input.auth = { users: DEMO_USERS };
   if (overrides.listen && overrides.listen.length > 0) input.listen = overrides.listen;
   if (overrides.dataDir) input.dataDir = overrides.dataDir;
-  if (overrides.logLevel) input.log = { ...(input.log as object), level: overrides.logLevel };
-  if (overrides.adminListen) input.admin = { ...(input.admin as object), listen: overrides.adminListen };
+  // A flag overrides one key of its section; a section that is not a mapping is left for the
+  // schema to report as such (spreading a string would report its characters as keys).
+  if (overrides.logLevel) input.log = isMapping(input.log) ? { ...input.log, level: overrides.logLevel } : input.log ?? { level: overrides.logLevel };
+  if (overrides.adminListen) input.admin = isMapping(input.admin) ? { ...input.admin, listen: overrides.adminListen } : input.admin ?? { listen: overrides.adminListen };
   return validateConfig(input);
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -207,6 +207,12 @@ describe('config files (YAML)', () => {
     assert.match(error.message, new RegExp(`^Config file ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not valid YAML at line \\d+, column \\d+: `));
   });
 
+  it('a flag overriding a section that is not a mapping: the section is reported, not its characters', () => {
+    const error = configError(() => loadConfig(file('admin: "127.0.0.1:21301"\nlog: debug\n'), { adminListen: '127.0.0.1:21302', logLevel: 'info' }));
+    assert.match(error.message, /admin: Invalid input: expected object, received string/);
+    assert.doesNotMatch(error.message, /Unrecognized keys: "0"/);
+  });
+
   it('a YAML error does not quote the offending line (it may hold a secret)', () => {
     const error = configError(() => loadConfig(file('auth:\n  nonceSecret: "SECRET-zz9-plural-z-alpha\nlog:\n  level: info\n')));
     assert.doesNotMatch(error.message, /SECRET-zz9/);
