@@ -25,7 +25,7 @@ import { buildPayload, buildRefreshPayload, PUSH_KINDS } from '../push/payload.j
 import type { PushKind, PushPayload } from '../push/payload.js';
 import type { PushBinding, PushOutcome, PushProvider } from '../push/types.js';
 import { WebhookProvider } from '../push/webhook.js';
-import { WebPushProvider } from '../push/webpush.js';
+import { WebPushProvider, webPushEndpoint } from '../push/webpush.js';
 
 export interface PushCommandOptions {
   provider: string;
@@ -91,12 +91,15 @@ async function buildProvider(o: PushCommandOptions): Promise<PushProvider> {
       return new FcmProvider({ serviceAccount: sa, endpoint: o.endpoint, tokenUri: o.tokenUri, requestTimeoutMs: Number(o.timeout) });
     }
     case 'webpush': {
-      if (!o.vapidPublic || !o.vapidPrivate || !o.subject) throw new UsageError('webpush needs --vapid-public, --vapid-private and --subject');
-      return new WebPushProvider({ vapidPublicKey: o.vapidPublic, vapidPrivateKey: o.vapidPrivate, subject: o.subject, requestTimeoutMs: Number(o.timeout) });
+      // Secrets also from the environment: a command line is visible to every local user (ps).
+      const vapidPrivate = o.vapidPrivate ?? process.env.PUSHCALL_VAPID_PRIVATE_KEY;
+      if (!o.vapidPublic || !vapidPrivate || !o.subject) throw new UsageError('webpush needs --vapid-public, --vapid-private (or PUSHCALL_VAPID_PRIVATE_KEY) and --subject');
+      return new WebPushProvider({ vapidPublicKey: o.vapidPublic, vapidPrivateKey: vapidPrivate, subject: o.subject, requestTimeoutMs: Number(o.timeout), allowedHosts: [subscriptionHost(o.token)] });
     }
     default: {
-      if (!o.webhookUrl || !o.webhookSecret) throw new UsageError(`unknown provider '${o.provider}': a webhook provider needs --webhook-url and --webhook-secret`);
-      return new WebhookProvider(o.provider, { url: o.webhookUrl, secret: o.webhookSecret, requestTimeoutMs: Number(o.timeout) });
+      const webhookSecret = o.webhookSecret ?? process.env.PUSHCALL_WEBHOOK_SECRET;
+      if (!o.webhookUrl || !webhookSecret) throw new UsageError(`unknown provider '${o.provider}': a webhook provider needs --webhook-url and --webhook-secret (or PUSHCALL_WEBHOOK_SECRET)`);
+      return new WebhookProvider(o.provider, { url: o.webhookUrl, secret: webhookSecret, requestTimeoutMs: Number(o.timeout) });
     }
   }
 }
@@ -167,6 +170,18 @@ function print(outcome: PushOutcome, json: boolean | undefined): void {
 }
 
 /** Run one push; returns the process exit code (0 ok, 1 push failed, 2 usage). */
+/**
+ * The CLI posts to the subscription the operator named (a test push service included): its
+ * host is allowed, where the server allows only the browsers' push services.
+ */
+function subscriptionHost(token: string): string {
+  try {
+    return new URL(webPushEndpoint(token)).hostname;
+  } catch {
+    throw new UsageError(`--token must be the push subscription's endpoint URL for webpush (got '${token.slice(0, 40)}')`);
+  }
+}
+
 /** A whole positive number of `what`, else a usage error naming the flag. */
 function positiveInteger(value: string | undefined, flag: string, allowZero = false): void {
   if (value === undefined) return;
