@@ -4,6 +4,9 @@
  * (`payload` is exactly what the device should receive) with
  *   X-Pushcall-Timestamp: <unix seconds>
  *   X-Pushcall-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>
+ *   X-Pushcall-Signature-Timestamped: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
+ *     (the timestamp signed too, so that a receiver can refuse a replayed request: see
+ *     verifyWebhookRequest)
  * 2xx = accepted (optional JSON `{"id": ...}` is reported); 404/410 = the token is gone;
  * 429 = rate limited (Retry-After); 5xx / network failure = one quick retry in the deadline.
  */
@@ -33,6 +36,31 @@ export interface WebhookProviderOptions extends WebhookConfig {
 
 export function signWebhookBody(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/** The timestamped signature: the timestamp header is covered too. */
+export function signWebhookRequest(secret: string, timestamp: string, body: string): string {
+  return signWebhookBody(secret, `${timestamp}.${body}`);
+}
+
+/**
+ * For receivers: X-Pushcall-Signature-Timestamped checked in constant time, and the request
+ * refused when its X-Pushcall-Timestamp is more than `toleranceSeconds` (default 300) from
+ * `nowSeconds`: a captured request cannot be replayed later.
+ */
+export function verifyWebhookRequest(
+  secret: string,
+  body: string,
+  timestamp: string | undefined | null,
+  signature: string | undefined | null,
+  options: { toleranceSeconds?: number; nowSeconds?: number } = {},
+): boolean {
+  if (!timestamp || !signature || !/^\d{1,12}$/.test(timestamp)) return false;
+  const now = options.nowSeconds ?? Date.now() / 1000;
+  if (Math.abs(now - Number(timestamp)) > (options.toleranceSeconds ?? 300)) return false;
+  const expected = Buffer.from(signWebhookRequest(secret, timestamp, body));
+  const got = Buffer.from(signature);
+  return expected.length === got.length && timingSafeEqual(expected, got);
 }
 
 /** For receivers: constant-time check of X-Pushcall-Signature against the raw body. */
@@ -82,10 +110,12 @@ export class WebhookProvider implements PushProvider {
     if (this.closed) return fail('PUSH_CLOSED', 'provider closed');
     if (!enc.ok) return fail('PUSH_PAYLOAD_TOO_LARGE', `payload ${enc.bytes} bytes > ${enc.limit}`);
     const body = JSON.stringify({ binding, kind, payload: { pushcall: enc.payload } });
+    const timestamp = String(Math.floor(this.clock.now() / 1000));
     const headers = {
       'content-type': 'application/json',
-      'x-pushcall-timestamp': String(Math.floor(this.clock.now() / 1000)),
+      'x-pushcall-timestamp': timestamp,
       'x-pushcall-signature': signWebhookBody(this.opts.secret, body),
+      'x-pushcall-signature-timestamped': signWebhookRequest(this.opts.secret, timestamp, body),
     };
     const deadlineAt = t0 + (opts?.deadlineMs ?? this.opts.requestTimeoutMs ?? 5000);
     const redacted = redactToken(binding.prid);

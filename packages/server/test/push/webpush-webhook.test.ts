@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createECDH, randomBytes } from 'node:crypto';
 import webpush from 'web-push';
 import { DEFAULT_WEB_PUSH_HOSTS, WebPushProvider, parseWebPushKeys, webPushHostAllowed } from '../../src/push/webpush.js';
-import { WebhookProvider, verifyWebhookSignature } from '../../src/push/webhook.js';
+import { WebhookProvider, verifyWebhookRequest, verifyWebhookSignature } from '../../src/push/webhook.js';
 import { buildPayload } from '../../src/push/payload.js';
 import type { PushBinding, PushFailure, PushOutcome } from '../../src/push/types.js';
 
@@ -106,6 +106,13 @@ test('webhook: signed JSON body verified by the receiver; binding, kind and payl
     const h = srv.hits[0];
     assert.match(String(h.headers['x-pushcall-signature']), /^sha256=[0-9a-f]{64}$/);
     assert.ok(Math.abs(Number(h.headers['x-pushcall-timestamp']) - Date.now() / 1000) < 5);
+    // The timestamped signature covers the timestamp: a replay later, or with a moved timestamp, is refused.
+    const ts = String(h.headers['x-pushcall-timestamp']);
+    const tsSig = String(h.headers['x-pushcall-signature-timestamped']);
+    const raw = h.body.toString('utf8');
+    assert.equal(verifyWebhookRequest(secret, raw, ts, tsSig), true);
+    assert.equal(verifyWebhookRequest(secret, raw, ts, tsSig, { nowSeconds: Number(ts) + 301 }), false, 'too old');
+    assert.equal(verifyWebhookRequest(secret, raw, String(Number(ts) + 100), tsSig, { nowSeconds: Number(ts) + 100 }), false, 'timestamp moved');
     const body = JSON.parse(h.body.toString('utf8'));
     assert.deepEqual(body.binding, b);
     assert.equal(body.kind, 'call');
