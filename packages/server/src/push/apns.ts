@@ -416,56 +416,47 @@ class ApnsSession {
   checkHealth(): void {
     if (this.healthCheck || this.closed || this.h2.destroyed) return;
     this.healthCheck = true;
-    const clock = this.provider.clock;
-    let answered = false;
-    const deadline = clock.setTimeout(() => {
-      if (answered) return;
-      this.provider.emit({ type: 'ping_failed', provider: 'apns', environment: this.pool.env, sessionId: this.id, error: 'timeout after a push timed out' });
-      this.destroy();
-    }, Math.min(this.provider.opts.pingTimeoutMs ?? 5000, 1000));
-    try {
-      this.h2.ping((err) => {
-        answered = true;
-        deadline.cancel();
-        this.healthCheck = false;
-        if (err && !this.closed) this.destroy();
-      });
-    } catch {
-      deadline.cancel();
-      if (!this.closed) this.destroy();
-    }
+    this.ping(Math.min(this.provider.opts.pingTimeoutMs ?? 5000, 1000), 'timeout after a push timed out', (err) => {
+      this.healthCheck = false;
+      if (err && !this.closed) this.destroy();
+    });
   }
 
   private schedulePing(): void {
     const every = this.provider.opts.pingIntervalMs ?? 60_000;
     if (every <= 0) return;
-    const clock = this.provider.clock;
-    this.pingTimer = clock.setTimeout(() => {
+    this.pingTimer = this.provider.clock.setTimeout(() => {
       if (this.closed || this.h2.destroyed) return;
-      let answered = false;
-      const deadline = clock.setTimeout(() => {
-        if (answered) return;
-        this.provider.emit({ type: 'ping_failed', provider: 'apns', environment: this.pool.env, sessionId: this.id, error: 'timeout' });
+      this.ping(this.provider.opts.pingTimeoutMs ?? 5000, 'timeout', (err) => {
+        if (!err) return this.schedulePing();
+        if (this.closed) return;
+        this.provider.emit({ type: 'ping_failed', provider: 'apns', environment: this.pool.env, sessionId: this.id, error: err.message });
         this.destroy();
-      }, this.provider.opts.pingTimeoutMs ?? 5000);
-      try {
-        this.h2.ping((err) => {
-          answered = true;
-          deadline.cancel();
-          if (err) {
-            if (this.closed) return;
-            this.provider.emit({ type: 'ping_failed', provider: 'apns', environment: this.pool.env, sessionId: this.id, error: err.message });
-            this.destroy();
-            return;
-          }
-          this.schedulePing();
-        });
-      } catch (e) {
-        deadline.cancel();
-        if (!this.closed) this.destroy();
-        void e;
-      }
+      });
     }, every);
+  }
+
+  /**
+   * One PING with a deadline: a missed deadline (reported as `timeoutError`) or a PING that
+   * cannot be sent destroys the session; an answer, or an error, goes to `answered`.
+   */
+  private ping(deadlineMs: number, timeoutError: string, answered: (err?: Error) => void): void {
+    let done = false;
+    const deadline = this.provider.clock.setTimeout(() => {
+      if (done) return;
+      this.provider.emit({ type: 'ping_failed', provider: 'apns', environment: this.pool.env, sessionId: this.id, error: timeoutError });
+      this.destroy();
+    }, deadlineMs);
+    try {
+      this.h2.ping((err) => {
+        done = true;
+        deadline.cancel();
+        answered(err);
+      });
+    } catch {
+      deadline.cancel();
+      if (!this.closed) this.destroy();
+    }
   }
 }
 
