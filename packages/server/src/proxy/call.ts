@@ -30,7 +30,7 @@ import {
   newTag,
   parseSipUriStrict,
 } from '@pushcall/sip';
-import { removeIfTokenUnchanged, setPushEnvironment } from '../location/push-followups.js';
+import { setPushEnvironment } from '../location/push-followups.js';
 import { redactProviderText } from '../observability/redact.js';
 import type { Binding, PushRegistration } from '../location/types.js';
 import type { PushPayload, RefreshPayload } from '../push/payload.js';
@@ -38,7 +38,7 @@ import { buildPayload } from '../push/payload.js';
 import { type PushBinding, type PushOutcome, type SendOptions, deliveredInOtherEnvironment } from '../push/types.js';
 import { stripAllPushParams } from '../registrar/push-params.js';
 import type { RateLimiter } from './limits.js';
-import type { ProxyCore } from './proxy.js';
+import type { DeviceTarget, ProxyCore } from './proxy.js';
 import { bindingDestination, isLiveBinding } from './routing.js';
 import type { CallTimeline } from './timeline.js';
 import type { WakeWaiter } from './wake.js';
@@ -59,8 +59,6 @@ export const reasonDeclined = (status: number) => `SIP;cause=${status};text="${s
 
 /** Non-INVITE transactions time out after 64*T1 = 32 s: a held non-INVITE request must be answered before. */
 export const NON_INVITE_WAKE_CAP_MS = 25_000;
-const NO_SPARE_FLOWS: ReadonlyMap<string, Binding[]> = new Map();
-
 /** After a caller's CANCEL, wait this long for branches' 487 before answering 487 ourselves. */
 const CANCEL_GRACE_MS = 2_000;
 
@@ -88,15 +86,14 @@ export class Branch implements WakeWaiter {
   woke = false;
   pushedAt = 0;
   wakeTimer: TimerHandle | undefined = undefined;
-  /** The binding whose device's other flows this branch falls back to, and how many it tried (RFC 5626 §5.3). */
-  flowsOf: string | undefined = undefined;
-  flowsTried = 0;
   readonly kind: 'live' | 'push';
 
   constructor(
     private readonly call: ProxyCall,
     binding: Binding,
     kind: 'live' | 'push',
+    /** The device's other flows not tried yet, most recent first (RFC 5626 §5.3). */
+    readonly spareFlows: Binding[] = [],
   ) {
     this.id = `b${++branchSeq}`;
     this.binding = binding;
@@ -140,7 +137,6 @@ export class ProxyCall {
   private ringingSent = false;
   private ringTimer: TimerHandle | undefined;
   private graceTimer: TimerHandle | undefined;
-  private readonly bindings: Binding[];
 
   constructor(
     proxy: ProxyCore,
@@ -148,11 +144,9 @@ export class ProxyCall {
     serverTx: ServerTransaction,
     inbound: Flow,
     aor: string,
-    bindings: Binding[],
+    targets: readonly DeviceTarget[],
     caller: string,
     receivedAt = proxy.clock.monotonic(),
-    /** Other flows of a target's device (RFC 5626), most recent first, by the target's binding id. */
-    private readonly spareFlows: ReadonlyMap<string, Binding[]> = NO_SPARE_FLOWS,
   ) {
     this.proxy = proxy;
     this.request = request;
@@ -160,7 +154,6 @@ export class ProxyCall {
     this.inbound = inbound;
     this.aor = aor;
     this.caller = caller;
-    this.bindings = bindings;
     this.isInvite = request.method === 'INVITE';
     this.startedAt = proxy.clock.now();
     this.timeline = proxy.timelines.start(request.callId, request.method, request.from.uri.toString(), aor, receivedAt);
@@ -168,7 +161,7 @@ export class ProxyCall {
       from: `${inbound.protocol}:${inbound.remoteAddress}:${inbound.remotePort}`,
       caller,
     });
-    for (const binding of bindings) this.branches.push(new Branch(this, binding, this.wantsPush(binding) ? 'push' : 'live'));
+    for (const { binding, spares } of targets) this.branches.push(new Branch(this, binding, this.wantsPush(binding) ? 'push' : 'live', spares));
   }
 
   /** Push when the binding has push data and no live flow we trust (RFC 8599 §5.6.2 opt. 2). */
@@ -290,15 +283,7 @@ export class ProxyCall {
       { provider: outcome.provider, error: outcome.error, reason: redactProviderText(outcome.reason), status: outcome.status, removeBinding: outcome.removeBinding },
       branch.id,
     );
-    if (outcome.removeBinding) {
-      const reason = outcome.reason;
-      removeIfTokenUnchanged(proxy.store, binding).then(
-        (removed) => {
-          if (removed) proxy.logger.info({ aor: binding.aor, binding: binding.id, reason }, 'binding removed after push failure');
-        },
-        (error: unknown) => proxy.logger.error({ err: error, aor: binding.aor, binding: binding.id }, 'cannot remove a binding after push failure'),
-      );
-    }
+    if (outcome.removeBinding) proxy.removeDeadBinding(binding, outcome.reason);
     // RFC 8599 §5.6.2: a failed push request rejects the held request (404/480).
     if (branch.state === 'pushing' || branch.state === 'waiting') {
       this.releaseWaiter(branch);
@@ -523,11 +508,8 @@ export class ProxyCall {
    */
   private tryNextFlow(branch: Branch, status: number, reason: string): boolean {
     if (this.finalSent || branch.cancelReason !== undefined) return false;
-    const spares = this.spareFlows.get(branch.flowsOf ?? branch.binding.id);
-    const next = spares?.[branch.flowsTried];
+    const next = branch.spareFlows.shift();
     if (next === undefined) return false;
-    branch.flowsOf ??= branch.binding.id;
-    branch.flowsTried++;
     this.proxy.timelines.record(this.timeline, 'flow-failover', { status, reason, to: `${next.flow.protocol}:${next.flow.remoteAddress}:${next.flow.remotePort}` }, branch.id);
     branch.tx = undefined;
     branch.destination = undefined;

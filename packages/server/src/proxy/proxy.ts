@@ -263,8 +263,7 @@ export class ProxyCore {
 
   /** Fork to `bindings` unless an abuse limit refuses the call. */
   private startCall(request: SipRequest, tx: ServerTransaction, flow: Flow, aor: string, bindings: Binding[], caller: string, receivedAt: number): void {
-    const targets = oneFlowPerInstance(bindings);
-    const call = new ProxyCall(this, request, tx, flow, aor, targets, caller, receivedAt, spareFlows(bindings, targets));
+    const call = new ProxyCall(this, request, tx, flow, aor, deviceTargets(bindings), caller, receivedAt);
     const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
     if (refusal) return call.refuse(refusal);
     if (request.method === 'INVITE') this.calls.set(tx.key, call);
@@ -310,6 +309,16 @@ export class ProxyCore {
     this.pushedDevices.set(key, now + this.config.proxy.ringTimeoutSeconds * 1000);
     if (this.pushedDevices.size > 50_000) for (const [k, t] of this.pushedDevices) if (t <= now) this.pushedDevices.delete(k);
     return true;
+  }
+
+  /** A push said the binding's token is dead: remove it if it still carries that token. */
+  removeDeadBinding(binding: Binding, reason: string): void {
+    removeIfTokenUnchanged(this.store, binding).then(
+      (removed) => {
+        if (removed) this.logger.info({ aor: binding.aor, binding: binding.id, reason }, 'binding removed after push failure');
+      },
+      (error: unknown) => this.logger.error({ err: error, aor: binding.aor, binding: binding.id }, 'cannot remove a binding after push failure'),
+    );
   }
 
   // ----- forwarding helpers ----------------------------------------------------------------
@@ -463,11 +472,7 @@ export class ProxyCore {
     pusher.sendRefresh(target, payload, { deadlineMs: 5000 }).then(
       (outcome) => {
         if (outcome.ok || deliveredInOtherEnvironment(outcome)) return;
-        if (outcome.removeBinding) {
-          removeIfTokenUnchanged(this.store, device).catch((error: unknown) =>
-            this.logger.error({ err: error, aor: device.aor, binding: device.id }, 'cannot remove a binding after push failure'),
-          );
-        }
+        if (outcome.removeBinding) this.removeDeadBinding(device, outcome.reason);
         if (settle()) tx.respond(createResponse(request, 503, { reason: `Push failed (${outcome.error})` }));
       },
       (error: unknown) => {
@@ -628,36 +633,41 @@ export class ProxyCore {
   }
 }
 
-/**
- * RFC 5626 §5.3: a device registered over several flows (reg-id 1 and 2, e.g. two edge
- * proxies or IPv4 and IPv6) is one target: the request goes over one flow only, the most
- * recently refreshed, or it would ring (or be pushed) once per flow. Bindings without an
- * instance id are each a target of their own.
- */
-export function oneFlowPerInstance(bindings: Binding[]): Binding[] {
-  if (bindings.length < 2) return bindings;
-  const chosen = new Map<string, Binding>();
-  for (const b of bindings) {
-    if (b.instanceId === undefined) continue;
-    const key = `${b.aor}\u0000${b.instanceId}`;
-    const other = chosen.get(key);
-    if (other === undefined || b.updatedAt > other.updatedAt) chosen.set(key, b);
-  }
-  // In the lookup's order, which the rest of the proxy keeps.
-  return bindings.filter((b) => b.instanceId === undefined || chosen.get(`${b.aor}\u0000${b.instanceId}`) === b);
+/** A target of a call: a binding, and the other flows of its device to fall back to. */
+export interface DeviceTarget {
+  binding: Binding;
+  /** The device's other flows, most recently refreshed first (RFC 5626 §5.3). */
+  spares: Binding[];
 }
 
 /**
- * For each target that has them, its device's other flows (the bindings oneFlowPerInstance
- * left out), most recently refreshed first: where the request goes when the first flow fails.
+ * RFC 5626 §5.3: a device registered over several flows (reg-id 1 and 2, e.g. two edge
+ * proxies or IPv4 and IPv6) is one target: the request goes over one flow only, the most
+ * recently refreshed, or it would ring (or be pushed) once per flow; the others are where it
+ * goes when that flow fails. Bindings without an instance id are each a target of their own.
+ * Targets come in the lookup's order, which the rest of the proxy keeps.
  */
-export function spareFlows(bindings: readonly Binding[], targets: readonly Binding[]): Map<string, Binding[]> {
-  const spares = new Map<string, Binding[]>();
-  if (bindings.length === targets.length) return spares;
-  for (const target of targets) {
-    if (target.instanceId === undefined) continue;
-    const others = bindings.filter((b) => b !== target && b.aor === target.aor && b.instanceId === target.instanceId);
-    if (others.length > 0) spares.set(target.id, others.sort((a, b) => b.updatedAt - a.updatedAt));
+export function deviceTargets(bindings: readonly Binding[]): DeviceTarget[] {
+  const key = (b: Binding) => `${b.aor}\u0000${b.instanceId}`;
+  const flows = new Map<string, Binding[]>();
+  if (bindings.length > 1) {
+    for (const b of bindings) {
+      if (b.instanceId === undefined) continue;
+      const group = flows.get(key(b));
+      if (group) group.push(b);
+      else flows.set(key(b), [b]);
+    }
   }
-  return spares;
+  const targets: DeviceTarget[] = [];
+  for (const b of bindings) {
+    const group = b.instanceId === undefined ? undefined : flows.get(key(b));
+    if (group === undefined || group.length === 1) {
+      targets.push({ binding: b, spares: [] });
+      continue;
+    }
+    // Stable: among flows refreshed at the same time, the first in the lookup wins.
+    const ranked = [...group].sort((x, y) => y.updatedAt - x.updatedAt);
+    if (ranked[0] === b) targets.push({ binding: b, spares: ranked.slice(1) });
+  }
+  return targets;
 }

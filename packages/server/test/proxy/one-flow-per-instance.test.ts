@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Binding } from '../../src/location/types.js';
-import { oneFlowPerInstance } from '../../src/proxy/proxy.js';
+import { deviceTargets } from '../../src/proxy/proxy.js';
 
 function binding(id: string, instanceId: string | undefined, updatedAt: number, aor = 'sip:bob@example.com'): Binding {
   return {
@@ -22,19 +22,21 @@ function binding(id: string, instanceId: string | undefined, updatedAt: number, 
   };
 }
 
-describe('oneFlowPerInstance', () => {
+describe('deviceTargets', () => {
   it('keeps the most recently refreshed flow of each instance, every binding without one, in lookup order', () => {
     const a1 = binding('a1', '<urn:uuid:a>', 10);
     const plain = binding('plain', undefined, 5);
     const a2 = binding('a2', '<urn:uuid:a>', 20);
     const b1 = binding('b1', '<urn:uuid:b>', 1);
     const plain2 = binding('plain2', undefined, 1);
-    assert.deepEqual(oneFlowPerInstance([a1, plain, a2, b1, plain2]).map((b) => b.id), ['plain', 'a2', 'b1', 'plain2']);
+    const targets = deviceTargets([a1, plain, a2, b1, plain2]);
+    assert.deepEqual(targets.map((t) => t.binding.id), ['plain', 'a2', 'b1', 'plain2']);
+    assert.deepEqual(targets.map((t) => t.spares.map((b) => b.id)), [[], ['a1'], [], []], 'the flow left out is the spare');
   });
 
   it('the same instance id under two AORs is two targets', () => {
     const bob = binding('bob', '<urn:uuid:a>', 1);
     const alice = binding('alice', '<urn:uuid:a>', 2, 'sip:alice@example.com');
-    assert.deepEqual(oneFlowPerInstance([bob, alice]).map((b) => b.id), ['bob', 'alice']);
+    assert.deepEqual(deviceTargets([bob, alice]).map((t) => t.binding.id), ['bob', 'alice']);
   });
 });
