@@ -3,6 +3,9 @@
  * prefix and suffix so operators can still tell two of them apart.
  */
 
+import { type SipUri, parseSipUriStrict } from '@pushcall/sip';
+import { stripAllPushParams } from '../registrar/push-params.js';
+
 export function redactToken(token: string | undefined | null): string {
   if (!token) return '';
   if (token.length <= 12) return '…';
@@ -40,20 +43,14 @@ export function redactMessageText(text: string): string {
  * its separators is not enough: the parameter goes.
  */
 export function redactContact(contact: string): string {
-  const q = contact.indexOf(';');
-  if (q === -1) return contact;
-  const params = contact
-    .slice(q + 1)
-    .split(';')
-    .filter((p) => {
-      const name = p.split('=')[0].toLowerCase();
-      return !name.startsWith('pn-') && name !== 'app-id';
-    })
-    .map((p) => {
-      const eq = p.indexOf('=');
-      return eq !== -1 && p.length - eq - 1 > 24 ? `${p.slice(0, eq + 1)}${redactToken(p.slice(eq + 1))}` : p;
-    });
-  return params.length === 0 ? contact.slice(0, q) : `${contact.slice(0, q)};${params.join(';')}`;
+  let uri: SipUri;
+  try {
+    uri = stripAllPushParams(parseSipUriStrict(contact));
+  } catch {
+    return redactUriText(contact); // not a readable SIP URI: mask what can be found
+  }
+  for (const [name, value] of [...uri.params]) if (value !== null && value.length > 24) uri.params.set(name, redactToken(value));
+  return uri.toString();
 }
 
 /**
