@@ -55,8 +55,6 @@ function hash(algorithm: DigestAlgorithm, text: string): string {
  */
 function sameRequestUri(digestUri: string, requestUri: string): boolean {
   if (digestUri === requestUri) return true;
-  // An untyped caller that passed no Request-URI: fail closed rather than throw.
-  if (typeof requestUri !== 'string') return false;
   try {
     const a = parseUri(digestUri);
     const b = parseUri(requestUri);
