@@ -197,8 +197,8 @@ export class Registrar {
         if (inspection.kind === 'push') {
           // §5.6.1.1 step 3: too brief to push before the binding ends gets 423 here, before
           // the registrar is told (+sip.pns) that pushcall will push (update()'s rule).
-          const expires = contact.expires ?? request.expires ?? this.config.registrar.defaultExpires;
-          const min = this.config.registrar.minPushExpires;
+          const expires = this.requestedExpiry(contact, request);
+          const min = this.minExpiry(true);
           if (expires !== 0 && expires < min) return createResponse(request, 423, { headers: [['Min-Expires', String(min)]] });
           providers.add(inspection.registration.provider);
         }
@@ -265,8 +265,7 @@ export class Registrar {
       const push = inspection.kind === 'push';
       const ours = push || (inspection.kind === 'query' && (inspection.provider === '' ? supported.length > 0 : supported.includes(inspection.provider)));
       const expires = Registrar.grantedExpiry(contact, uri, granted, grantedDefault);
-      const min = push ? this.config.registrar.minPushExpires : this.config.registrar.minExpires;
-      const local = expires >= min ? expires : 0;
+      const local = expires >= this.minExpiry(push) ? expires : 0;
       if (!ours && !findMatch(existing, { contact, uri, expires: local, inspection })) continue;
       const rewritten = contact.clone();
       rewritten.params.set('expires', String(local));
@@ -316,6 +315,16 @@ export class Registrar {
     });
   }
 
+  /** §10.3 step 7: the Contact's expires, else the Expires header, else the default. */
+  private requestedExpiry(contact: ContactValue, request: SipRequest): number {
+    return contact.expires ?? request.expires ?? this.config.registrar.defaultExpires;
+  }
+
+  /** The shortest expiry accepted: a push binding must outlive a refresh push (RFC 8599 §5.6.1.1). */
+  private minExpiry(push: boolean): number {
+    return push ? this.config.registrar.minPushExpires : this.config.registrar.minExpires;
+  }
+
   private inspect(uri: SipUri, request: SipRequest): PushInspection {
     const providers = this.supportedProviders();
     // Built again only when the push gateway's providers change, not per Contact.
@@ -362,7 +371,7 @@ export class Registrar {
     for (const contact of contacts) {
       const uri = contact.uri;
       if (!(uri instanceof SipUri)) return createResponse(request, 400, { reason: 'Contact must be a SIP or SIPS URI' });
-      let expires = contact.expires ?? request.expires ?? this.config.registrar.defaultExpires;
+      let expires = this.requestedExpiry(contact, request);
       const inspection = this.inspect(uri, request);
       let push: PushRegistration | undefined;
       switch (inspection.kind) {
@@ -389,7 +398,7 @@ export class Registrar {
           break;
       }
       if (expires !== 0) {
-        const min = push ? this.config.registrar.minPushExpires : this.config.registrar.minExpires;
+        const min = this.minExpiry(push !== undefined);
         // RFC 3261 §10.3 step 7 and RFC 8599 §5.6.1.1: too brief gets 423 with Min-Expires.
         if (expires < min) return createResponse(request, 423, { headers: [['Min-Expires', String(min)]] });
         expires = Math.min(expires, this.config.registrar.maxExpires);
