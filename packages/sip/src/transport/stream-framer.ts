@@ -259,6 +259,9 @@ function positive(value: number | undefined, fallback: number): number {
   return value !== undefined && Number.isFinite(value) && value > 0 ? Math.floor(value) : fallback;
 }
 
+/** RFC 5626 §3.5.1: the single CRLF "pong" that answers a double-CRLF "ping". */
+export const PONG = Buffer.from('\r\n');
+
 /** A datagram or WebSocket message that is empty or only CR/LF bytes: a keep-alive. */
 export function isCrlfOnly(data: Uint8Array): boolean {
   for (const byte of data) if (byte !== 0x0d && byte !== 0x0a) return false;

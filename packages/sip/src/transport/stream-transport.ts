@@ -10,11 +10,10 @@ import { nextConnectionId, normalizeAddress } from './connection-table.js';
 import type { Connection } from './connection-table.js';
 import { ConnectionTransport, errorText, hostPort, writeSettled } from './connection-transport.js';
 import type { ConnectionHooks } from './connection-transport.js';
-import { StreamFramer } from './stream-framer.js';
+import { PONG, StreamFramer } from './stream-framer.js';
 import type { StreamFramerLimits } from './stream-framer.js';
 import type { Flow, SendTarget, TransportProtocol } from './types.js';
 
-const PONG = Buffer.from('\r\n');
 
 export interface SocketConnectionSettings {
   limits: StreamFramerLimits;

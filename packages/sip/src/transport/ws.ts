@@ -25,9 +25,7 @@ import { nextConnectionId, normalizeAddress } from './connection-table.js';
 import type { Connection } from './connection-table.js';
 import { ConnectionTransport, errorText, hostPort, writeSettled } from './connection-transport.js';
 import type { ConnectionHooks, ConnectionTransportOptions } from './connection-transport.js';
-import { isCrlfOnly } from './stream-framer.js';
-
-const PONG = Buffer.from('\r\n');
+import { PONG, isCrlfOnly } from './stream-framer.js';
 import { listenServer } from './stream-transport.js';
 import { TlsMaterialCache } from './tls-files.js';
 import type { TlsFileOptions } from './tls-files.js';
