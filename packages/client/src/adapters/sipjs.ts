@@ -365,12 +365,13 @@ export class SipJsAdapter implements SipPort {
   }
 
   private async run(kind: 'register' | 'unregister'): Promise<void> {
+    if (kind === 'register') return this.send(kind);
     try {
       await this.send(kind);
     } finally {
       // Unless new params came meanwhile (register() replaced them).
-      if (kind === 'unregister' && this.retiredParams !== undefined && this.pushParams === this.retiredParams) this.pushParams = undefined;
-      if (kind === 'unregister') this.retiredParams = undefined;
+      if (this.retiredParams !== undefined && this.pushParams === this.retiredParams) this.pushParams = undefined;
+      this.retiredParams = undefined;
     }
   }
 

@@ -58,17 +58,20 @@ export function verifyWebhookRequest(
   if (!timestamp || !signature || !/^\d{1,12}$/.test(timestamp)) return false;
   const now = options.nowSeconds ?? Date.now() / 1000;
   if (Math.abs(now - Number(timestamp)) > (options.toleranceSeconds ?? 300)) return false;
-  const expected = Buffer.from(signWebhookRequest(secret, timestamp, body));
-  const got = Buffer.from(signature);
-  return expected.length === got.length && timingSafeEqual(expected, got);
+  return sameSignature(signWebhookRequest(secret, timestamp, body), signature);
 }
 
 /** For receivers: constant-time check of X-Pushcall-Signature against the raw body. */
 export function verifyWebhookSignature(secret: string, body: string, signature: string | undefined | null): boolean {
   if (!signature) return false;
-  const expected = Buffer.from(signWebhookBody(secret, body));
-  const got = Buffer.from(signature);
-  return expected.length === got.length && timingSafeEqual(expected, got);
+  return sameSignature(signWebhookBody(secret, body), signature);
+}
+
+/** Constant-time comparison of a signature with the expected one. */
+function sameSignature(expected: string, given: string): boolean {
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export class WebhookProvider implements PushProvider {
