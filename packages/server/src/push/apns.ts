@@ -173,9 +173,12 @@ export class ApnsTokenMinter {
     return this.peek() ?? this.mint();
   }
 
-  /** How long ago the token of `generation` was minted (Infinity when it is not the current one). */
-  ageOf(generation: number): number {
-    return this.cur && this.cur.generation === generation ? this.clock.now() - this.cur.issuedAt : Infinity;
+  /**
+   * The token of `generation` is the current one and was minted minutes ago: APNs calling it
+   * expired means our clock is off, not that the token is old.
+   */
+  isYoung(generation: number): boolean {
+    return this.cur !== undefined && this.cur.generation === generation && this.clock.now() - this.cur.issuedAt < YOUNG_TOKEN_MS;
   }
 
   /** ExpiredProviderToken seen with `generation`: re-mint unless already done. */
@@ -706,7 +709,7 @@ export class ApnsProvider implements PushProvider {
         // A token minted minutes ago cannot have expired (APNs accepts them for an hour): our
         // clock is off. A new token would be just as "expired", and re-minting for every
         // push breaks Apple's once-per-20-minutes rule: say so and fail instead.
-        if (this.minter.ageOf(r.generation) < YOUNG_TOKEN_MS) {
+        if (this.minter.isYoung(r.generation)) {
           this.emit({ type: 'token_rejected_young', provider: 'apns', generation: r.generation, reason: 'ExpiredProviderToken for a token minted minutes ago: check the clock (iat)' });
           return r;
         }
@@ -781,7 +784,7 @@ export class ApnsProvider implements PushProvider {
       }
       // A session whose token APNs refused is drained; not for a young "expired" token, which a
       // new session would present again (our clock is off: see send()).
-      const youngExpired = r.reason === 'ExpiredProviderToken' && this.minter !== undefined && this.minter.ageOf(r.generation) < YOUNG_TOKEN_MS;
+      const youngExpired = r.reason === 'ExpiredProviderToken' && this.minter?.isYoung(r.generation) === true;
       if ((r.reason === 'TooManyProviderTokenUpdates' || r.reason === 'UnrelatedKeyIdInToken' || r.reason === 'ExpiredProviderToken') && !youngExpired) {
         session.drain(r.reason);
       }
