@@ -32,8 +32,9 @@ export async function connectHeapSampler(stderrPath: string, timeoutMs = 20_000)
   const pending = new Map<number, (result: unknown) => void>();
   socket.on('message', (data) => {
     const message = JSON.parse(data.toString()) as { id?: number; result?: unknown };
-    if (message.id !== undefined) pending.get(message.id)?.(message.result);
-    if (message.id !== undefined) pending.delete(message.id);
+    if (message.id === undefined) return; // an event, not an answer
+    pending.get(message.id)?.(message.result);
+    pending.delete(message.id);
   });
   const call = (method: string): Promise<unknown> =>
     new Promise((resolve) => {
