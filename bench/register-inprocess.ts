@@ -2,7 +2,9 @@
  * CPU cost of one REGISTER through pushcall's own layers, without sockets: bytes in →
  * parse → registrar (answered statelessly, RFC 3261 §8.2.7) → store (SQLite group commit) →
  * response serialized and handed to a transport that drops it. Isolates pushcall's work from the kernel and SIPp.
- *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite] [--alloc]
+ *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite] [--alloc] [--batch N]
+ * --batch: REGISTERs handed over per event-loop turn (500); 20 is about what SIPp's bursts
+ * bring per turn at 10,000/s.
  * --alloc adds the bytes allocated per REGISTER and the largest allocation sites (V8's
  * sampling heap profiler; it slows the run, so CPU figures from such a run do not count).
  */
@@ -60,7 +62,8 @@ const messages = Array.from({ length: count }, (_, i) => register(i));
 const allocation = process.argv.includes('--alloc') ? await startAllocationProfile() : undefined;
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const batch = 500;
+const batchFlag = process.argv.indexOf('--batch');
+const batch = batchFlag === -1 ? 500 : Number(process.argv[batchFlag + 1]);
 for (let i = 0; i < count; i += batch) {
   for (let j = i; j < Math.min(count, i + batch); j++) deliver(messages[j], 5061);
   await new Promise((r) => setImmediate(r));
