@@ -61,6 +61,9 @@ export interface ProxyOptions {
 
 /** RFC 3261 §16.6 step 11: Timer C, "greater than 3 minutes". */
 const TIMER_C_MS = 181_000;
+/** An INVITE server transaction's `coreData` while its bindings are read, and once a CANCEL came meanwhile. */
+const IN_LOOKUP = Symbol('in binding lookup');
+const CANCELLED_IN_LOOKUP = Symbol('cancelled during binding lookup');
 
 export class ProxyCore {
   readonly config: PushcallConfig;
@@ -84,12 +87,12 @@ export class ProxyCore {
   };
   readonly timelines: CallTimelines;
 
-  /** INVITEs in their binding lookup -> whether a CANCEL already came for them. */
-  private readonly lookingUp = new Map<string, boolean>();
-  /** Active calls by INVITE server transaction key (for CANCEL). */
-  private readonly calls = new Map<string, ProxyCall>();
-  /** INVITEs relayed on a single branch (upstream, in dialog) by server transaction key, for CANCEL. */
-  private readonly relays = new Map<string, InviteClientTransaction>();
+  /**
+   * Calls in progress. Each INVITE server transaction's `coreData` says what it is to the
+   * proxy, for its CANCEL: its ProxyCall, the client transaction of a single-branch relay
+   * (upstream, in dialog), or IN_LOOKUP / CANCELLED_IN_LOOKUP while its bindings are read.
+   */
+  private callCount = 0;
   /** One VoIP push per call per device: `${callId}|${device}` -> expiry (ms). */
   private readonly pushedDevices = new Map<string, number>();
   private readonly calleeLimiter: RateLimiter;
@@ -113,7 +116,7 @@ export class ProxyCore {
   }
 
   get activeCalls(): number {
-    return this.calls.size;
+    return this.callCount;
   }
 
   // ----- entry points from the transaction layer ---------------------------------------
@@ -126,8 +129,9 @@ export class ProxyCore {
   }
 
   onCancel(cancel: SipRequest, tx: ServerTransaction, invite: InviteServerTransaction | undefined): void {
-    const call = invite ? this.calls.get(invite.key) : undefined;
-    const relayed = invite && !call ? this.relays.get(invite.key) : undefined;
+    const data = invite?.coreData;
+    const call = data instanceof ProxyCall ? data : undefined;
+    const relayed = data instanceof InviteClientTransaction ? data : undefined;
     if (relayed) {
       // §16.10 for a single-branch relay (a call to the PBX): pass the CANCEL and its
       // RFC 3326 Reason on; the next hop's 487 comes back through the INVITE's transaction.
@@ -136,9 +140,9 @@ export class ProxyCore {
       this.layer.cancel(relayed, reason.map((r) => ['Reason', r] as [string, string]));
       return;
     }
-    if (!call && invite && this.lookingUp.has(invite.key)) {
+    if (invite && (data === IN_LOOKUP || data === CANCELLED_IN_LOOKUP)) {
       // The INVITE is still in its binding lookup: remember the CANCEL; route() answers 487.
-      this.lookingUp.set(invite.key, true);
+      invite.coreData = CANCELLED_IN_LOOKUP;
       tx.respond(createResponse(cancel, 200));
       return;
     }
@@ -247,13 +251,13 @@ export class ProxyCore {
 
     const aor = uri.toAor();
     // A CANCEL may arrive while the lookup is in flight (a network store): note it (§16.10).
-    this.lookingUp.set(tx.key, false);
+    tx.coreData = IN_LOOKUP;
     let bindings;
     try {
       bindings = await this.store.lookup(aor, this.clock.now());
     } finally {
-      if (this.lookingUp.get(tx.key)) bindings = undefined;
-      this.lookingUp.delete(tx.key);
+      if (tx.coreData === CANCELLED_IN_LOOKUP) bindings = undefined;
+      tx.coreData = undefined;
     }
     if (bindings === undefined) return tx.respond(createResponse(request, 487));
     if (bindings.length === 0) return tx.respond(createResponse(request, 480, { reason: 'Not registered' }));
@@ -266,7 +270,10 @@ export class ProxyCore {
     const call = new ProxyCall(this, request, tx, flow, aor, deviceTargets(bindings), caller, receivedAt);
     const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
     if (refusal) return call.refuse(refusal);
-    if (request.method === 'INVITE') this.calls.set(tx.key, call);
+    if (request.method === 'INVITE') {
+      tx.coreData = call;
+      this.callCount++;
+    }
     call.start();
   }
 
@@ -291,12 +298,10 @@ export class ProxyCore {
     return result.username;
   }
 
-  call(key: string): ProxyCall | undefined {
-    return this.calls.get(key);
-  }
-
   callEnded(call: ProxyCall): void {
-    if (this.calls.get(call.serverTx.key) === call) this.calls.delete(call.serverTx.key);
+    if (call.serverTx.coreData !== call) return;
+    call.serverTx.coreData = undefined;
+    this.callCount--;
   }
 
   /** True (and remembered) the first time a device is pushed for a Call-ID. */
@@ -526,7 +531,7 @@ export class ProxyCore {
     const done = (): void => {
       timerC?.cancel();
       timerC = undefined;
-      this.relays.delete(tx.key);
+      if (tx.coreData === client) tx.coreData = undefined;
     };
     // RFC 3263 §4.3: after a transport error, a timeout or a 503 before any provisional
     // response, the next server is tried with an untouched copy (each client transaction
@@ -576,7 +581,7 @@ export class ProxyCore {
       this.branchFor(request),
     );
     if (client instanceof InviteClientTransaction && !tx.isFinal) {
-      this.relays.set(tx.key, client);
+      tx.coreData = client;
       armTimerC();
     }
   }

@@ -41,6 +41,13 @@ export abstract class ServerTransaction extends Transaction {
   lastStatus = 0;
   protected lastResponseBytes: Buffer | undefined = undefined;
   user: ServerTransactionUser;
+  /**
+   * What the core keeps for this transaction (the proxy: its call, its relay, or a lookup
+   * in progress), as pjsip's mod_data: held with the transaction instead of in a Map beside
+   * the layer's. A short-lived entry in a long-lived Map made V8 promote a call's objects out
+   * of the young generation (BENCHMARKS.md, "Where the time goes").
+   */
+  coreData: unknown = undefined;
   // Released in Accepted (see release()): thousands of answered INVITEs wait out Timer L.
   private requestRef: SipRequest | undefined;
 
