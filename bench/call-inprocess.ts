@@ -18,8 +18,10 @@ import { validateConfig, createPushcall } from '@pushcall/server';
 import { startAllocationProfile } from './lib/alloc-profile.js';
 import { attachInProcessUdp } from './lib/in-process-udp.js';
 
-const calls = Number(process.argv[2] ?? 50_000);
-const concurrent = Number(process.argv[3] ?? 200);
+// Positional arguments come before the flags (`30000 --alloc` leaves concurrent at 200).
+const positional = process.argv.slice(2, process.argv.findIndex((a, i) => i >= 2 && a.startsWith('--')) >>> 0);
+const calls = Number(positional[0] ?? 50_000);
+const concurrent = Number(positional[1] ?? 200);
 const UAC_PORT = 5091;
 const UAS_PORT = 5090;
 const PROXY_PORT = 5060;
