@@ -65,6 +65,11 @@ const TIMER_C_MS = 181_000;
 const IN_LOOKUP = Symbol('in binding lookup');
 const CANCELLED_IN_LOOKUP = Symbol('cancelled during binding lookup');
 
+/** A re-INVITE held for a sleeping device (RFC 8599 §6.2.3) as its server transaction's `coreData`: its CANCEL ends the hold. */
+class HeldInDialogInvite {
+  constructor(readonly cancel: () => void) {}
+}
+
 export class ProxyCore {
   readonly config: PushcallConfig;
   readonly layer: TransactionLayer;
@@ -130,6 +135,13 @@ export class ProxyCore {
 
   onCancel(cancel: SipRequest, tx: ServerTransaction, invite: InviteServerTransaction | undefined): void {
     const data = invite?.coreData;
+    if (data instanceof HeldInDialogInvite) {
+      // §16.10 for a request nothing was sent for yet: 200 to the CANCEL, 487 to the INVITE,
+      // and no delivery when the device wakes.
+      tx.respond(createResponse(cancel, 200));
+      data.cancel();
+      return;
+    }
     const call = data instanceof ProxyCall ? data : undefined;
     const relayed = data instanceof InviteClientTransaction ? data : undefined;
     if (relayed) {
@@ -457,6 +469,7 @@ export class ProxyCore {
     const settle = (): boolean => {
       if (settled) return false;
       settled = true;
+      if (tx.coreData instanceof HeldInDialogInvite) tx.coreData = undefined;
       timer.cancel();
       this.wake.remove(waiter);
       this.metrics.heldCalls.set(this.wake.size);
@@ -473,6 +486,11 @@ export class ProxyCore {
     }, timeoutMs);
     this.wake.add(waiter);
     this.metrics.heldCalls.set(this.wake.size);
+    if (request.method === 'INVITE') {
+      tx.coreData = new HeldInDialogInvite(() => {
+        if (settle()) tx.respond(createResponse(request, 487));
+      });
+    }
     const payload = buildRefreshPayload({ to: device.aor, ttl: timeoutMs / 1000 }, this.clock);
     pusher.sendRefresh(target, payload, { deadlineMs: 5000 }).then(
       (outcome) => {

@@ -42,6 +42,27 @@ function inDialogMessage(o: { target: string; proxyPort: number; peerPort: numbe
   );
 }
 
+/** A re-INVITE (or, with `cancel`, its CANCEL: same branch, RFC 3261 §9.1) for the dialog of `callId`. */
+function inDialogInvite(o: { target: string; proxyPort: number; peerPort: number; callId: string; branch: string; cancel?: boolean }): Buffer {
+  const method = o.cancel ? 'CANCEL' : 'INVITE';
+  return Buffer.from(
+    [
+      `${method} ${o.target} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${o.peerPort};branch=${o.branch};rport`,
+      'Max-Forwards: 70',
+      `Route: <sip:127.0.0.1:${o.proxyPort};lr>`,
+      'From: <sip:peer@127.0.0.1>;tag=peer-1',
+      'To: <sip:ghost@127.0.0.1>;tag=device-1',
+      `Call-ID: ${o.callId}`,
+      `CSeq: 8 ${method}`,
+      'Contact: <sip:peer@127.0.0.1>',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n'),
+  );
+}
+
 describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
   let lab: Lab;
   const closers: Array<() => Promise<void> | void> = [];
@@ -98,6 +119,29 @@ describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
     await waitFor(() => other.finals.length > 0, 5000, 'the final response');
     assert.equal(other.finals[0].status, 408);
     assert.ok(Date.now() - started >= 1900, 'after the 2 s wake timeout');
+    assert.equal(lab.server.proxy.wake.size, 0, 'nothing left held');
+  });
+
+  it('a held re-INVITE that the peer CANCELs: 200 to the CANCEL, 487 to the INVITE, nothing left held (§16.10)', async () => {
+    const ua = new SipUserAgent({ user: 'ghost2', domain: '127.0.0.1', server: lab.phoneWiring().server, instanceId: `urn:uuid:${randomUUID()}`, expires: 600 });
+    closers.push(() => ua.close());
+    ua.register({ pnProvider: 'fcm', pnPrid: `fcm-ghost2-${randomUUID()}`, pnParam: 'pushcall-lab' });
+    await waitFor(() => ua.registered, 3000, 'registration');
+    const [binding] = await lab.server.store.lookup('sip:ghost2@127.0.0.1', Date.now());
+    await ua.sleep();
+    const other = await peer();
+    closers.push(() => other.close());
+    const target = `sip:ghost2@127.0.0.1:${binding.flow.remotePort};pn-purr=${binding.purrs![0]}`;
+    const dialog = { target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-purr-3@127.0.0.1', branch: `z9hG4bK-${randomUUID()}` };
+    const started = Date.now();
+    other.socket.send(inDialogInvite(dialog), lab.server.port('udp'), '127.0.0.1');
+    await waitFor(() => lab.server.proxy.wake.size === 1, 2000, 'the re-INVITE held');
+    other.socket.send(inDialogInvite({ ...dialog, cancel: true }), lab.server.port('udp'), '127.0.0.1');
+    await waitFor(() => other.finals.length >= 2, 3000, 'the final responses');
+    const byMethod = new Map(other.finals.map((r) => [r.cseq.method, r.status]));
+    assert.equal(byMethod.get('CANCEL'), 200);
+    assert.equal(byMethod.get('INVITE'), 487);
+    assert.ok(Date.now() - started < 1900, 'at once, not after the 2 s wake timeout');
     assert.equal(lab.server.proxy.wake.size, 0, 'nothing left held');
   });
 });
