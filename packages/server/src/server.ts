@@ -330,10 +330,14 @@ export class PushcallServer implements TransactionLayerUser {
     });
   }
 
-  /** A request addressed to this server itself (no user part, RFC 3261 §11 OPTIONS ping). */
+  /**
+   * A request addressed to this server itself (no user part, RFC 3261 §11 OPTIONS ping), not
+   * one that a strict router sent to our Record-Route entry with a Route set left to follow
+   * (§16.4: the proxy restores and forwards it).
+   */
   private isForUs(request: SipRequest): boolean {
     const uri = request.uri;
-    return uri instanceof SipUri && uri.user === undefined;
+    return uri instanceof SipUri && uri.user === undefined && !(uri.params.has('lr') && request.get('route') !== undefined);
   }
 
   onCancel(cancel: SipRequest, transaction: ServerTransaction, invite: InviteServerTransaction | undefined, flow: Flow): void {

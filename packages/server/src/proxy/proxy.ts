@@ -39,7 +39,7 @@ import { removeIfTokenUnchanged } from '../location/push-followups.js';
 import { cancelledElsewhere, finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { bindingDestination, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll } from './routing.js';
+import { bindingDestination, FLOW_PARAM, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute } from './routing.js';
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
@@ -219,16 +219,22 @@ export class ProxyCore {
     }
     if (request.method === 'INVITE') tx.respond(createResponse(request, 100));
 
+    // §16.4: a strict router (RFC 2543) before us put our Record-Route entry in the
+    // Request-URI and the remote target last in the Route set: put them back first.
+    const strictEntry = restoreStrictRoute(this.layer, request, this.config.advertisedHost);
     // §16.4: loose routing: remove the Route entries that are us.
     const { remaining, flows, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
+    const strictFlow = strictEntry?.param(FLOW_PARAM);
+    if (strictFlow) flows.push(strictFlow);
+    const viaUs = removed > 0 || strictEntry !== undefined;
     // In a dialog, or routed elsewhere by a Route set: follow it. A request whose only
     // Route was us is an initial request to process here.
     if (request.to.tag !== undefined || remaining.length > 0) {
       // Only a dialog we record-routed (a Route entry of ours) is relayed as it is; a
       // request with a To-tag or a Route set but none of our entries would otherwise make
       // pushcall an open relay to any host: its sender must authenticate like a caller.
-      if (removed === 0 && this.authenticateCaller(request, tx, flow) === null) return;
-      return this.forwardInDialog(request, tx, flow, remaining, removed, flows);
+      if (!viaUs && this.authenticateCaller(request, tx, flow) === null) return;
+      return this.forwardInDialog(request, tx, flow, remaining, removed, viaUs, flows);
     }
 
     const uri = request.uri;
@@ -415,11 +421,12 @@ export class ProxyCore {
     inbound: Flow,
     remaining: ReturnType<typeof popOwnRoutes>['remaining'],
     removed: number,
+    viaUs: boolean,
     flows: string[],
   ): Promise<void> {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
-    if (remaining.length === 0 && removed > 0) {
+    if (remaining.length === 0 && viaUs) {
       const device = await this.sleepingPurrDevice(request);
       if (device) return this.holdInDialog(request, out, tx, device);
     }
@@ -435,7 +442,7 @@ export class ProxyCore {
       // A flow token leads to a device's connection, unless it is where this came from.
       destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await this.locate(uri));
     }
-    if (request.method === 'INVITE' && removed > 0) this.addRecordRoute(out, inbound, destination);
+    if (request.method === 'INVITE' && viaUs) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination, alternatives);
   }
 

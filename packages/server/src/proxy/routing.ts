@@ -4,7 +4,7 @@
  */
 
 import { isIP } from 'node:net';
-import { type Destination, type NameAddr, SipUri, parseSipUriStrict, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
+import { type Destination, type NameAddr, SipUri, type SipRequest, parseSipUriStrict, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
 import type { Binding } from '../location/types.js';
 import { SipResolver } from './dns.js';
 
@@ -118,6 +118,25 @@ export function recordRouteFor(layer: TransactionLayer, transport: Transport, fl
   let uri = `sip:${host}:${port};transport=${VIA_TRANSPORT[transport.protocol].toLowerCase()};lr`;
   if (flowConnectionId) uri += `;${FLOW_PARAM}=${encodeURIComponent(flowConnectionId)}`;
   return `<${uri}>`;
+}
+
+/**
+ * RFC 3261 §16.4: when the Request-URI is an entry we wrote into a Record-Route (a strict
+ * router, RFC 2543, routed the request to it), the remote target is the last Route value:
+ * it goes back into the Request-URI and leaves the Route set. Returns our entry, if it was
+ * there. An entry of ours has no user part and has `lr`, unlike a request addressed to this
+ * server (OPTIONS) or to a user of its domain.
+ */
+export function restoreStrictRoute(layer: TransactionLayer, request: SipRequest, advertisedHost?: string): SipUri | undefined {
+  const uri = request.uri;
+  if (!(uri instanceof SipUri) || uri.user !== undefined || !uri.params.has('lr') || !isOwnUri(layer, uri, advertisedHost)) return undefined;
+  const routes = request.values('route');
+  if (routes.length === 0) return undefined;
+  const target = request.routes[routes.length - 1].uri;
+  request.uri = target;
+  request.remove('Route');
+  for (const route of routes.slice(0, -1)) request.append('Route', route);
+  return uri;
 }
 
 /** Remove the Route entries that point at us; returns the flow token if one was there. */

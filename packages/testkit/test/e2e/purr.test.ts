@@ -23,13 +23,18 @@ async function peer(): Promise<{ socket: Socket; port: number; finals: SipRespon
   return { socket, port: socket.address().port, finals, close: () => socket.close() };
 }
 
-function inDialogMessage(o: { target: string; proxyPort: number; peerPort: number; callId: string }): Buffer {
+/**
+ * `strict`: as a strict router (RFC 2543) would send it: our Record-Route entry in the
+ * Request-URI and the remote target as the last Route (RFC 3261 §16.4).
+ */
+function inDialogMessage(o: { target: string; proxyPort: number; peerPort: number; callId: string; strict?: boolean }): Buffer {
+  const ours = `sip:127.0.0.1:${o.proxyPort};lr`;
   return Buffer.from(
     [
-      `MESSAGE ${o.target} SIP/2.0`,
+      `MESSAGE ${o.strict ? ours : o.target} SIP/2.0`,
       `Via: SIP/2.0/UDP 127.0.0.1:${o.peerPort};branch=z9hG4bK-${randomUUID()};rport`,
       'Max-Forwards: 70',
-      `Route: <sip:127.0.0.1:${o.proxyPort};lr>`,
+      `Route: <${o.strict ? o.target : ours}>`,
       'From: <sip:peer@127.0.0.1>;tag=peer-1',
       'To: <sip:erin@127.0.0.1>;tag=device-1',
       `Call-ID: ${o.callId}`,
@@ -143,5 +148,44 @@ describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
     assert.equal(byMethod.get('INVITE'), 487);
     assert.ok(Date.now() - started < 1900, 'at once, not after the 2 s wake timeout');
     assert.equal(lab.server.proxy.wake.size, 0, 'nothing left held');
+  });
+
+  it('a PURR in the Route set, where a strict router put the remote target (RFC 8599 §6.2.3, RFC 3261 §16.4): held, pushed, delivered', async () => {
+    const phone = new SimulatedPhone({ name: 'pixel-2', platform: 'android', user: 'fay', ...lab.phoneWiring(), launchDelayMs: 50 });
+    closers.push(() => phone.close());
+    await phone.start();
+    await phone.sleep();
+    const [binding] = await lab.server.store.lookup('sip:fay@127.0.0.1', Date.now());
+    const other = await peer();
+    closers.push(() => other.close());
+    const pushesBefore = lab.fcm.received.length;
+    const target = `sip:fay@127.0.0.1:${binding.flow.remotePort};pn-purr=${binding.purrs![0]}`;
+    other.socket.send(inDialogMessage({ target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-purr-4@127.0.0.1', strict: true }), lab.server.port('udp'), '127.0.0.1');
+
+    await waitFor(() => other.finals.length > 0, 5000, 'the final response');
+    assert.equal(other.finals[0].status, 200, 'answered by the phone');
+    assert.ok(lab.fcm.received.slice(pushesBefore).some((m) => m.token === phone.token), 'the phone was pushed');
+    const delivered = phone.ua.received.find((r) => r.callId === 'dlg-purr-4@127.0.0.1');
+    assert.ok(delivered, 'the phone got the request');
+    assert.match(delivered.uriText, /pn-purr=/, 'the remote target is back in the Request-URI');
+    assert.equal(delivered.getAll('route').length, 0, 'and out of the Route set');
+  });
+
+  it('a strict-routed request for an awake device goes straight to it, as the remote target (RFC 3261 §16.4)', async () => {
+    const ua = new SipUserAgent({ user: 'gus', domain: '127.0.0.1', server: lab.phoneWiring().server, instanceId: `urn:uuid:${randomUUID()}`, expires: 600 });
+    closers.push(() => ua.close());
+    ua.register(undefined);
+    await waitFor(() => ua.registered, 3000, 'registration');
+    const [binding] = await lab.server.store.lookup('sip:gus@127.0.0.1', Date.now());
+    const other = await peer();
+    closers.push(() => other.close());
+    const target = `sip:gus@127.0.0.1:${binding.flow.remotePort}`;
+    other.socket.send(inDialogMessage({ target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-strict-1@127.0.0.1', strict: true }), lab.server.port('udp'), '127.0.0.1');
+    await waitFor(() => other.finals.length > 0, 3000, 'the final response');
+    assert.equal(other.finals[0].status, 200);
+    const delivered = ua.received.find((r) => r.callId === 'dlg-strict-1@127.0.0.1');
+    assert.ok(delivered);
+    assert.equal(delivered.uriText, target);
+    assert.equal(delivered.getAll('route').length, 0);
   });
 });
