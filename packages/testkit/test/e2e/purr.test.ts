@@ -80,6 +80,19 @@ describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
     await lab.close();
   });
 
+  /** A UA registered once with an FCM token, then asleep for good; its PURR target and the dialog's other end. */
+  async function neverWakes(user: string): Promise<{ target: string; other: Awaited<ReturnType<typeof peer>> }> {
+    const ua = new SipUserAgent({ user, domain: '127.0.0.1', server: lab.phoneWiring().server, instanceId: `urn:uuid:${randomUUID()}`, expires: 600 });
+    closers.push(() => ua.close());
+    ua.register({ pnProvider: 'fcm', pnPrid: `fcm-${user}-${randomUUID()}`, pnParam: 'pushcall-lab' });
+    await waitFor(() => ua.registered, 3000, 'registration');
+    const [binding] = await lab.server.store.lookup(`sip:${user}@127.0.0.1`, Date.now());
+    await ua.sleep();
+    const other = await peer();
+    closers.push(() => other.close());
+    return { target: `sip:${user}@127.0.0.1:${binding.flow.remotePort};pn-purr=${binding.purrs![0]}`, other };
+  }
+
   it('an in-dialog request with a PURR wakes the sleeping phone and reaches it after its REGISTER', async () => {
     const phone = new SimulatedPhone({ name: 'pixel', platform: 'android', user: 'erin', ...lab.phoneWiring(), launchDelayMs: 50 });
     closers.push(() => phone.close());
@@ -109,17 +122,8 @@ describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
   });
 
   it('a device that does not wake: 408 (a transaction-only code) after the wake timeout', async () => {
-    // Registered once with an FCM token, and never again.
-    const ua = new SipUserAgent({ user: 'ghost', domain: '127.0.0.1', server: lab.phoneWiring().server, instanceId: `urn:uuid:${randomUUID()}`, expires: 600 });
-    closers.push(() => ua.close());
-    ua.register({ pnProvider: 'fcm', pnPrid: `fcm-ghost-${randomUUID()}`, pnParam: 'pushcall-lab' });
-    await waitFor(() => ua.registered, 3000, 'registration');
-    const [binding] = await lab.server.store.lookup('sip:ghost@127.0.0.1', Date.now());
-    await ua.sleep();
-    const other = await peer();
-    closers.push(() => other.close());
+    const { target, other } = await neverWakes('ghost');
     const started = Date.now();
-    const target = `sip:ghost@127.0.0.1:${binding.flow.remotePort};pn-purr=${binding.purrs![0]}`;
     other.socket.send(inDialogMessage({ target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-purr-2@127.0.0.1' }), lab.server.port('udp'), '127.0.0.1');
     await waitFor(() => other.finals.length > 0, 5000, 'the final response');
     assert.equal(other.finals[0].status, 408);
@@ -128,15 +132,7 @@ describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
   });
 
   it('a held re-INVITE that the peer CANCELs: 200 to the CANCEL, 487 to the INVITE, nothing left held (§16.10)', async () => {
-    const ua = new SipUserAgent({ user: 'ghost2', domain: '127.0.0.1', server: lab.phoneWiring().server, instanceId: `urn:uuid:${randomUUID()}`, expires: 600 });
-    closers.push(() => ua.close());
-    ua.register({ pnProvider: 'fcm', pnPrid: `fcm-ghost2-${randomUUID()}`, pnParam: 'pushcall-lab' });
-    await waitFor(() => ua.registered, 3000, 'registration');
-    const [binding] = await lab.server.store.lookup('sip:ghost2@127.0.0.1', Date.now());
-    await ua.sleep();
-    const other = await peer();
-    closers.push(() => other.close());
-    const target = `sip:ghost2@127.0.0.1:${binding.flow.remotePort};pn-purr=${binding.purrs![0]}`;
+    const { target, other } = await neverWakes('ghost2');
     const dialog = { target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-purr-3@127.0.0.1', branch: `z9hG4bK-${randomUUID()}` };
     const started = Date.now();
     other.socket.send(inDialogInvite(dialog), lab.server.port('udp'), '127.0.0.1');
