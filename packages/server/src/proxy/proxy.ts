@@ -219,14 +219,7 @@ export class ProxyCore {
     }
     if (request.method === 'INVITE') tx.respond(createResponse(request, 100));
 
-    // §16.4: a strict router (RFC 2543) before us put our Record-Route entry in the
-    // Request-URI and the remote target last in the Route set: put them back first.
-    const strictEntry = restoreStrictRoute(this.layer, request, this.config.advertisedHost);
-    // §16.4: loose routing: remove the Route entries that are us.
-    const { remaining, flows, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
-    const strictFlow = strictEntry?.param(FLOW_PARAM);
-    if (strictFlow) flows.push(strictFlow);
-    const viaUs = removed > 0 || strictEntry !== undefined;
+    const { remaining, flows, removed, viaUs } = this.ownRoutes(request);
     // In a dialog, or routed elsewhere by a Route set: follow it. A request whose only
     // Route was us is an initial request to process here.
     if (request.to.tag !== undefined || remaining.length > 0) {
@@ -281,6 +274,20 @@ export class ProxyCore {
     if (bindings.length === 0) return tx.respond(createResponse(request, 480, { reason: 'Not registered' }));
 
     this.startCall(request, tx, flow, aor, bindings, caller, receivedAt);
+  }
+
+  /**
+   * §16.4 for a request that reached us: when a strict router (RFC 2543) before us put our
+   * Record-Route entry in the Request-URI and the remote target last in the Route set, put
+   * them back; then remove the Route entries that are us. `viaUs`: the request was routed
+   * through an entry of ours (a dialog we record-routed).
+   */
+  private ownRoutes(request: SipRequest): ReturnType<typeof popOwnRoutes> & { viaUs: boolean } {
+    const strictEntry = restoreStrictRoute(this.layer, request, this.config.advertisedHost);
+    const routing = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
+    const strictFlow = strictEntry?.param(FLOW_PARAM);
+    if (strictFlow) routing.flows.push(strictFlow);
+    return { ...routing, viaUs: routing.removed > 0 || strictEntry !== undefined };
   }
 
   /** Fork to `bindings` unless an abuse limit refuses the call. */
@@ -612,10 +619,10 @@ export class ProxyCore {
   }
 
   private async forwardStateless(request: SipRequest, inbound: Flow): Promise<void> {
-    const { remaining, flows, removed } = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
+    const { remaining, flows, removed, viaUs } = this.ownRoutes(request);
     // An ACK cannot be challenged: without a Route of ours (a dialog we record-routed) it is
     // relayed only for senders that need no authentication (see route()).
-    if (removed === 0 && this.config.proxy.recordRoute && this.auth && !isTrusted(inbound.remoteAddress, this.config.auth.trustedPeers)) return;
+    if (!viaUs && this.config.proxy.recordRoute && this.auth && !isTrusted(inbound.remoteAddress, this.config.auth.trustedPeers)) return;
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;

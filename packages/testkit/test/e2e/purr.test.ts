@@ -27,22 +27,24 @@ async function peer(): Promise<{ socket: Socket; port: number; finals: SipRespon
  * `strict`: as a strict router (RFC 2543) would send it: our Record-Route entry in the
  * Request-URI and the remote target as the last Route (RFC 3261 §16.4).
  */
-function inDialogMessage(o: { target: string; proxyPort: number; peerPort: number; callId: string; strict?: boolean }): Buffer {
+function inDialogMessage(o: { target: string; proxyPort: number; peerPort: number; callId: string; strict?: boolean; ack?: boolean }): Buffer {
   const ours = `sip:127.0.0.1:${o.proxyPort};lr`;
+  const method = o.ack ? 'ACK' : 'MESSAGE';
+  const body = o.ack ? '' : 'hello';
   return Buffer.from(
     [
-      `MESSAGE ${o.strict ? ours : o.target} SIP/2.0`,
+      `${method} ${o.strict ? ours : o.target} SIP/2.0`,
       `Via: SIP/2.0/UDP 127.0.0.1:${o.peerPort};branch=z9hG4bK-${randomUUID()};rport`,
       'Max-Forwards: 70',
       `Route: <${o.strict ? o.target : ours}>`,
       'From: <sip:peer@127.0.0.1>;tag=peer-1',
       'To: <sip:erin@127.0.0.1>;tag=device-1',
       `Call-ID: ${o.callId}`,
-      'CSeq: 7 MESSAGE',
+      `CSeq: 7 ${method}`,
       'Content-Type: text/plain',
-      'Content-Length: 5',
+      `Content-Length: ${body.length}`,
       '',
-      'hello',
+      body,
     ].join('\r\n'),
   );
 }
@@ -183,5 +185,12 @@ describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
     assert.ok(delivered);
     assert.equal(delivered.uriText, target);
     assert.equal(delivered.getAll('route').length, 0);
+    // The 2xx ACK takes the stateless path (§16.11) and is restored the same way.
+    other.socket.send(inDialogMessage({ target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-strict-2@127.0.0.1', strict: true, ack: true }), lab.server.port('udp'), '127.0.0.1');
+    await waitFor(() => ua.received.some((r) => r.callId === 'dlg-strict-2@127.0.0.1'), 3000, 'the ACK at the UA');
+    const ack = ua.received.find((r) => r.callId === 'dlg-strict-2@127.0.0.1')!;
+    assert.equal(ack.method, 'ACK');
+    assert.equal(ack.uriText, target);
+    assert.equal(ack.getAll('route').length, 0);
   });
 });
