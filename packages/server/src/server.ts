@@ -81,7 +81,11 @@ export class PushcallServer implements TransactionLayerUser {
       options.store ??
       (this.config.store.type === 'memory'
         ? new MemoryBindingStore()
-        : new SqliteBindingStore(this.config.store.file ?? join(this.config.dataDir, 'bindings.sqlite'), { commitDelayMs: this.config.store.commitDelayMs }));
+        : new SqliteBindingStore(this.config.store.file ?? join(this.config.dataDir, 'bindings.sqlite'), {
+            commitDelayMs: this.config.store.commitDelayMs,
+            checkpointIntervalMs: this.config.store.checkpointIntervalMs,
+            onCheckpointError: (error) => this.logger.warn({ err: error.message }, 'WAL checkpoints back in the writer'),
+          }));
     const realm = this.config.auth.realm ?? this.config.domains[0] ?? 'pushcall';
     this.auth =
       this.config.auth.mode === 'digest'

@@ -94,6 +94,12 @@ export const configSchema = z
          * answered after it commits. 0 = end of the event-loop turn.
          */
         commitDelayMs: z.number().int().min(0).max(100).default(2),
+        /**
+         * SQLite: a thread of its own checkpoints the WAL this often, so that copying it into
+         * the database file never stops the event loop. 0 = the writer checkpoints inside its
+         * commits (SQLite's default behaviour).
+         */
+        checkpointIntervalMs: z.number().int().min(0).max(60_000).default(1000),
       })
       .strict()
       .prefault({}),

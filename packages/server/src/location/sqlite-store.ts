@@ -8,7 +8,9 @@
  */
 
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
 import { encodeBinding } from './binding-json.js';
@@ -32,6 +34,28 @@ const CREATE_BINDINGS = `
     expires_at INTEGER NOT NULL,
     data TEXT NOT NULL
   )`;
+
+/** WAL pages after which the writer checkpoints in its own commit (when no checkpointer thread runs). */
+const INLINE_AUTOCHECKPOINT_PAGES = 10_000;
+
+/**
+ * The checkpointer thread (CommonJS, evaluated): every `intervalMs` it copies the WAL into
+ * the database file on its own connection. PASSIVE never waits for, nor blocks, the writer.
+ * It reports the frames it copied, and any error.
+ */
+const CHECKPOINTER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { timeout: 0 });
+setInterval(() => {
+  try {
+    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+    if (result.checkpointed > 0) parentPort.postMessage({ checkpointed: result.checkpointed });
+  } catch (error) {
+    parentPort.postMessage({ error: String((error && error.message) || error) });
+  }
+}, workerData.intervalMs);
+`;
 
 interface PendingWrite {
   upsert: Map<string, Binding>;
@@ -58,6 +82,10 @@ export class SqliteBindingStore extends MemoryBindingStore {
   private readonly rowOf = new Map<string, number>();
   private pending: PendingWrite | null = null;
   private closed = false;
+  private checkpointer: Worker | undefined;
+  private readonly onCheckpointError: ((error: Error) => void) | undefined;
+  /** WAL frames the checkpointer thread has copied into the database file. */
+  checkpointedFrames = 0;
 
   /**
    * Group commit window: writes queued within this many ms share one transaction. 0 commits
@@ -67,12 +95,20 @@ export class SqliteBindingStore extends MemoryBindingStore {
   private readonly commitDelayMs: number;
   private flushTimer: NodeJS.Timeout | undefined = undefined;
 
+  /**
+   * `checkpointIntervalMs`: how often a thread of its own checkpoints the WAL (default 1000;
+   * 0: the writer checkpoints inside its commits, as SQLite does by default). A checkpoint
+   * copies and syncs up to 40 MB of WAL into the database file; inside a commit it stopped
+   * the event loop for 80-200 ms every ~35,000 REGISTERs (bench/register-inprocess.ts).
+   * `onCheckpointError`: the thread failed; the writer checkpoints again itself from then on.
+   */
   constructor(
     readonly file: string,
-    options: { commitDelayMs?: number } = {},
+    options: { commitDelayMs?: number; checkpointIntervalMs?: number; onCheckpointError?: (error: Error) => void } = {},
   ) {
     super();
     this.commitDelayMs = options.commitDelayMs ?? 0;
+    this.onCheckpointError = options.onCheckpointError;
     let db: Database.Database | undefined;
     try {
       if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -81,9 +117,10 @@ export class SqliteBindingStore extends MemoryBindingStore {
       // NORMAL in WAL mode: a committed transaction survives a process crash; only an OS
       // crash can lose the last commits. FULL would fsync every batch.
       this.db.pragma('synchronous = NORMAL');
-      // Checkpoint the WAL every ~40 MB instead of ~4 MB: checkpoints run inside a commit,
-      // and under REGISTER load they were a fifth of the store's cost (bench: 21 -> 14 µs/row).
-      this.db.pragma('wal_autocheckpoint = 10000');
+      // Inline, checkpoint the WAL every ~40 MB instead of ~4 MB: checkpoints then run inside a
+      // commit, and under REGISTER load they were a fifth of the store's cost (bench: 21 -> 14
+      // µs/row). With the checkpointer thread (below) the writer never checkpoints.
+      this.db.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
       this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
       const version = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
       if (version && Number(version.value) > SCHEMA_VERSION) {
@@ -115,6 +152,8 @@ export class SqliteBindingStore extends MemoryBindingStore {
         this.putSync(binding);
       }
       for (const row of duplicates) this.deleteStmt.run(row);
+      const interval = options.checkpointIntervalMs ?? 1000;
+      if (file !== ':memory:' && interval > 0) this.startCheckpointer(interval);
     } catch (error) {
       // Do not leak the connection of a store that failed to open (corrupt file, newer schema).
       try {
@@ -237,6 +276,34 @@ export class SqliteBindingStore extends MemoryBindingStore {
     }
   }
 
+  private startCheckpointer(intervalMs: number): void {
+    const worker = new Worker(CHECKPOINTER_SOURCE, {
+      eval: true,
+      workerData: { driver: createRequire(import.meta.url).resolve('better-sqlite3'), file: this.file, intervalMs },
+    });
+    worker.on('message', (m: { checkpointed?: number; error?: string }) => {
+      if (m.error !== undefined) this.checkpointInline(new StoreError(`WAL checkpointer failed: ${m.error}`));
+      else this.checkpointedFrames += m.checkpointed ?? 0;
+    });
+    worker.on('error', (error) => this.checkpointInline(new StoreError(`WAL checkpointer failed: ${error.message}`, { cause: error })));
+    worker.on('exit', () => this.checkpointInline(new StoreError('WAL checkpointer stopped')));
+    // Never what keeps the process running (after the listeners: adding one refs the worker again).
+    worker.unref();
+    this.checkpointer = worker;
+    this.db.pragma('wal_autocheckpoint = 0');
+  }
+
+  /** The checkpointer thread is gone: the writer checkpoints inside its commits again. */
+  private checkpointInline(error: StoreError): void {
+    const worker = this.checkpointer;
+    if (worker === undefined || this.closed) return;
+    this.checkpointer = undefined;
+    worker.removeAllListeners();
+    void worker.terminate();
+    this.db.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
+    this.onCheckpointError?.(error);
+  }
+
   /** Bytes used by the database file and its WAL (benchmarks). */
   fileSize(): number {
     const row = this.db.prepare('SELECT page_count * page_size AS size FROM pragma_page_count(), pragma_page_size()').get() as { size: number };
@@ -247,6 +314,12 @@ export class SqliteBindingStore extends MemoryBindingStore {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    const worker = this.checkpointer;
+    this.checkpointer = undefined;
+    if (worker) {
+      worker.removeAllListeners();
+      await worker.terminate();
+    }
     this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }

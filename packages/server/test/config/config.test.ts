@@ -116,7 +116,7 @@ describe('defaults (as documented in docs/configuration.md)', () => {
     assert.equal(config.node.id, 'node-1');
     assert.deepEqual(config.domains, []);
     assert.equal(config.dataDir, './data');
-    assert.deepEqual(config.store, { type: 'sqlite', sweepIntervalSeconds: 30, commitDelayMs: 2 });
+    assert.deepEqual(config.store, { type: 'sqlite', sweepIntervalSeconds: 30, commitDelayMs: 2, checkpointIntervalMs: 1000 });
     assert.deepEqual(config.admin, { listen: '127.0.0.1:9060', enabled: true });
     assert.deepEqual(config.log, { level: 'info' });
     assert.equal(config.tls, undefined);

@@ -4,7 +4,7 @@
  * index, typed errors, and a model-based property test against MemoryBindingStore.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -498,5 +498,57 @@ describe('SqliteBindingStore: schema 2 (rows by rowid, no write-only indexes)', 
     const reopened = new SqliteBindingStore(file);
     assert.deepEqual((await sorted(reopened)).map((b) => [b.id, b.cseq]), [['2', 9], ['3', 1]]);
     await reopened.close();
+  });
+});
+
+describe('WAL checkpoints', () => {
+  /** Rows in the database file itself, without its WAL: a copy of the file alone, opened apart. */
+  function rowsInMainFile(file: string): number {
+    const copy = `${file}.copy-${Math.random().toString(36).slice(2)}`;
+    writeFileSync(copy, readFileSync(file));
+    try {
+      const db = new Database(copy);
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM bindings').get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    } catch {
+      return -1; // caught mid-checkpoint: try again
+    } finally {
+      rmSync(copy, { force: true });
+      rmSync(`${copy}-wal`, { force: true });
+      rmSync(`${copy}-shm`, { force: true });
+    }
+  }
+
+  it('a thread of its own copies the WAL into the database file; the writer never checkpoints in its commits', async () => {
+    const file = tempFile();
+    const store = new SqliteBindingStore(file, { checkpointIntervalMs: 20 });
+    try {
+      const db = (store as unknown as { db: Database.Database }).db;
+      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
+      for (let i = 0; i < 300; i++) await store.apply(`sip:u${i}@example.com`, { upsert: [binding(`b${i}`, `sip:u${i}@example.com`)], remove: [] });
+      let rows = rowsInMainFile(file);
+      for (const deadline = Date.now() + 5000; rows !== 300 && Date.now() < deadline; rows = rowsInMainFile(file)) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(rows, 300, 'every row reached the database file without the writer checkpointing');
+      assert.ok(store.checkpointedFrames > 0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('checkpointIntervalMs 0: no thread, the writer checkpoints inside its commits as before', async () => {
+    const file = tempFile();
+    const store = new SqliteBindingStore(file, { checkpointIntervalMs: 0 });
+    try {
+      const db = (store as unknown as { db: Database.Database }).db;
+      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 10_000);
+      await store.apply('sip:u@example.com', { upsert: [binding('b1', 'sip:u@example.com')], remove: [] });
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(store.checkpointedFrames, 0);
+    } finally {
+      await store.close();
+    }
   });
 });
