@@ -57,6 +57,13 @@ setInterval(() => {
 }, workerData.intervalMs);
 `;
 
+/** Stop a checkpointer thread whose events no longer matter (an unheard 'error' would throw). */
+function retire(worker: Worker): Promise<number> {
+  worker.removeAllListeners();
+  worker.on('error', () => undefined);
+  return worker.terminate();
+}
+
 interface PendingWrite {
   upsert: Map<string, Binding>;
   remove: Set<string>;
@@ -99,7 +106,7 @@ export class SqliteBindingStore extends MemoryBindingStore {
    * `checkpointIntervalMs`: how often a thread of its own checkpoints the WAL (default 1000;
    * 0: the writer checkpoints inside its commits, as SQLite does by default). A checkpoint
    * copies and syncs up to 40 MB of WAL into the database file; inside a commit it stopped
-   * the event loop for 80-200 ms every ~35,000 REGISTERs (bench/register-inprocess.ts).
+   * the event loop for 75-290 ms every ~35,000 REGISTERs (bench/register-inprocess.ts).
    * `onCheckpointError`: the thread failed; the writer checkpoints again itself from then on.
    */
   constructor(
@@ -298,9 +305,12 @@ export class SqliteBindingStore extends MemoryBindingStore {
     const worker = this.checkpointer;
     if (worker === undefined || this.closed) return;
     this.checkpointer = undefined;
-    worker.removeAllListeners();
-    void worker.terminate();
-    this.db.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
+    retire(worker);
+    try {
+      this.db.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
+    } catch {
+      // The connection itself is gone: its next commit reports that.
+    }
     this.onCheckpointError?.(error);
   }
 
@@ -316,10 +326,7 @@ export class SqliteBindingStore extends MemoryBindingStore {
     this.closed = true;
     const worker = this.checkpointer;
     this.checkpointer = undefined;
-    if (worker) {
-      worker.removeAllListeners();
-      await worker.terminate();
-    }
+    if (worker) await retire(worker);
     this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }

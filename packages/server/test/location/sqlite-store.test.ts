@@ -551,4 +551,21 @@ describe('WAL checkpoints', () => {
       await store.close();
     }
   });
+
+  it('a checkpointer thread that dies: the writer checkpoints in its commits again, and says so', async () => {
+    const errors: Error[] = [];
+    const store = new SqliteBindingStore(tempFile(), { checkpointIntervalMs: 20, onCheckpointError: (e) => errors.push(e) });
+    try {
+      const db = (store as unknown as { db: Database.Database }).db;
+      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
+      await (store as unknown as { checkpointer: { terminate(): Promise<number> } }).checkpointer.terminate();
+      for (const deadline = Date.now() + 3000; errors.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(errors.length, 1);
+      assert.ok(errors[0] instanceof StoreError);
+      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 10_000);
+      await store.apply('sip:u@example.com', { upsert: [binding('b1', 'sip:u@example.com')], remove: [] });
+    } finally {
+      await store.close();
+    }
+  });
 });
