@@ -532,6 +532,8 @@ describe('WAL checkpoints', () => {
       let rows = rowsInMainFile(file);
       for (const deadline = Date.now() + 5000; rows !== 300 && Date.now() < deadline; rows = rowsInMainFile(file)) await new Promise((r) => setTimeout(r, 20));
       assert.equal(rows, 300, 'every row reached the database file without the writer checkpointing');
+      // The thread's report of it comes as a message, which may still be on its way.
+      for (const deadline = Date.now() + 5000; store.checkpointedFrames === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
       assert.ok(store.checkpointedFrames > 0);
     } finally {
       await store.close();
