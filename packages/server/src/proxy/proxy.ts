@@ -637,10 +637,11 @@ export class ProxyCore {
     await this.layer.sendStateless(out, destination);
   }
 
-  /** Answer a stray 2xx on a branch whose call is over: ACK it, then BYE (RFC 3261 §13.3.1.4 as UAC). */
   /**
-   * `reason`: the RFC 3326 Reason the BYE carries, what happened to the call (answered or
-   * declined elsewhere, as the branch's CANCEL said); null for none (the caller hung up).
+   * Answer a stray 2xx on a branch whose call is over: ACK it, then BYE (RFC 3261 §13.3.1.4
+   * as UAC). `reason`: the RFC 3326 Reason the BYE carries, what happened to the call
+   * (answered or declined elsewhere, as the branch's CANCEL said); null for none (the caller
+   * hung up).
    */
   hangUpStray2xx(invite: SipRequest, response: SipResponse, destination: Destination, reason: string | null): void {
     const contact = response.contacts;

@@ -17,7 +17,7 @@ export interface ParseLimits {
 }
 
 export const DEFAULT_LIMITS: ParseLimits = {
-  // The stream framer's default too (DEFAULT_MAX_MESSAGE_BYTES): a message it accepts parses.
+  // The stream framer's default too (DEFAULT_MAX_MESSAGE_BYTES is this value).
   maxMessageBytes: 64 * 1024,
   maxHeaders: 128,
   maxLineLength: 8_192,

@@ -16,8 +16,10 @@
 
 import { SipLimitError, SipParseError } from '../errors.js';
 import type { SipError } from '../errors.js';
+import { DEFAULT_LIMITS } from '../message/parser.js';
 
-export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024;
+/** The parser's own limit: a message the framer accepts is one the parser takes. */
+export const DEFAULT_MAX_MESSAGE_BYTES = DEFAULT_LIMITS.maxMessageBytes;
 
 export interface StreamFramerLimits {
   /** Whole message (header section + body). Default 64 KiB. */
