@@ -502,6 +502,11 @@ describe('SqliteBindingStore: schema 2 (rows by rowid, no write-only indexes)', 
 });
 
 describe('WAL checkpoints', () => {
+  /** WAL pages after which the store's own connection checkpoints inside a commit (0: never). */
+  function writerCheckpointPages(store: SqliteBindingStore): unknown {
+    return (store as unknown as { db: Database.Database }).db.pragma('wal_autocheckpoint', { simple: true });
+  }
+
   /** Rows in the database file itself, without its WAL: a copy of the file alone, opened apart. */
   function rowsInMainFile(file: string): number {
     const copy = `${file}.copy-${Math.random().toString(36).slice(2)}`;
@@ -526,8 +531,7 @@ describe('WAL checkpoints', () => {
     const file = tempFile();
     const store = new SqliteBindingStore(file, { checkpointIntervalMs: 20 });
     try {
-      const db = (store as unknown as { db: Database.Database }).db;
-      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
+      assert.equal(writerCheckpointPages(store), 0);
       for (let i = 0; i < 300; i++) await store.apply(`sip:u${i}@example.com`, { upsert: [binding(`b${i}`, `sip:u${i}@example.com`)], remove: [] });
       let rows = rowsInMainFile(file);
       for (const deadline = Date.now() + 5000; rows !== 300 && Date.now() < deadline; rows = rowsInMainFile(file)) await new Promise((r) => setTimeout(r, 20));
@@ -544,8 +548,7 @@ describe('WAL checkpoints', () => {
     const file = tempFile();
     const store = new SqliteBindingStore(file, { checkpointIntervalMs: 0 });
     try {
-      const db = (store as unknown as { db: Database.Database }).db;
-      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 10_000);
+      assert.equal(writerCheckpointPages(store), 10_000);
       await store.apply('sip:u@example.com', { upsert: [binding('b1', 'sip:u@example.com')], remove: [] });
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(store.checkpointedFrames, 0);
@@ -558,13 +561,12 @@ describe('WAL checkpoints', () => {
     const errors: Error[] = [];
     const store = new SqliteBindingStore(tempFile(), { checkpointIntervalMs: 20, onCheckpointError: (e) => errors.push(e) });
     try {
-      const db = (store as unknown as { db: Database.Database }).db;
-      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
+      assert.equal(writerCheckpointPages(store), 0);
       await (store as unknown as { checkpointer: { terminate(): Promise<number> } }).checkpointer.terminate();
       for (const deadline = Date.now() + 3000; errors.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
       assert.equal(errors.length, 1);
       assert.ok(errors[0] instanceof StoreError);
-      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 10_000);
+      assert.equal(writerCheckpointPages(store), 10_000);
       await store.apply('sip:u@example.com', { upsert: [binding('b1', 'sip:u@example.com')], remove: [] });
     } finally {
       await store.close();

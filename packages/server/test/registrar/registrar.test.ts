@@ -921,6 +921,12 @@ describe('digest authentication (RFC 3261 §22, RFC 7616, RFC 8760)', () => {
     assert.notEqual(nonceOf(a).split('.')[1], nonceOf(b).split('.')[1], 'another epoch per process');
   });
 
+  /** alice's REGISTER to `ruri`, answering its challenge with `uri` as the digest uri. */
+  async function registerWithDigestUri(t: ReturnType<typeof setup>, ruri: string, uri: string) {
+    const ch = challengeOf(await t.send({ ruri, contacts: [contact] }), 'SHA-256');
+    return t.send({ ruri, contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256', uri })]] });
+  }
+
   it('the digest uri must designate the Request-URI: another URI → 403, nothing stored', async () => {
     const t = setup({ users });
     const cases: Array<[string, string]> = [
@@ -933,8 +939,7 @@ describe('digest authentication (RFC 3261 §22, RFC 7616, RFC 8760)', () => {
       ['sip:example.com', 'not a uri'],
     ];
     for (const [ruri, uri] of cases) {
-      const ch = challengeOf(await t.send({ ruri, contacts: [contact] }), 'SHA-256');
-      const res = await t.send({ ruri, contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256', uri })]] });
+      const res = await registerWithDigestUri(t, ruri, uri);
       assert.equal(res.status, 403, `${ruri} vs ${uri}: ${res.status} ${res.reason}`);
       assert.equal(res.reason, 'Digest uri does not match the Request-URI');
     }
@@ -952,8 +957,7 @@ describe('digest authentication (RFC 3261 §22, RFC 7616, RFC 8760)', () => {
       ['sip:example.com:5060', 'sip:example.com'],
     ];
     for (const [ruri, uri] of cases) {
-      const ch = challengeOf(await t.send({ ruri, contacts: [contact] }), 'SHA-256');
-      const res = await t.send({ ruri, contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256', uri })]] });
+      const res = await registerWithDigestUri(t, ruri, uri);
       assert.equal(res.status, 200, `${ruri} vs ${uri}: ${res.status} ${res.reason}`);
     }
   });

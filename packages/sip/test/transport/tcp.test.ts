@@ -102,13 +102,19 @@ describe('TcpTransport', () => {
     c.socket.destroy();
   });
 
-  it('closes idle connections on the injected clock; traffic and keep-alives reset the timer', async () => {
+  /** A server closing connections idle for 1000 ms on a fake clock, and a client that has sent one request. */
+  async function idleTimeoutSetup() {
     const clock = new FakeClock();
     const rec = new Recorder();
     const server = await tcp(rec, { clock, idleTimeoutMs: 1000 });
     const c = await rawClient('127.0.0.1', server.localPort);
     c.socket.write(sipRequest());
     const { flow } = await rec.nextMessage();
+    return { clock, rec, server, c, flow };
+  }
+
+  it('closes idle connections on the injected clock; traffic and keep-alives reset the timer', async () => {
+    const { clock, rec, server, c, flow } = await idleTimeoutSetup();
     const id = flow.connectionId ?? '';
 
     clock.advance(800);
@@ -128,12 +134,7 @@ describe('TcpTransport', () => {
   });
 
   it('bytes of an unfinished message do not reset the idle timer (slowloris)', async () => {
-    const clock = new FakeClock();
-    const rec = new Recorder();
-    const server = await tcp(rec, { clock, idleTimeoutMs: 1000 });
-    const c = await rawClient('127.0.0.1', server.localPort);
-    c.socket.write(sipRequest());
-    const { flow } = await rec.nextMessage();
+    const { clock, rec, server, c, flow } = await idleTimeoutSetup();
     const partial = 'OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKslow\r\n';
     for (let i = 0; i < 12; i++) {
       c.socket.write(partial.slice(i * 5, i * 5 + 5)); // 5 bytes every 100 ms, never a whole message

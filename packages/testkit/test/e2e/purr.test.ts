@@ -8,6 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { parseMessage, type SipResponse } from '@pushcall/sip';
+import type { Binding } from '@pushcall/server';
 import { type Lab, SimulatedPhone, SipUserAgent, startLab } from '../../src/index.js';
 import { waitFor } from '../support/wait.js';
 
@@ -82,31 +83,39 @@ describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
     await lab.close();
   });
 
+  /** `user`'s binding, the Request-URI that reaches it with its PURR, and the other end of the dialog. */
+  async function purrDialog(user: string): Promise<{ binding: Binding; target: string; other: Awaited<ReturnType<typeof peer>> }> {
+    const [binding] = await lab.server.store.lookup(`sip:${user}@127.0.0.1`, Date.now());
+    const other = await peer();
+    closers.push(() => other.close());
+    return { binding, target: `sip:${user}@127.0.0.1:${binding.flow.remotePort};pn-purr=${binding.purrs![0]}`, other };
+  }
+
   /** A UA registered once with an FCM token, then asleep for good; its PURR target and the dialog's other end. */
-  async function neverWakes(user: string): Promise<{ target: string; other: Awaited<ReturnType<typeof peer>> }> {
+  async function neverWakes(user: string): ReturnType<typeof purrDialog> {
     const ua = new SipUserAgent({ user, domain: '127.0.0.1', server: lab.phoneWiring().server, instanceId: `urn:uuid:${randomUUID()}`, expires: 600 });
     closers.push(() => ua.close());
     ua.register({ pnProvider: 'fcm', pnPrid: `fcm-${user}-${randomUUID()}`, pnParam: 'pushcall-lab' });
     await waitFor(() => ua.registered, 3000, 'registration');
-    const [binding] = await lab.server.store.lookup(`sip:${user}@127.0.0.1`, Date.now());
     await ua.sleep();
-    const other = await peer();
-    closers.push(() => other.close());
-    return { target: `sip:${user}@127.0.0.1:${binding.flow.remotePort};pn-purr=${binding.purrs![0]}`, other };
+    return purrDialog(user);
   }
 
-  it('an in-dialog request with a PURR wakes the sleeping phone and reaches it after its REGISTER', async () => {
-    const phone = new SimulatedPhone({ name: 'pixel', platform: 'android', user: 'erin', ...lab.phoneWiring(), launchDelayMs: 50 });
+
+  /** A SimulatedPhone (Android, FCM) that registered and went to sleep; its PURR target and the dialog's other end. */
+  async function sleepingPhone(name: string, user: string): Promise<{ phone: SimulatedPhone } & Awaited<ReturnType<typeof purrDialog>>> {
+    const phone = new SimulatedPhone({ name, platform: 'android', user, ...lab.phoneWiring(), launchDelayMs: 50 });
     closers.push(() => phone.close());
     await phone.start();
     await phone.sleep();
-    const [binding] = await lab.server.store.lookup('sip:erin@127.0.0.1', Date.now());
+    return { phone, ...(await purrDialog(user)) };
+  }
+
+  it('an in-dialog request with a PURR wakes the sleeping phone and reaches it after its REGISTER', async () => {
+    const { phone, binding, target, other } = await sleepingPhone('pixel', 'erin');
     const purr = binding.purrs?.[0];
     assert.match(purr ?? '', /^[0-9a-f]{32}$/);
-    const other = await peer();
-    closers.push(() => other.close());
     const pushesBefore = lab.fcm.received.length;
-    const target = `sip:erin@127.0.0.1:${binding.flow.remotePort};pn-purr=${purr}`;
     other.socket.send(inDialogMessage({ target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-purr-1@127.0.0.1' }), lab.server.port('udp'), '127.0.0.1');
 
     await waitFor(() => other.finals.length > 0, 5000, 'the final response');
@@ -149,15 +158,8 @@ describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
   });
 
   it('a PURR in the Route set, where a strict router put the remote target (RFC 8599 §6.2.3, RFC 3261 §16.4): held, pushed, delivered', async () => {
-    const phone = new SimulatedPhone({ name: 'pixel-2', platform: 'android', user: 'fay', ...lab.phoneWiring(), launchDelayMs: 50 });
-    closers.push(() => phone.close());
-    await phone.start();
-    await phone.sleep();
-    const [binding] = await lab.server.store.lookup('sip:fay@127.0.0.1', Date.now());
-    const other = await peer();
-    closers.push(() => other.close());
+    const { phone, target, other } = await sleepingPhone('pixel-2', 'fay');
     const pushesBefore = lab.fcm.received.length;
-    const target = `sip:fay@127.0.0.1:${binding.flow.remotePort};pn-purr=${binding.purrs![0]}`;
     other.socket.send(inDialogMessage({ target, proxyPort: lab.server.port('udp'), peerPort: other.port, callId: 'dlg-purr-4@127.0.0.1', strict: true }), lab.server.port('udp'), '127.0.0.1');
 
     await waitFor(() => other.finals.length > 0, 5000, 'the final response');
