@@ -7,6 +7,7 @@
  * bring per turn at 10,000/s.
  * --alloc adds the bytes allocated per REGISTER and the largest allocation sites (V8's
  * sampling heap profiler; it slows the run, so CPU figures from such a run do not count).
+ * --cpu-profile FILE writes a CPU profile of the measured loop only and prints its top functions.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { validateConfig, createPushcall } from '@pushcall/server';
 import { startAllocationProfile } from './lib/alloc-profile.js';
+import { startCpuProfile } from './lib/cpu-profile.js';
 import { attachInProcessUdp } from './lib/in-process-udp.js';
 
 const count = Number(process.argv[2] ?? 200_000);
@@ -60,6 +62,8 @@ function register(i: number): Buffer {
 const messages = Array.from({ length: count }, (_, i) => register(i));
 
 const allocation = process.argv.includes('--alloc') ? await startAllocationProfile() : undefined;
+const profileFlag = process.argv.indexOf('--cpu-profile');
+const cpuProfile = profileFlag === -1 ? undefined : await startCpuProfile();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const batchFlag = process.argv.indexOf('--batch');
@@ -73,6 +77,7 @@ while (sent < count) await new Promise((r) => setImmediate(r));
 const cpu = process.cpuUsage(cpu0);
 const ms = performance.now() - t0;
 const allocated = await allocation?.stop(count);
+const profileTop = await cpuProfile?.stop(process.argv[profileFlag + 1]);
 const stats = await server.store.stats();
 (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc, heapMB is what is still live
 const heapMB = Math.round(process.memoryUsage().heapUsed / 1e6);
@@ -82,5 +87,6 @@ console.log(JSON.stringify({
   bindings: stats.bindings, rssMB: Math.round(process.memoryUsage().rss / 1e6), heapMB,
   ...(allocated && { allocatedBytesPerRegister: allocated.bytesPerOp }),
 }));
+if (profileTop) console.log(profileTop.join('\n'));
 if (allocated) for (const { site, bytesPerOp } of allocated.top) console.log(`${String(bytesPerOp).padStart(7)} B  ${site}`);
 process.exit(0);

@@ -264,6 +264,7 @@ function baseStep(
     serverCpuStatUs: Math.round(cpu.statUs),
     cpuSource: cpu.source,
     serverCpuUsPerOp: s.successful > 0 ? round(cpu.us / s.successful, 2) : null,
+    serverSlicesPerOp: s.successful > 0 && cpu.slices > 0 ? round(cpu.slices / s.successful, 2) : null,
     serverCores: round(cpu.us / 1000 / Math.max(cpu.wallMs, 1), 3),
     machineBusyCores: round(systemCpuDelta(mon.sysBefore, mon.sysAfter).busyCores, 2),
     machineStealCores: round(systemCpuDelta(mon.sysBefore, mon.sysAfter).stealCores, 2),
@@ -402,7 +403,7 @@ function describe(s: StepBase): string {
   return (
     `${s.server.padEnd(17)} offered ${String(s.offeredRate).padStart(6)}/s sent ${s.achievedRate.toFixed(0).padStart(6)}/s ok ${s.successRate.toFixed(0).padStart(6)}/s ` +
     `failed ${s.failed} unfinished ${s.unfinished} retrans ${s.retransPct.toFixed(3)}% drops ${s.serverSocketDrops} ` +
-    `cpu ${s.serverCpuUsPerOp?.toFixed(1) ?? '—'} µs/op (${s.serverCores.toFixed(2)} cores, machine ${s.machineBusyCores.toFixed(2)}) sipp ${s.clientCpuUsPerOp?.toFixed(1) ?? '—'} µs/op ` +
+    `cpu ${s.serverCpuUsPerOp?.toFixed(1) ?? '—'} µs/op ${s.serverSlicesPerOp?.toFixed(2) ?? '—'} wake-ups/op (${s.serverCores.toFixed(2)} cores, machine ${s.machineBusyCores.toFixed(2)}) sipp ${s.clientCpuUsPerOp?.toFixed(1) ?? '—'} µs/op ` +
     `pss ${(s.serverPssKb / 1024).toFixed(0)} MB ${s.sustained ? (s.clientLimited ? 'OK (SIPp-limited)' : 'OK') : 'NOT SUSTAINED'}`
   );
 }

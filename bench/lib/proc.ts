@@ -99,20 +99,27 @@ export function processTree(rootPid: number): ProcStat[] {
   return [...picked].map((p) => stats.get(p)).filter((s): s is ProcStat => s !== undefined && s.state !== 'Z');
 }
 
-/** Sum of the first field of /proc/<pid>/task/<tid>/schedstat (ns on CPU) over all threads. */
-function schedNs(pid: number): number {
+/**
+ * /proc/<pid>/task/<tid>/schedstat summed over all threads: its first field (ns on CPU) and
+ * its third (time slices run: each wake-up or preemption starts one).
+ */
+function schedStat(pid: number): { ns: number; slices: number } {
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return 0;
+    return { ns: 0, slices: 0 };
   }
-  let sum = 0;
+  let ns = 0;
+  let slices = 0;
   for (const tid of tids) {
     const t = readText(`/proc/${pid}/task/${tid}/schedstat`);
-    if (t !== undefined) sum += Number(t.split(' ')[0]) || 0;
+    if (t === undefined) continue;
+    const fields = t.split(' ');
+    ns += Number(fields[0]) || 0;
+    slices += Number(fields[2]) || 0;
   }
-  return sum;
+  return { ns, slices };
 }
 
 export interface CpuSample {
@@ -123,6 +130,8 @@ export interface CpuSample {
   statUs: number;
   /** on-CPU time from per-thread schedstat, in µs (ns granularity; 0 if the kernel lacks it) */
   schedUs: number;
+  /** time slices run, all threads (schedstat; 0 if the kernel lacks it) */
+  slices: number;
 }
 
 /** CPU time of a set of processes (all threads). Take one before and one after a step. */
@@ -130,13 +139,16 @@ export function cpuSample(pids: number[]): CpuSample {
   const hz = clockTicksPerSecond();
   let ticks = 0;
   let ns = 0;
+  let slices = 0;
   for (const pid of pids) {
     const s = readProcStat(pid);
     if (s === undefined) continue;
     ticks += s.ticks;
-    ns += schedNs(pid);
+    const sched = schedStat(pid);
+    ns += sched.ns;
+    slices += sched.slices;
   }
-  return { at: performance.now(), pids: [...pids], statUs: (ticks * 1e6) / hz, schedUs: ns / 1e3 };
+  return { at: performance.now(), pids: [...pids], statUs: (ticks * 1e6) / hz, schedUs: ns / 1e3, slices };
 }
 
 export interface CpuDelta {
@@ -145,6 +157,8 @@ export interface CpuDelta {
   statUs: number;
   schedUs: number;
   source: 'schedstat' | 'stat';
+  /** time slices the server's threads ran: about one per wake-up */
+  slices: number;
   wallMs: number;
 }
 
@@ -159,6 +173,7 @@ export function cpuDelta(before: CpuSample, after: CpuSample): CpuDelta {
     statUs,
     schedUs,
     source: useSched ? 'schedstat' : 'stat',
+    slices: Math.max(0, after.slices - before.slices),
     wallMs: after.at - before.at,
   };
 }

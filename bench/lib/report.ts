@@ -30,6 +30,11 @@ export interface StepBase {
   cpuSource: 'schedstat' | 'stat';
   /** server CPU per successful operation (REGISTER, or whole call), µs */
   serverCpuUsPerOp: number | null;
+  /**
+   * CPU time slices the server's threads ran per successful operation (schedstat): about the
+   * wake-ups an operation costs, each of which starts on cold caches.
+   */
+  serverSlicesPerOp: number | null;
   /** server CPU / wall time over the step, in cores (2 = both cores of this machine) */
   serverCores: number;
   /** whole machine (server + SIPp + anything else running), in cores, and hypervisor steal */
@@ -146,19 +151,21 @@ const fmtInt = (x: number | null | undefined): string =>
   x === null || x === undefined || !Number.isFinite(x) ? '—' : Math.round(x).toLocaleString('en-US');
 const fmt1 = (x: number | null | undefined): string =>
   x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(1);
+const fmt2 = (x: number | null | undefined): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(2);
 const fmtPct = (x: number): string => (x === 0 ? '0' : x < 0.01 ? '<0.01' : x.toFixed(2));
 const mb = (kb: number): string => (kb / 1024).toFixed(0);
 
 function stepTable(steps: StepBase[], opName: string): string[] {
   const out = [
-    `| server | offered /s | sent /s | ${opName} ok /s | failed | unfinished | retrans % | server drops | server CPU µs/${opName} | server cores | machine busy cores | SIPp µs/${opName} | RSS MB (sum) | PSS MB | verdict |`,
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    `| server | offered /s | sent /s | ${opName} ok /s | failed | unfinished | retrans % | server drops | server CPU µs/${opName} | server wake-ups/${opName} | server cores | machine busy cores | SIPp µs/${opName} | RSS MB (sum) | PSS MB | verdict |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   const sorted = [...steps].sort((a, b) => a.offeredRate - b.offeredRate || a.server.localeCompare(b.server));
   for (const s of sorted) {
     const verdict = s.sustained ? (s.clientLimited ? 'ok (SIPp-limited)' : 'ok') : 'NOT sustained';
     out.push(
-      `| ${s.server} | ${fmtInt(s.offeredRate)} | ${fmtInt(s.achievedRate)} | ${fmtInt(s.successRate)} | ${fmtInt(s.failed)} | ${fmtInt(s.unfinished)} | ${fmtPct(s.retransPct)} | ${fmtInt(s.serverSocketDrops)} | ${fmt1(s.serverCpuUsPerOp)} | ${s.serverCores.toFixed(2)} | ${s.machineBusyCores.toFixed(2)}${s.machineStealCores >= 0.05 ? ` (steal ${s.machineStealCores.toFixed(2)})` : ''} | ${fmt1(s.clientCpuUsPerOp)} | ${mb(s.serverRssPeakKb)} | ${mb(s.serverPssKb)} | ${verdict} |`,
+      `| ${s.server} | ${fmtInt(s.offeredRate)} | ${fmtInt(s.achievedRate)} | ${fmtInt(s.successRate)} | ${fmtInt(s.failed)} | ${fmtInt(s.unfinished)} | ${fmtPct(s.retransPct)} | ${fmtInt(s.serverSocketDrops)} | ${fmt1(s.serverCpuUsPerOp)} | ${fmt2(s.serverSlicesPerOp)} | ${s.serverCores.toFixed(2)} | ${s.machineBusyCores.toFixed(2)}${s.machineStealCores >= 0.05 ? ` (steal ${s.machineStealCores.toFixed(2)})` : ''} | ${fmt1(s.clientCpuUsPerOp)} | ${mb(s.serverRssPeakKb)} | ${mb(s.serverPssKb)} | ${verdict} |`,
     );
   }
   return out;

@@ -250,6 +250,8 @@ export const configSchema = z
           .refine((spec) => !portTooLarge(spec), 'port must be 0-65535')
           .default('127.0.0.1:9060'),
         enabled: z.boolean().default(true),
+        /** Interval of the event-loop delay samples behind /metrics' event-loop lag. */
+        eventLoopSampleMs: z.number().int().min(1).max(10_000).default(50),
       })
       .strict()
       .prefault({}),

@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ServerMetrics } from '../../src/observability/metrics.js';
+import { validateConfig } from '../../src/config/load.js';
+import { PushcallServer } from '../../src/server.js';
+import { tempDir } from '../helpers/server.js';
 
 test('inbound requests are counted by method; invented methods all count as OTHER', async () => {
   const metrics = new ServerMetrics({ defaultMetrics: false });
@@ -29,4 +32,12 @@ test('REGISTER and call counts read the same on every scrape and grow between th
   assert.equal(await scrape(), first, 'a scrape does not add the totals again');
   metrics.countRegister(200);
   assert.match(await scrape(), /pushcall_register_total\{status="200"\} 4/);
+});
+
+test('without the admin listener no process metrics are collected (no event-loop sampling timer)', async () => {
+  const closed = new PushcallServer({ config: validateConfig({ listen: ['udp:127.0.0.1:0'], dataDir: tempDir(), store: { type: 'memory' }, admin: { enabled: false }, log: { level: 'silent' } }) });
+  assert.equal(closed.metrics.registry.getSingleMetric('pushcall_process_nodejs_eventloop_lag_seconds'), undefined);
+  assert.ok(closed.metrics.registry.getSingleMetric('pushcall_register_total'), "the server's own series are still kept");
+  const open = new PushcallServer({ config: validateConfig({ listen: ['udp:127.0.0.1:0'], dataDir: tempDir(), store: { type: 'memory' }, log: { level: 'silent' } }) });
+  assert.ok(open.metrics.registry.getSingleMetric('pushcall_process_nodejs_eventloop_lag_seconds'));
 });

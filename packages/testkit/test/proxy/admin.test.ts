@@ -71,6 +71,9 @@ describe('admin API', () => {
     assert.match(r.text, /^pushcall_calls_total\{[^}]*outcome="cancelled"[^}]*\} [1-9]/m);
     assert.match(r.text, /^pushcall_wake_seconds_count\{[^}]*\} [1-9]/m, 'the answered call observed a wake latency');
     assert.match(r.text, /^pushcall_push_total\{[^}]*\} [1-9]/m);
+    // The process metrics, with the event-loop delay sampled (a p99 is only there once sampled).
+    assert.match(r.text, /^pushcall_process_nodejs_eventloop_lag_p99_seconds [0-9.e-]+$/m);
+    assert.match(r.text, /^pushcall_process_process_cpu_seconds_total [0-9.e-]+$/m);
   });
 
   it('/api/bindings lists bindings with tokens redacted: no full token anywhere', async () => {
