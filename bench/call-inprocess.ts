@@ -4,24 +4,36 @@
  * an always-online, registered UAS), with both peers played in process by a transport that
  * hands pushcall's sends to a small scripted UAC and UAS. Isolates pushcall's work from the
  * kernel's UDP path (which costs pushcall and Kamailio alike) and from SIPp.
- *   node --conditions=source --import tsx bench/call-inprocess.ts [calls] [concurrent] [--heap-snapshot <file>] [--alloc]
+ *   node --conditions=source --import tsx bench/call-inprocess.ts [calls] [concurrent] [--rate <calls/s> [--tick <ms>]] [--heap-snapshot <file>] [--alloc] [--cpu-profile <file>]
  * Prints CPU µs per call for the whole process and for the scripted peers alone; pushcall's
  * share is the difference. `--heap-snapshot <file>` writes one 6 s after the run (after Timer
  * K: what is left is what finished calls keep for 64*T1); TIMELINES=<n> sets
  * proxy.timelineMaxCalls (1 to see the heap without call timelines). `--alloc` adds the bytes
  * allocated per call, the scripted peers' included (bench/lib/alloc-profile.ts).
+ * `--rate` paces the calls as the SIPp harness does (new calls every `--tick` ms, 1 by
+ * default, the process idle in between) instead of running flat out: the same work then
+ * costs 2–3× the CPU (cold caches after each idle spell), which is most of the difference
+ * between this benchmark and pushcall's CPU per call through SIPp (BENCHMARKS.md).
+ * `--cpu-profile <file>` writes a CPU profile of the measured calls and prints its top.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig, createPushcall } from '@pushcall/server';
 import { startAllocationProfile } from './lib/alloc-profile.js';
+import { startCpuProfile } from './lib/cpu-profile.js';
 import { attachInProcessUdp } from './lib/in-process-udp.js';
 
 // Positional arguments come before the flags (`30000 --alloc` leaves concurrent at 200).
 const positional = process.argv.slice(2, process.argv.findIndex((a, i) => i >= 2 && a.startsWith('--')) >>> 0);
 const calls = Number(positional[0] ?? 50_000);
 const concurrent = Number(positional[1] ?? 200);
+const flag = (name: string): string | undefined => {
+  const at = process.argv.indexOf(name);
+  return at === -1 ? undefined : process.argv[at + 1];
+};
+const rate = Number(flag('--rate') ?? 0);
+const tickMs = Number(flag('--tick') ?? 1);
 const UAC_PORT = 5091;
 const UAS_PORT = 5090;
 const PROXY_PORT = 5060;
@@ -173,32 +185,45 @@ async function run(total: number): Promise<void> {
   const limit = started + total;
   while (done < target) {
     const p0 = process.cpuUsage();
-    while (started < limit && started - done < concurrent) deliver(UAC_PORT, invite(started++));
+    if (rate > 0) {
+      const due = Math.min(limit, pace.base + Math.floor(((performance.now() - pace.t0) * rate) / 1000));
+      while (started < due) deliver(UAC_PORT, invite(started++));
+    } else {
+      while (started < limit && started - done < concurrent) deliver(UAC_PORT, invite(started++));
+    }
     const p = process.cpuUsage(p0);
     peerCpuUs += p.user + p.system;
     flushInbox();
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => (rate > 0 ? setTimeout(r, tickMs) : setImmediate(r)));
     pump();
   }
 }
+/** With --rate: calls due since t0, on top of the `base` started before it. */
+const pace = { t0: performance.now(), base: 0 };
 await run(warm);
 peerCpuUs = 0;
 const allocation = process.argv.includes('--alloc') ? await startAllocationProfile() : undefined;
+const profileFile = flag('--cpu-profile');
+const cpuProfile = profileFile === undefined ? undefined : await startCpuProfile();
+pace.t0 = performance.now();
+pace.base = started;
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 await run(calls);
 const cpu = process.cpuUsage(cpu0);
+const profileTop = await cpuProfile?.stop(profileFile!);
 const allocated = await allocation?.stop(calls);
 const ms = performance.now() - t0;
 const totalUs = cpu.user + cpu.system;
 console.log(JSON.stringify({
-  calls, concurrent, wallMs: Math.round(ms), callsPerSecond: Math.round(calls / (ms / 1000)),
+  calls, ...(rate > 0 ? { rate, tickMs } : { concurrent }), wallMs: Math.round(ms), callsPerSecond: Math.round(calls / (ms / 1000)),
   cpuMicrosPerCall: Math.round((totalUs / calls) * 10) / 10,
   peersMicrosPerCall: Math.round((peerCpuUs / calls) * 10) / 10,
   pushcallMicrosPerCall: Math.round(((totalUs - peerCpuUs) / calls) * 10) / 10,
   unexpected, heapMB: Math.round(process.memoryUsage().heapUsed / 1e6),
   ...(allocated && { allocatedBytesPerCall: allocated.bytesPerOp }),
 }));
+if (profileTop) console.log(profileTop.join('\n'));
 if (allocated) for (const { site, bytesPerOp } of allocated.top) console.log(`${String(bytesPerOp).padStart(7)} B  ${site}`);
 const snapshotAt = process.argv.indexOf('--heap-snapshot');
 if (snapshotAt > 0) {
