@@ -45,6 +45,7 @@ describe('validateConfig: errors with paths', () => {
     ['empty listen list', { listen: [] }, 'listen: Too small'],
     ['admin.listen without port', { admin: { listen: 'localhost' } }, 'admin.listen: expected <host>:<port>'],
     ['admin.listen port above 65535', { admin: { listen: '127.0.0.1:70000' } }, 'admin.listen: port must be 0-65535'],
+    ['admin.eventLoopSampleMs of 0', { admin: { eventLoopSampleMs: 0 } }, 'admin.eventLoopSampleMs: Too small'],
     ['unknown top-level key', { registar: {} }, '(root): Unrecognized key: "registar"'],
     ['unknown nested key', { registrar: { minExpire: 60 } }, 'registrar: Unrecognized key: "minExpire"'],
     ['wrong type', { registrar: { minExpires: 'sixty' } }, 'registrar.minExpires: Invalid input: expected number, received string'],
@@ -117,7 +118,7 @@ describe('defaults (as documented in docs/configuration.md)', () => {
     assert.deepEqual(config.domains, []);
     assert.equal(config.dataDir, './data');
     assert.deepEqual(config.store, { type: 'sqlite', sweepIntervalSeconds: 30, commitDelayMs: 2, checkpointIntervalMs: 1000 });
-    assert.deepEqual(config.admin, { listen: '127.0.0.1:9060', enabled: true });
+    assert.deepEqual(config.admin, { listen: '127.0.0.1:9060', enabled: true, eventLoopSampleMs: 50 });
     assert.deepEqual(config.log, { level: 'info' });
     assert.equal(config.tls, undefined);
     assert.equal(config.advertisedHost, undefined);
