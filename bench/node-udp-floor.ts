@@ -12,8 +12,19 @@
  * every response goes to the port the requests come from (the UAC). No parsing beyond the
  * first bytes, no transactions, no 100 Trying: what moving a call's datagrams through Node
  * costs in the harness, 12 of the 13 pushcall moves (it also sends the 100).
+ * register: the floor of a persisting registrar on this stack, on the batched addon: each
+ * REGISTER is parsed by pushcall's parser (its Contact URI too), one row per REGISTER goes
+ * into SQLite (WAL, synchronous=NORMAL, a 2 ms group commit, as pushcall's store), and the
+ * 200 with the Contact is built and serialized by pushcall's message layer after the commit.
+ * No validation, authentication, binding model, indexes or RFC 8599 handling: no registrar
+ * that parses and persists in this stack can cost less.
  */
 import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { ContactValue, type SipRequest, createResponse, parseMessage, randomToken } from '@pushcall/sip';
 import { loadUdpBatch, openBatchSocket } from '../packages/sip/src/transport/udp-batch.js';
 
 const port = Number(process.argv[2] ?? 5085);
@@ -37,7 +48,52 @@ function cannedOk(msg: Buffer): Buffer | undefined {
   return Buffer.from(out, 'latin1');
 }
 
-if (io === 'relay') {
+if (io === 'register') {
+  const binding = loadUdpBatch();
+  if (!binding.ok) throw new Error(`node-register-floor: ${binding.reason}`);
+  const dir = mkdtempSync(join(tmpdir(), 'register-floor-'));
+  const db = new Database(join(dir, 'floor.sqlite'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('CREATE TABLE bindings (id TEXT NOT NULL, aor TEXT NOT NULL, expires_at INTEGER NOT NULL, contact TEXT NOT NULL)');
+  const insert = db.prepare('INSERT INTO bindings VALUES (?, ?, ?, ?)');
+  interface Pending { request: SipRequest; aor: string; contact: string; expires: number; port: number; address: string }
+  let pending: Pending[] = [];
+  const commit = db.transaction((rows: Pending[]) => {
+    const now = Date.now();
+    for (const r of rows) insert.run(randomToken(12), r.aor, now + r.expires * 1000, r.contact);
+  });
+  const options = { ipv6: false, address: '127.0.0.1', port, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, onError() {}, onBufferError() {} };
+  const socket = openBatchSocket(binding.value, options, (msg, address, fromPort) => {
+    const request = parseMessage(msg) as SipRequest;
+    if (!request.isRequest) return;
+    const contacts = request.contacts;
+    if (request.method !== 'REGISTER' || contacts === '*' || contacts.length === 0) {
+      void socket.send(createResponse(request, 200).toBuffer(), fromPort, address)?.catch(() => {});
+      return;
+    }
+    const contact: ContactValue = contacts[0];
+    pending.push({ request, aor: request.to.uri.toString(), contact: contact.uri.toString(), expires: contact.expires ?? request.expires ?? 3600, port: fromPort, address });
+    if (pending.length === 1) {
+      setTimeout(() => {
+        const rows = pending;
+        pending = [];
+        commit(rows);
+        for (const r of rows) {
+          const ok = createResponse(r.request, 200, { headers: [['Contact', `<${r.contact}>;expires=${r.expires}`]] });
+          void socket.send(ok.toBuffer(), r.port, r.address)?.catch(() => {});
+        }
+      }, 2);
+    }
+  });
+  process.on('SIGTERM', () =>
+    void socket.close().then(() => {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(0);
+    }),
+  );
+} else if (io === 'relay') {
   const binding = loadUdpBatch();
   if (!binding.ok) throw new Error(`node-relay-floor: ${binding.reason}`);
   const options = { ipv6: false, address: '127.0.0.1', port, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, onError() {}, onBufferError() {} };

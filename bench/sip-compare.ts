@@ -46,7 +46,7 @@ import {
 import { type SippResult, SippRun, runSipp, scenario, writeRegisterCsv } from './lib/sipp.js';
 import { stopAll } from './lib/spawned.js';
 
-const ALL_SERVERS = ['pushcall', 'kamailio-tlsf', 'kamailio-packaged', 'node-floor', 'node-floor-batch', 'node-relay-floor'] as const;
+const ALL_SERVERS = ['pushcall', 'kamailio-tlsf', 'kamailio-packaged', 'node-floor', 'node-floor-batch', 'node-relay-floor', 'node-register-floor'] as const;
 type ServerName = (typeof ALL_SERVERS)[number];
 
 const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts [options]
@@ -58,7 +58,8 @@ const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts 
   --common-register-rate <n> rate at which CPU/REGISTER is compared (default 10000)
   --common-call-rate <n>     rate at which CPU/call is compared (default 1000)
   --servers <list>           default pushcall,kamailio-tlsf,kamailio-packaged; also node-floor,
-                             node-floor-batch (canned 200) and node-relay-floor (bare relay)
+                             node-floor-batch (canned 200), node-relay-floor (bare relay) and
+                             node-register-floor (parse, one SQLite row, a 200)
                              (pushcall is skipped, with a note, if its CLI does not exist yet)
   --only register|calls      run one part only
   --no-early-stop            run every rate even after two consecutive failing steps
@@ -176,6 +177,8 @@ async function startServer(name: ServerName, registrations: number, lifetimeSec:
   if (name === 'node-floor') return startNodeFloor({ udpPort: ports.pushcall + 5, workDir, io: 'dgram', maxLifetimeSec: lifetimeSec });
   if (name === 'node-floor-batch') return startNodeFloor({ udpPort: ports.pushcall + 6, workDir, io: 'batch', maxLifetimeSec: lifetimeSec });
   if (name === 'node-relay-floor') return startNodeFloor({ udpPort: ports.pushcall + 7, workDir, io: 'relay', maxLifetimeSec: lifetimeSec });
+  // The least a persisting registrar on this stack can do: parse, one SQLite row, a 200.
+  if (name === 'node-register-floor') return startNodeFloor({ udpPort: ports.pushcall + 8, workDir, io: 'register', maxLifetimeSec: lifetimeSec });
   if (name === 'pushcall') {
     return startPushcall({
       udpPort: ports.pushcall,

@@ -242,9 +242,9 @@ function withPushProvider(configPath: string, dataDir: string): string {
   return out;
 }
 
-/** The Node UDP floor (bench/node-udp-floor.ts): a canned-200 responder or a bare relay, for reference. */
-export async function startNodeFloor(o: { udpPort: number; workDir: string; io: 'dgram' | 'batch' | 'relay'; maxLifetimeSec?: number }): Promise<ServerHandle> {
-  const name = o.io === 'relay' ? 'node-relay-floor' : o.io === 'batch' ? 'node-floor-batch' : 'node-floor';
+/** The Node floors (bench/node-udp-floor.ts): a canned-200 responder, a bare relay, a minimal persisting registrar. */
+export async function startNodeFloor(o: { udpPort: number; workDir: string; io: 'dgram' | 'batch' | 'relay' | 'register'; maxLifetimeSec?: number }): Promise<ServerHandle> {
+  const name = { dgram: 'node-floor', batch: 'node-floor-batch', relay: 'node-relay-floor', register: 'node-register-floor' }[o.io];
   assertUdpPortFree(o.udpPort, name);
   const args = [join(REPO_ROOT, 'bench', 'node-udp-floor.ts'), String(o.udpPort), o.io];
   const proc = spawnTracked({
