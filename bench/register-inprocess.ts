@@ -2,9 +2,11 @@
  * CPU cost of one REGISTER through pushcall's own layers, without sockets: bytes in →
  * parse → registrar (answered statelessly, RFC 3261 §8.2.7) → store (SQLite group commit) →
  * response serialized and handed to a transport that drops it. Isolates pushcall's work from the kernel and SIPp.
- *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite] [--alloc] [--batch N]
+ *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite] [--alloc] [--batch N] [--tick ms] [--cpu-profile FILE]
  * --batch: REGISTERs handed over per event-loop turn (500); 20 is about what SIPp's bursts
- * bring per turn at 10,000/s.
+ * bring per turn at 10,000/s. --tick <ms>: wait that long between batches, the process idle
+ * in between, as under the SIPp harness (the same work then costs more: BENCHMARKS.md,
+ * session 9); by default the next batch comes at once.
  * --alloc adds the bytes allocated per REGISTER and the largest allocation sites (V8's
  * sampling heap profiler; it slows the run, so CPU figures from such a run do not count).
  * --cpu-profile FILE writes a CPU profile of the measured loop only and prints its top functions.
@@ -68,9 +70,11 @@ const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const batchFlag = process.argv.indexOf('--batch');
 const batch = batchFlag === -1 ? 500 : Number(process.argv[batchFlag + 1]);
+const tickFlag = process.argv.indexOf('--tick');
+const tickMs = tickFlag === -1 ? 0 : Number(process.argv[tickFlag + 1]);
 for (let i = 0; i < count; i += batch) {
   for (let j = i; j < Math.min(count, i + batch); j++) deliver(messages[j], 5061);
-  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => (tickMs > 0 ? setTimeout(r, tickMs) : setImmediate(r)));
   await new Promise((r) => setImmediate(r));
 }
 while (sent < count) await new Promise((r) => setImmediate(r));
