@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig, createPushcall } from '@pushcall/server';
 import { startAllocationProfile } from './lib/alloc-profile.js';
+import { flagValue } from './lib/args.js';
 import { startCpuProfile } from './lib/cpu-profile.js';
 import { attachInProcessUdp } from './lib/in-process-udp.js';
 
@@ -28,12 +29,8 @@ import { attachInProcessUdp } from './lib/in-process-udp.js';
 const positional = process.argv.slice(2, process.argv.findIndex((a, i) => i >= 2 && a.startsWith('--')) >>> 0);
 const calls = Number(positional[0] ?? 50_000);
 const concurrent = Number(positional[1] ?? 200);
-const flag = (name: string): string | undefined => {
-  const at = process.argv.indexOf(name);
-  return at === -1 ? undefined : process.argv[at + 1];
-};
-const rate = Number(flag('--rate') ?? 0);
-const tickMs = Number(flag('--tick') ?? 1);
+const rate = Number(flagValue('--rate') ?? 0);
+const tickMs = Number(flagValue('--tick') ?? 1);
 const UAC_PORT = 5091;
 const UAS_PORT = 5090;
 const PROXY_PORT = 5060;
@@ -203,7 +200,7 @@ const pace = { t0: performance.now(), base: 0 };
 await run(warm);
 peerCpuUs = 0;
 const allocation = process.argv.includes('--alloc') ? await startAllocationProfile() : undefined;
-const profileFile = flag('--cpu-profile');
+const profileFile = flagValue('--cpu-profile');
 const cpuProfile = profileFile === undefined ? undefined : await startCpuProfile();
 pace.t0 = performance.now();
 pace.base = started;
@@ -225,10 +222,10 @@ console.log(JSON.stringify({
 }));
 if (profileTop) console.log(profileTop.join('\n'));
 if (allocated) for (const { site, bytesPerOp } of allocated.top) console.log(`${String(bytesPerOp).padStart(7)} B  ${site}`);
-const snapshotAt = process.argv.indexOf('--heap-snapshot');
-if (snapshotAt > 0) {
+const snapshotFile = flagValue('--heap-snapshot');
+if (snapshotFile !== undefined) {
   // After Timer K (5 s): what is left is what a finished call keeps for 64*T1 (Timer L/M/J).
   await new Promise((r) => setTimeout(r, 6000));
-  (await import('node:v8')).writeHeapSnapshot(process.argv[snapshotAt + 1]);
+  (await import('node:v8')).writeHeapSnapshot(snapshotFile);
 }
 process.exit(0);

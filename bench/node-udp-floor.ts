@@ -48,9 +48,28 @@ function cannedOk(msg: Buffer): Buffer | undefined {
   return Buffer.from(out, 'latin1');
 }
 
-if (io === 'register') {
+/** SO_RCVBUF and SO_SNDBUF, as pushcall's UDP transport asks for by default. */
+const BUFFER_BYTES = 4 << 20;
+
+/**
+ * pushcall's batched UDP addon on `port`, opened as its transport opens it, closed on SIGTERM
+ * (then `onStop`). Returns the send function the floors answer with.
+ */
+function openFloorSocket(name: string, onDatagram: (msg: Buffer, address: string, fromPort: number) => void, onStop = () => {}) {
   const binding = loadUdpBatch();
-  if (!binding.ok) throw new Error(`node-register-floor: ${binding.reason}`);
+  if (!binding.ok) throw new Error(`${name}: ${binding.reason}`);
+  const options = { ipv6: false, address: '127.0.0.1', port, recvBufferSize: BUFFER_BYTES, sendBufferSize: BUFFER_BYTES, onError() {}, onBufferError() {} };
+  const socket = openBatchSocket(binding.value, options, onDatagram);
+  process.on('SIGTERM', () =>
+    void socket.close().then(() => {
+      onStop();
+      process.exit(0);
+    }),
+  );
+  return (data: Buffer, toPort: number, address: string): void => void socket.send(data, toPort, address)?.catch(() => {});
+}
+
+if (io === 'register') {
   const dir = mkdtempSync(join(tmpdir(), 'register-floor-'));
   const db = new Database(join(dir, 'floor.sqlite'));
   db.pragma('journal_mode = WAL');
@@ -63,72 +82,56 @@ if (io === 'register') {
     const now = Date.now();
     for (const r of rows) insert.run(randomToken(12), r.aor, now + r.expires * 1000, r.contact);
   });
-  const options = { ipv6: false, address: '127.0.0.1', port, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, onError() {}, onBufferError() {} };
-  const socket = openBatchSocket(binding.value, options, (msg, address, fromPort) => {
-    const request = parseMessage(msg) as SipRequest;
-    if (!request.isRequest) return;
-    const contacts = request.contacts;
-    if (request.method !== 'REGISTER' || contacts === '*' || contacts.length === 0) {
-      void socket.send(createResponse(request, 200).toBuffer(), fromPort, address)?.catch(() => {});
-      return;
-    }
-    const contact: ContactValue = contacts[0];
-    pending.push({ request, aor: request.to.uri.toString(), contact: contact.uri.toString(), expires: contact.expires ?? request.expires ?? 3600, port: fromPort, address });
-    if (pending.length === 1) {
-      setTimeout(() => {
-        const rows = pending;
-        pending = [];
-        commit(rows);
-        for (const r of rows) {
-          const ok = createResponse(r.request, 200, { headers: [['Contact', `<${r.contact}>;expires=${r.expires}`]] });
-          void socket.send(ok.toBuffer(), r.port, r.address)?.catch(() => {});
-        }
-      }, 2);
-    }
-  });
-  process.on('SIGTERM', () =>
-    void socket.close().then(() => {
+  const send = openFloorSocket(
+    'node-register-floor',
+    (msg, address, fromPort) => {
+      const request = parseMessage(msg) as SipRequest;
+      if (!request.isRequest) return;
+      const contacts = request.contacts;
+      if (request.method !== 'REGISTER' || contacts === '*' || contacts.length === 0) return send(createResponse(request, 200).toBuffer(), fromPort, address);
+      const contact: ContactValue = contacts[0];
+      pending.push({ request, aor: request.to.uri.toString(), contact: contact.uri.toString(), expires: contact.expires ?? request.expires ?? 3600, port: fromPort, address });
+      if (pending.length === 1) {
+        setTimeout(() => {
+          const rows = pending;
+          pending = [];
+          commit(rows);
+          for (const r of rows) send(createResponse(r.request, 200, { headers: [['Contact', `<${r.contact}>;expires=${r.expires}`]] }).toBuffer(), r.port, r.address);
+        }, 2);
+      }
+    },
+    () => {
       db.close();
       rmSync(dir, { recursive: true, force: true });
-      process.exit(0);
-    }),
+    },
   );
 } else if (io === 'relay') {
-  const binding = loadUdpBatch();
-  if (!binding.ok) throw new Error(`node-relay-floor: ${binding.reason}`);
-  const options = { ipv6: false, address: '127.0.0.1', port, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, onError() {}, onBufferError() {} };
   const recordRoute = `Record-Route: <sip:127.0.0.1:${port};lr>\r\n`;
   let uasPort = 0;
   let uacPort = 0;
-  const socket = openBatchSocket(binding.value, options, (msg, address, fromPort) => {
-    const send = (data: Buffer, to: number) => void socket.send(data, to, address)?.catch(() => {});
-    if (msg[0] === 0x53 /* S: SIP/2.0, a response */) return send(msg, uacPort);
+  const send = openFloorSocket('node-relay-floor', (msg, address, fromPort) => {
+    if (msg[0] === 0x53 /* S: SIP/2.0, a response */) return send(msg, uacPort, address);
     if (msg[0] === 0x52 /* R: REGISTER */) uasPort = fromPort;
     if (msg[0] === 0x52 || msg[0] === 0x4f /* O: OPTIONS */) {
       const reply = cannedOk(msg);
-      if (reply) send(reply, fromPort);
+      if (reply) send(reply, fromPort, address);
       return;
     }
     uacPort = fromPort;
     if (msg[0] === 0x49 /* I: INVITE */) {
       const text = msg.toString('latin1');
       const firstLine = text.indexOf('\r\n') + 2;
-      return send(Buffer.from(text.slice(0, firstLine) + recordRoute + text.slice(firstLine), 'latin1'), uasPort);
+      return send(Buffer.from(text.slice(0, firstLine) + recordRoute + text.slice(firstLine), 'latin1'), uasPort, address);
     }
-    send(msg, uasPort);
+    send(msg, uasPort, address);
   });
-  process.on('SIGTERM', () => void socket.close().then(() => process.exit(0)));
 } else if (io === 'batch') {
-  const binding = loadUdpBatch();
-  if (!binding.ok) throw new Error(`node-floor-batch: ${binding.reason}`);
-  const options = { ipv6: false, address: '127.0.0.1', port, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, onError() {}, onBufferError() {} };
-  const socket = openBatchSocket(binding.value, options, (msg, address, fromPort) => {
+  const send = openFloorSocket('node-floor-batch', (msg, address, fromPort) => {
     const reply = cannedOk(msg);
-    if (reply) void socket.send(reply, fromPort, address)?.catch(() => {});
+    if (reply) send(reply, fromPort, address);
   });
-  process.on('SIGTERM', () => void socket.close().then(() => process.exit(0)));
 } else {
-  const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  const socket = createSocket({ type: 'udp4', recvBufferSize: BUFFER_BYTES, sendBufferSize: BUFFER_BYTES });
   socket.on('message', (msg, rinfo) => {
     const reply = cannedOk(msg);
     if (reply) socket.send(reply, rinfo.port, rinfo.address);

@@ -27,6 +27,7 @@ import { SignJWT } from 'jose';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { flagValue } from './lib/args.js';
 
 type TlsMaterial = import('../packages/testkit/src/emulators/util.js').TlsMaterial;
 
@@ -398,9 +399,9 @@ class EmulatorFleet {
   }
 }
 
-const emuArg = process.argv.indexOf('--emulator');
-if (emuArg >= 0) {
-  await emulatorWorker(JSON.parse(process.argv[emuArg + 1]) as EmuInit);
+const emulatorInit = flagValue('--emulator');
+if (emulatorInit !== undefined) {
+  await emulatorWorker(JSON.parse(emulatorInit) as EmuInit);
 } else {
   await main();
 }

@@ -21,7 +21,7 @@ const refresher = new BindingRefresher({
   store: new MemoryBindingStore(),
   clock,
   logger: createLogger('silent'),
-  metrics: new ServerMetrics({ defaultMetrics: false }),
+  metrics: new ServerMetrics(),
   nodeId: 'n1',
   pusher: () => undefined,
 });

@@ -18,6 +18,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { validateConfig, createPushcall } from '@pushcall/server';
 import { startAllocationProfile } from './lib/alloc-profile.js';
+import { flagValue } from './lib/args.js';
 import { startCpuProfile } from './lib/cpu-profile.js';
 import { attachInProcessUdp } from './lib/in-process-udp.js';
 
@@ -64,14 +65,12 @@ function register(i: number): Buffer {
 const messages = Array.from({ length: count }, (_, i) => register(i));
 
 const allocation = process.argv.includes('--alloc') ? await startAllocationProfile() : undefined;
-const profileFlag = process.argv.indexOf('--cpu-profile');
-const cpuProfile = profileFlag === -1 ? undefined : await startCpuProfile();
+const profileFile = flagValue('--cpu-profile');
+const cpuProfile = profileFile === undefined ? undefined : await startCpuProfile();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const batchFlag = process.argv.indexOf('--batch');
-const batch = batchFlag === -1 ? 500 : Number(process.argv[batchFlag + 1]);
-const tickFlag = process.argv.indexOf('--tick');
-const tickMs = tickFlag === -1 ? 0 : Number(process.argv[tickFlag + 1]);
+const batch = Number(flagValue('--batch') ?? 500);
+const tickMs = Number(flagValue('--tick') ?? 0);
 for (let i = 0; i < count; i += batch) {
   for (let j = i; j < Math.min(count, i + batch); j++) deliver(messages[j], 5061);
   await new Promise((r) => (tickMs > 0 ? setTimeout(r, tickMs) : setImmediate(r)));
@@ -81,7 +80,7 @@ while (sent < count) await new Promise((r) => setImmediate(r));
 const cpu = process.cpuUsage(cpu0);
 const ms = performance.now() - t0;
 const allocated = await allocation?.stop(count);
-const profileTop = await cpuProfile?.stop(process.argv[profileFlag + 1]);
+const profileTop = await cpuProfile?.stop(profileFile!);
 const stats = await server.store.stats();
 (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc, heapMB is what is still live
 const heapMB = Math.round(process.memoryUsage().heapUsed / 1e6);

@@ -149,10 +149,9 @@ export function round(x: number, digits = 0): number {
 
 const fmtInt = (x: number | null | undefined): string =>
   x === null || x === undefined || !Number.isFinite(x) ? '—' : Math.round(x).toLocaleString('en-US');
-const fmt1 = (x: number | null | undefined): string =>
-  x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(1);
-const fmt2 = (x: number | null | undefined): string =>
-  x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(2);
+const fmtFixed = (x: number | null | undefined, digits: number): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
+const fmt1 = (x: number | null | undefined): string => fmtFixed(x, 1);
 const fmtPct = (x: number): string => (x === 0 ? '0' : x < 0.01 ? '<0.01' : x.toFixed(2));
 const mb = (kb: number): string => (kb / 1024).toFixed(0);
 
@@ -165,7 +164,7 @@ function stepTable(steps: StepBase[], opName: string): string[] {
   for (const s of sorted) {
     const verdict = s.sustained ? (s.clientLimited ? 'ok (SIPp-limited)' : 'ok') : 'NOT sustained';
     out.push(
-      `| ${s.server} | ${fmtInt(s.offeredRate)} | ${fmtInt(s.achievedRate)} | ${fmtInt(s.successRate)} | ${fmtInt(s.failed)} | ${fmtInt(s.unfinished)} | ${fmtPct(s.retransPct)} | ${fmtInt(s.serverSocketDrops)} | ${fmt1(s.serverCpuUsPerOp)} | ${fmt2(s.serverSlicesPerOp)} | ${s.serverCores.toFixed(2)} | ${s.machineBusyCores.toFixed(2)}${s.machineStealCores >= 0.05 ? ` (steal ${s.machineStealCores.toFixed(2)})` : ''} | ${fmt1(s.clientCpuUsPerOp)} | ${mb(s.serverRssPeakKb)} | ${mb(s.serverPssKb)} | ${verdict} |`,
+      `| ${s.server} | ${fmtInt(s.offeredRate)} | ${fmtInt(s.achievedRate)} | ${fmtInt(s.successRate)} | ${fmtInt(s.failed)} | ${fmtInt(s.unfinished)} | ${fmtPct(s.retransPct)} | ${fmtInt(s.serverSocketDrops)} | ${fmt1(s.serverCpuUsPerOp)} | ${fmtFixed(s.serverSlicesPerOp, 2)} | ${s.serverCores.toFixed(2)} | ${s.machineBusyCores.toFixed(2)}${s.machineStealCores >= 0.05 ? ` (steal ${s.machineStealCores.toFixed(2)})` : ''} | ${fmt1(s.clientCpuUsPerOp)} | ${mb(s.serverRssPeakKb)} | ${mb(s.serverPssKb)} | ${verdict} |`,
     );
   }
   return out;

@@ -74,7 +74,7 @@ export class PushcallServer implements TransactionLayerUser {
     this.config = options.config;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? createLogger(this.config.log.level);
-    this.metrics = new ServerMetrics({ defaultMetrics: this.config.admin.enabled, eventLoopSampleMs: this.config.admin.eventLoopSampleMs });
+    this.metrics = new ServerMetrics({ processMetrics: this.config.admin.enabled ? { eventLoopSampleMs: this.config.admin.eventLoopSampleMs } : undefined });
     this.supported = options.supportedProviders ?? [];
     this.layer = new TransactionLayer(this, { clock: this.clock, advertisedHost: this.config.advertisedHost });
     this.store =

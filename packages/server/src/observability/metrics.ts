@@ -24,14 +24,14 @@ export class ServerMetrics {
   refreshScheduledCount: (() => number) | undefined = undefined;
 
   /**
-   * `defaultMetrics`: prom-client's process metrics (CPU, memory, GC, event-loop delay), off
-   * when nothing can scrape them. `eventLoopSampleMs`: the event-loop delay is sampled by a
-   * timer at this interval; prom-client's 10 ms woke an idle server 100 times a second
-   * (0.9 % of a core on the benchmark machine).
+   * `processMetrics`: prom-client's process metrics (CPU, memory, GC, event-loop delay), left
+   * out when absent (nothing can scrape them). Their event-loop delay is sampled by a timer
+   * every `eventLoopSampleMs` (`admin.eventLoopSampleMs`); prom-client's 10 ms woke an idle
+   * server 100 times a second (0.9 % of a core on the benchmark machine).
    */
-  constructor(options: { defaultMetrics?: boolean; eventLoopSampleMs?: number } = {}) {
-    if (options.defaultMetrics ?? true) {
-      collectDefaultMetrics({ register: this.registry, prefix: 'pushcall_process_', eventLoopMonitoringPrecision: options.eventLoopSampleMs ?? 50 });
+  constructor(options: { processMetrics?: { eventLoopSampleMs: number } } = {}) {
+    if (options.processMetrics) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'pushcall_process_', eventLoopMonitoringPrecision: options.processMetrics.eventLoopSampleMs });
     }
     const metrics = this;
     this.registers = new Counter({

@@ -7,7 +7,7 @@ import { PushcallServer } from '../../src/server.js';
 import { tempDir } from '../helpers/server.js';
 
 test('inbound requests are counted by method; invented methods all count as OTHER', async () => {
-  const metrics = new ServerMetrics({ defaultMetrics: false });
+  const metrics = new ServerMetrics();
   for (let i = 0; i < 1000; i++) metrics.countInbound(`X${i}`);
   metrics.countInbound('INVITE');
   metrics.countInbound('INVITE');
@@ -20,7 +20,7 @@ test('inbound requests are counted by method; invented methods all count as OTHE
 });
 
 test('REGISTER and call counts read the same on every scrape and grow between them', async () => {
-  const metrics = new ServerMetrics({ defaultMetrics: false });
+  const metrics = new ServerMetrics();
   for (let i = 0; i < 3; i++) metrics.countRegister(200);
   metrics.countRegister(401);
   metrics.countCall('answered');

@@ -20,7 +20,7 @@ const settle = async () => {
 function setup(options: { outcome?: (target: PushBinding) => PushOutcome | Promise<PushOutcome>; retries?: number } = {}) {
   const clock = new FakeClock();
   const store = new MemoryBindingStore();
-  const metrics = new ServerMetrics({ defaultMetrics: false });
+  const metrics = new ServerMetrics();
   const sent: Array<{ target: PushBinding; payload: RefreshPayload; at: number }> = [];
   const pusher = {
     supportedProviders: () => ['apns', 'fcm'],
