@@ -85,7 +85,12 @@ if (io === 'register') {
   const send = openFloorSocket(
     'node-register-floor',
     (msg, address, fromPort) => {
-      const request = parseMessage(msg) as SipRequest;
+      let request: SipRequest;
+      try {
+        request = parseMessage(msg) as SipRequest;
+      } catch {
+        return; // not a registrar's concern here: SIPp's calls send it an ACK with no URI
+      }
       if (!request.isRequest) return;
       const contacts = request.contacts;
       if (request.method !== 'REGISTER' || contacts === '*' || contacts.length === 0) return send(createResponse(request, 200).toBuffer(), fromPort, address);
