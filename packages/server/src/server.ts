@@ -34,7 +34,7 @@ import type { BindingStore } from './location/types.js';
 import { type Logger, createLogger } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
 import { redactToken } from './observability/redact.js';
-import { Registrar } from './registrar/registrar.js';
+import { Registrar, outboundEdgeFor } from './registrar/registrar.js';
 import type { Pusher } from './proxy/call.js';
 import { ProxyCore } from './proxy/proxy.js';
 import { BindingRefresher } from './proxy/refresh.js';
@@ -161,7 +161,10 @@ export class PushcallServer implements TransactionLayerUser {
     const upstream = parseSipUriStrict(this.config.registrar.upstream ?? '');
     const destination = await this.proxy.locate(upstream);
     const transport = this.layer.requireTransport(destination);
-    request.prepend('Path', recordRouteFor(this.layer, transport));
+    // RFC 5626 §5.1: as the UA's edge, say so (`ob`) when it asked for outbound, or an
+    // outbound registrar answers 439.
+    const path = recordRouteFor(this.layer, transport);
+    request.prepend('Path', outboundEdgeFor(request) ? `${path.slice(0, -1)};ob>` : path);
     if (!request.supported.some((s) => s.toLowerCase() === 'path')) request.append('Supported', 'path');
     return new Promise((resolve) => {
       this.layer.request(request, destination, {

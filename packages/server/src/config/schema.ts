@@ -148,6 +148,15 @@ export const configSchema = z
           .string()
           .regex(/^sips?:[^\s]+$/, 'expected a SIP URI such as sip:registrar.example.com:5060')
           .optional(),
+        /**
+         * RFC 5626 §4.4.1: `Flow-Timer` in the 2xx to an outbound REGISTER (reg-id,
+         * `Supported: outbound`) that reached pushcall directly over TCP, TLS or WebSocket: the
+         * UA keeps its flow alive at least this often (CRLF keep-alives), so that a device in
+         * the foreground counts as live (`proxy.liveFlowSeconds`) and gets calls without a
+         * push. Default: three quarters of `proxy.liveFlowSeconds` (90 s). 0: no Flow-Timer
+         * (UAs fall back to their own 95–120 s).
+         */
+        flowTimerSeconds: z.number().int().min(0).max(3600).optional(),
         /** Read the push token from a header (Siprix-style `X-Token`) when the Contact has no pn-*. */
         tokenHeader: z
           .object({
@@ -266,6 +275,12 @@ export const configSchema = z
   .refine((c) => !c.proxy.refreshPush.enabled || c.proxy.refreshPush.leadSeconds < c.registrar.minPushExpires, {
     message: 'proxy.refreshPush.leadSeconds must be below registrar.minPushExpires',
     path: ['proxy', 'refreshPush', 'leadSeconds'],
+  })
+  // A UA keeps alive at 80–100 % of Flow-Timer (RFC 5626 §4.4.1): a timer as long as the
+  // live window would let a device in the foreground drop out of it between keep-alives.
+  .refine((c) => c.registrar.flowTimerSeconds === undefined || c.registrar.flowTimerSeconds < c.proxy.liveFlowSeconds, {
+    message: 'registrar.flowTimerSeconds must be below proxy.liveFlowSeconds',
+    path: ['registrar', 'flowTimerSeconds'],
   });
 
 export type PushcallConfig = z.infer<typeof configSchema>;

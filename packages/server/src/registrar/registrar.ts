@@ -81,6 +81,39 @@ interface PlannedContact {
   expires: number;
   inspection: PushInspection;
   push?: PushRegistration;
+  /** The Contact's reg-id where RFC 5626 §6 lets it count (with `+sip.instance`, outbound processing applies). */
+  regId?: number;
+}
+
+/**
+ * RFC 5626 §6: outbound processing applies when the registrar is the UA's first hop (its
+ * Via is the only one) or the edge proxy that is (the last Path entry: each proxy puts its
+ * own on top, RFC 3327 §5.1) says it supports outbound with `ob`.
+ */
+export function outboundProcessing(request: SipRequest): { applies: boolean; firstHop: boolean } {
+  if (request.vias.length === 1) return { applies: true, firstHop: true };
+  const edge = request.paths.at(-1)?.uri;
+  return { applies: edge instanceof SipUri && edge.params.has('ob'), firstHop: false };
+}
+
+/** A Contact's reg-id where RFC 5626 §6 lets it count: with `+sip.instance`, when outbound processing applies. */
+function countedRegId(contact: ContactValue, outbound: { applies: boolean }): number | undefined {
+  return outbound.applies && contact.instance !== undefined ? contact.regId : undefined;
+}
+
+/** The UA asked for outbound (RFC 5626 §4.2): `Supported: outbound`. */
+function wantsOutbound(request: SipRequest): boolean {
+  return request.supported.some((s) => s.toLowerCase() === 'outbound');
+}
+
+/**
+ * A REGISTER that reached us straight from a UA asking for outbound (reg-id with
+ * `+sip.instance`, `Supported: outbound`): forwarding it, we are its edge proxy (RFC 5626 §5.1).
+ */
+export function outboundEdgeFor(request: SipRequest): boolean {
+  if (request.vias.length !== 1 || !wantsOutbound(request)) return false;
+  const contacts = request.contacts;
+  return contacts !== '*' && contacts.some((c) => c.regId !== undefined && c.instance !== undefined);
 }
 
 /** The stored Contact `stored` is the one a REGISTER Contact `uri` names (RFC 3261 §10.3 step 7, RFC 8599 §5.3). */
@@ -236,6 +269,11 @@ export class Registrar {
     if (local !== response && local.status >= 200 && local.status < 300) {
       for (const fc of local.getAll('feature-caps')) if (!response.getAll('feature-caps').includes(fc)) response.append('Feature-Caps', fc);
     }
+    // RFC 5626 §5.4: the edge proxy tells the UA how often to keep its flow alive.
+    const flowTimer = this.flowTimerSeconds(request, flow, request.vias.length === 1);
+    if (flowTimer !== undefined && response.require.some((r) => r.toLowerCase() === 'outbound') && !response.has('flow-timer')) {
+      response.append('Flow-Timer', String(flowTimer));
+    }
     return response;
   }
 
@@ -262,6 +300,7 @@ export class Registrar {
       if (!(error instanceof SipParseError)) throw error;
     }
     const supported = this.supportedProviders();
+    const outbound = outboundProcessing(request);
     const kept: string[] = [];
     for (const contact of contacts) {
       const uri = contact.uri;
@@ -271,7 +310,7 @@ export class Registrar {
       const ours = push || (inspection.kind === 'query' && (inspection.provider === '' ? supported.length > 0 : supported.includes(inspection.provider)));
       const expires = Registrar.grantedExpiry(contact, uri, granted, grantedDefault);
       const local = expires >= this.minExpiry(push) ? expires : 0;
-      if (!ours && !findMatch(existing, { contact, uri, expires: local, inspection })) continue;
+      if (!ours && !findMatch(existing, { contact, uri, expires: local, inspection, regId: countedRegId(contact, outbound) })) continue;
       const rewritten = contact.clone();
       rewritten.params.set('expires', String(local));
       kept.push(rewritten.toString());
@@ -379,6 +418,9 @@ export class Registrar {
 
     // Step 7: plan every contact first; any error aborts the whole request.
     const planned: PlannedContact[] = [];
+    const outbound = outboundProcessing(request);
+    let registering = 0;
+    let registeringWithRegId = false;
     // PNS types for the 2xx's Feature-Caps: a handful at most, so an array, not a Set.
     const featureCapsProviders: string[] = [];
     let queryAll = false;
@@ -418,8 +460,18 @@ export class Registrar {
         expires = Math.min(expires, this.config.registrar.maxExpires);
       }
       if (push && expires > 0) addOnce(featureCapsProviders, push.provider);
-      planned.push({ contact, uri, expires, inspection, push });
+      // RFC 5626 §6: a reg-id counts only with +sip.instance and outbound processing; a UA
+      // that asked for outbound through an edge proxy without it learns so from a 439.
+      const regId = countedRegId(contact, outbound);
+      if (regId === undefined && contact.regId !== undefined && contact.instance !== undefined && wantsOutbound(request)) return createResponse(request, 439);
+      if (expires > 0) {
+        registering++;
+        if (regId !== undefined) registeringWithRegId = true;
+      }
+      planned.push({ contact, uri, expires, inspection, push, regId });
     }
+    // RFC 5626 §6: a registration with a reg-id registers one flow.
+    if (registering > 1 && registeringWithRegId) return createResponse(request, 400, { reason: 'Only one Contact may register with a reg-id' });
     if (queryAll) for (const p of this.supportedProviders()) addOnce(featureCapsProviders, p);
 
     const upsert: Binding[] = [];
@@ -466,7 +518,7 @@ export class Registrar {
         aor: detachString(aor),
         contact: detachString(p.uri.toString()),
         instanceId: detachOptional(p.contact.instance),
-        regId: p.contact.regId,
+        regId: p.regId,
         q: p.contact.q,
         callId: detachString(request.callId),
         cseq,
@@ -524,7 +576,20 @@ export class Registrar {
     await this.store.apply(aor, { upsert, remove });
     for (const [b, reason] of removedEvents) this.hooks.onRemoved?.(b, reason);
     for (const e of events) this.hooks.onRegistered?.(e);
-    return this.ok(request, current, featureCapsProviders, path, pnsregRequested, purrs);
+    const response = this.ok(request, current, featureCapsProviders, path, pnsregRequested, purrs);
+    const flowTimer = this.flowTimerSeconds(request, flow, outbound.firstHop);
+    if (flowTimer !== undefined && upsert.some((b) => b.regId !== undefined)) response.append('Flow-Timer', String(flowTimer));
+    return response;
+  }
+
+  /**
+   * RFC 5626 §4.4.1 / §5.4: the keep-alive interval pushcall asks of an outbound UA whose
+   * connection ends here (it is the UA's edge): none over UDP, where nothing counts as live.
+   */
+  flowTimerSeconds(request: SipRequest, flow: Flow, firstHop: boolean): number | undefined {
+    if (!firstHop || flow.protocol === 'udp' || !wantsOutbound(request)) return undefined;
+    const seconds = this.config.registrar.flowTimerSeconds ?? Math.max(1, Math.floor(this.config.proxy.liveFlowSeconds * 0.75));
+    return seconds > 0 ? seconds : undefined;
   }
 
   /**
@@ -557,9 +622,7 @@ export class Registrar {
     }
     // RFC 3327 §5.3: the Path vector is echoed in the 200.
     for (const p of path) headers.push(['Path', p]);
-    if (bindings.some((b) => b.regId !== undefined) && request.supported.some((s) => s.toLowerCase() === 'outbound')) {
-      headers.push(['Require', 'outbound']);
-    }
+    if (bindings.some((b) => b.regId !== undefined) && wantsOutbound(request)) headers.push(['Require', 'outbound']);
     // RFC 8599 §5.4: one Feature-Caps per PNS type, add-ons in the same header.
     for (const provider of providers) {
       let fc = `*;+sip.pns=${quote(provider)}`;
@@ -586,7 +649,7 @@ function findMatch(existing: readonly Binding[], p: PlannedContact): Binding | u
   if (existing.length === 0) return undefined;
   const instanceId = p.contact.instance;
   if (instanceId !== undefined) {
-    const regId = p.contact.regId ?? null;
+    const regId = p.regId ?? null;
     for (const b of existing) if (b.instanceId === instanceId && (b.regId ?? null) === regId) return b;
     return undefined;
   }

@@ -55,6 +55,7 @@ describe('validateConfig: errors with paths', () => {
     ['bad enum', { registrar: { apnsDefaultEnvironment: 'dev' } }, 'registrar.apnsDefaultEnvironment: Invalid option'],
     ['minExpires above maxExpires', { registrar: { minExpires: 7200, maxExpires: 3600 } }, 'registrar.minExpires: minExpires must not exceed maxExpires'],
     ['minPushExpires above maxExpires', { registrar: { maxExpires: 120 } }, 'registrar.minPushExpires: minPushExpires must not exceed maxExpires'],
+    ['Flow-Timer not below the live window', { registrar: { flowTimerSeconds: 120 } }, 'registrar.flowTimerSeconds: registrar.flowTimerSeconds must be below proxy.liveFlowSeconds'],
     ['tokenHeader without provider', { registrar: { tokenHeader: { name: 'X-Token' } } }, 'registrar.tokenHeader.provider'],
     ['user without password or ha1', { auth: { users: [{ username: 'alice' }] } }, 'auth.users.0: a user needs password, ha1 or ha1Sha256'],
     ['user with an empty name', { auth: { users: [{ username: '', password: 'x' }] } }, 'auth.users.0.username: Too small'],

@@ -291,7 +291,8 @@ describe('Contact: * (RFC 3261 §10.3 step 6)', () => {
 describe('query without Contact (RFC 3261 §10.3 step 8, §10.2.3)', () => {
   it('lists every current binding with its remaining expiry and changes nothing', async () => {
     const t = setup();
-    await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>;q=0.5', `<sip:alice@192.0.2.10:5064;${APNS()}>;+sip.instance="${INSTANCE_A}";reg-id=1`], expires: 600 });
+    await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>;q=0.5'], expires: 600 });
+    await t.send({ contacts: [`<sip:alice@192.0.2.10:5064;${APNS()}>;+sip.instance="${INSTANCE_A}";reg-id=1`], expires: 600 });
     const before = await t.snapshot();
     t.clock.advance(100_000);
     const res = await t.send();
@@ -501,6 +502,78 @@ describe('RFC 5626 instance identity (+sip.instance, reg-id)', () => {
     const t = setup();
     const res = await t.send({ contacts: [`<sip:alice@192.0.2.10:5062;ob>;+sip.instance="${INSTANCE_A}";reg-id=1`], expires: 600, headers: [['Supported', 'outbound, path']] });
     assert.equal(res.get('require'), 'outbound');
+  });
+
+  describe('outbound at the registrar (RFC 5626 §6)', () => {
+    const OB_CONTACT = `<sip:alice@192.0.2.10:5062;ob>;+sip.instance="${INSTANCE_A}";reg-id=1`;
+    /** A second Via: the REGISTER came through a proxy, whose Path entry is `path`. */
+    const viaProxy = (path: string): Array<[string, string]> => [
+      ['Via', 'SIP/2.0/UDP edge.example.net;branch=z9hG4bK-edge1'],
+      ['Path', path],
+      ['Supported', 'outbound, path'],
+    ];
+
+    it('a reg-id without +sip.instance is ignored: a plain binding, no Require: outbound', async () => {
+      const t = setup();
+      const res = await t.send({ contacts: ['<sip:alice@192.0.2.10:5062;ob>;reg-id=1'], expires: 600, headers: [['Supported', 'outbound']] });
+      assert.equal(res.status, 200);
+      assert.equal(only(await t.bindings()).regId, undefined);
+      assert.equal(res.get('require'), undefined);
+      assert.doesNotMatch(only(contactsOf(res)).raw, /reg-id/);
+    });
+
+    it('through an edge proxy without `ob` in its Path: 439 for a UA that asked for outbound, and the store is unchanged', async () => {
+      const t = setup();
+      const res = await t.send({ contacts: [OB_CONTACT], expires: 600, headers: viaProxy('<sip:edge.example.net;lr>') });
+      assert.equal(res.status, 439);
+      assert.equal(res.reason, 'First Hop Lacks Outbound Support');
+      assert.deepEqual(await t.bindings(), []);
+    });
+
+    it('through an edge proxy without `ob`, a UA that did not ask for outbound registers without its reg-id', async () => {
+      const t = setup();
+      const res = await t.send({ contacts: [OB_CONTACT], expires: 600, headers: [['Via', 'SIP/2.0/UDP edge.example.net;branch=z9hG4bK-edge2'], ['Path', '<sip:edge.example.net;lr>']] });
+      assert.equal(res.status, 200);
+      assert.equal(only(await t.bindings()).regId, undefined);
+    });
+
+    it('through an edge proxy with `ob` (the last Path entry, nearest the UA): outbound applies, reg-id kept, no Flow-Timer from us', async () => {
+      const t = setup();
+      const res = await t.send({ contacts: [OB_CONTACT], expires: 600, headers: [...viaProxy('<sip:core.example.net;lr>'), ['Path', '<sip:edge.example.net;lr;ob>']] });
+      assert.equal(res.status, 200);
+      assert.equal(only(await t.bindings()).regId, 1);
+      assert.equal(res.get('require'), 'outbound');
+      assert.equal(res.get('flow-timer'), undefined, 'the edge proxy sends Flow-Timer, not a registrar behind it');
+    });
+
+    it('two Contacts registering, one with a reg-id: 400, nothing stored', async () => {
+      const t = setup();
+      const res = await t.send({ contacts: [OB_CONTACT, '<sip:alice@192.0.2.10:5070>'], expires: 600, headers: [['Supported', 'outbound']] });
+      assert.equal(res.status, 400);
+      assert.match(res.reason, /reg-id/);
+      assert.deepEqual(await t.bindings(), []);
+      // Removing another Contact in the same REGISTER is allowed.
+      const ok = await t.send({ contacts: [OB_CONTACT, '<sip:alice@192.0.2.10:5070>;expires=0'], expires: 600, headers: [['Supported', 'outbound']] });
+      assert.equal(ok.status, 200);
+    });
+
+    it('Flow-Timer over a connection that ends here: 3/4 of proxy.liveFlowSeconds by default, or registrar.flowTimerSeconds; none over UDP or without outbound', async () => {
+      const tcpContact = `<sip:alice@198.51.100.7:40123;transport=tcp;ob>;+sip.instance="${INSTANCE_A}";reg-id=1`;
+      const t = setup();
+      const res = await t.send({ contacts: [tcpContact], expires: 600, headers: [['Supported', 'outbound']] }, FLOW_TCP);
+      assert.equal(res.status, 200);
+      assert.equal(res.get('require'), 'outbound');
+      assert.equal(res.get('flow-timer'), '90');
+      const udp = await t.send({ contacts: [OB_CONTACT], expires: 600, headers: [['Supported', 'outbound']] });
+      assert.equal(udp.get('flow-timer'), undefined, 'UDP: no flow counts as live, the UA keeps its own NAT keep-alive');
+      const noOutbound = await setup().send({ contacts: [tcpContact], expires: 600 }, FLOW_TCP);
+      assert.equal(noOutbound.get('flow-timer'), undefined);
+
+      const configured = setup({ config: { registrar: { flowTimerSeconds: 25 }, proxy: { liveFlowSeconds: 60 } } as ConfigInput });
+      assert.equal((await configured.send({ contacts: [tcpContact], expires: 600, headers: [['Supported', 'outbound']] }, FLOW_TCP)).get('flow-timer'), '25');
+      const off = setup({ config: { registrar: { flowTimerSeconds: 0 } } as ConfigInput });
+      assert.equal((await off.send({ contacts: [tcpContact], expires: 600, headers: [['Supported', 'outbound']] }, FLOW_TCP)).get('flow-timer'), undefined);
+    });
   });
 
   it('Path is stored and echoed (RFC 3327 §5.3)', async () => {

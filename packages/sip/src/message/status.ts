@@ -23,6 +23,8 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
   420: 'Bad Extension',
   421: 'Extension Required',
   423: 'Interval Too Brief',
+  430: 'Flow Failed',
+  439: 'First Hop Lacks Outbound Support',
   480: 'Temporarily Unavailable',
   481: 'Call/Transaction Does Not Exist',
   482: 'Loop Detected',

@@ -60,6 +60,10 @@ describe('push proxy in front of another registrar (RFC 8599 §5.6.1, §5.6.2)',
     assert.match(b.contact, /pn-provider=apns/);
     assert.equal(b.path.length, 1, 'the registrar routes to the device through pushcall');
     assert.match(b.path[0], new RegExp(`127\\.0\\.0\\.1:${lab.server.port('udp')}`));
+    // The phone asked for outbound (reg-id, Supported: outbound): pushcall, its edge, says it
+    // supports it (RFC 5626 §5.1), so the registrar keeps the flow's reg-id instead of a 439.
+    assert.match(b.path[0], /;ob>$/);
+    assert.equal(b.regId, 1);
     const local = await lab.server.store.all();
     assert.equal(local.length, 1);
     assert.equal(local[0].push?.prid, phone.token);

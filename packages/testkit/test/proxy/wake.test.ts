@@ -135,6 +135,10 @@ describe('push binding or live flow (proxy.liveFlowSeconds)', () => {
       uas.push(ua);
       // The REGISTER response is the one place the phone sees its pn-* parameters again.
       assert.match(register.get('contact') ?? '', /pn-prid=/);
+      // RFC 5626 §4.4.1: the connection ends here, so pushcall asks for keep-alives often
+      // enough to stay inside the live window (3/4 of liveFlowSeconds = 2 s, in whole seconds).
+      assert.equal(register.get('require'), 'outbound');
+      assert.equal(register.get('flow-timer'), '1');
       const pushes = lab.apns.received.length;
       const call = await rawCall(lab, caller, `sip:live-${protocol}@127.0.0.1`);
       const ok = await call.final;
