@@ -91,7 +91,7 @@ interface PlannedContact {
  * own on top, RFC 3327 §5.1) says it supports outbound with `ob`.
  */
 export function outboundProcessing(request: SipRequest): { applies: boolean; firstHop: boolean } {
-  if (request.vias.length === 1) return { applies: true, firstHop: true };
+  if (request.values('via').length === 1) return { applies: true, firstHop: true };
   const edge = request.paths.at(-1)?.uri;
   return { applies: edge instanceof SipUri && edge.params.has('ob'), firstHop: false };
 }
@@ -111,7 +111,7 @@ function wantsOutbound(request: SipRequest): boolean {
  * `+sip.instance`, `Supported: outbound`): forwarding it, we are its edge proxy (RFC 5626 §5.1).
  */
 export function outboundEdgeFor(request: SipRequest): boolean {
-  if (request.vias.length !== 1 || !wantsOutbound(request)) return false;
+  if (request.values('via').length !== 1 || !wantsOutbound(request)) return false;
   const contacts = request.contacts;
   return contacts !== '*' && contacts.some((c) => c.regId !== undefined && c.instance !== undefined);
 }
@@ -270,7 +270,7 @@ export class Registrar {
       for (const fc of local.getAll('feature-caps')) if (!response.getAll('feature-caps').includes(fc)) response.append('Feature-Caps', fc);
     }
     // RFC 5626 §5.4: the edge proxy tells the UA how often to keep its flow alive.
-    const flowTimer = this.flowTimerSeconds(request, flow, request.vias.length === 1);
+    const flowTimer = this.flowTimerSeconds(request, flow, request.values('via').length === 1);
     if (flowTimer !== undefined && response.require.some((r) => r.toLowerCase() === 'outbound') && !response.has('flow-timer')) {
       response.append('Flow-Timer', String(flowTimer));
     }
@@ -418,7 +418,8 @@ export class Registrar {
 
     // Step 7: plan every contact first; any error aborts the whole request.
     const planned: PlannedContact[] = [];
-    const outbound = outboundProcessing(request);
+    // Worked out for the first Contact with a reg-id: most REGISTERs have none.
+    let outbound: { applies: boolean; firstHop: boolean } | undefined;
     let registering = 0;
     let registeringWithRegId = false;
     // PNS types for the 2xx's Feature-Caps: a handful at most, so an array, not a Set.
@@ -462,8 +463,11 @@ export class Registrar {
       if (push && expires > 0) addOnce(featureCapsProviders, push.provider);
       // RFC 5626 §6: a reg-id counts only with +sip.instance and outbound processing; a UA
       // that asked for outbound through an edge proxy without it learns so from a 439.
-      const regId = countedRegId(contact, outbound);
-      if (regId === undefined && contact.regId !== undefined && contact.instance !== undefined && wantsOutbound(request)) return createResponse(request, 439);
+      let regId: number | undefined;
+      if (contact.regId !== undefined && contact.instance !== undefined) {
+        regId = countedRegId(contact, (outbound ??= outboundProcessing(request)));
+        if (regId === undefined && wantsOutbound(request)) return createResponse(request, 439);
+      }
       if (expires > 0) {
         registering++;
         if (regId !== undefined) registeringWithRegId = true;
@@ -577,8 +581,10 @@ export class Registrar {
     for (const [b, reason] of removedEvents) this.hooks.onRemoved?.(b, reason);
     for (const e of events) this.hooks.onRegistered?.(e);
     const response = this.ok(request, current, featureCapsProviders, path, pnsregRequested, purrs);
-    const flowTimer = this.flowTimerSeconds(request, flow, outbound.firstHop);
-    if (flowTimer !== undefined && upsert.some((b) => b.regId !== undefined)) response.append('Flow-Timer', String(flowTimer));
+    if (outbound !== undefined && upsert.some((b) => b.regId !== undefined)) {
+      const flowTimer = this.flowTimerSeconds(request, flow, outbound.firstHop);
+      if (flowTimer !== undefined) response.append('Flow-Timer', String(flowTimer));
+    }
     return response;
   }
 
