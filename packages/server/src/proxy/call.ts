@@ -28,7 +28,6 @@ import {
   type TimerHandle,
   createResponse,
   newTag,
-  parseSipUriStrict,
 } from '@pushcall/sip';
 import { setPushEnvironment } from '../location/push-followups.js';
 import { redactProviderText } from '../observability/redact.js';
@@ -36,10 +35,9 @@ import type { Binding, PushRegistration } from '../location/types.js';
 import type { PushPayload, RefreshPayload } from '../push/payload.js';
 import { buildPayload } from '../push/payload.js';
 import { type PushBinding, type PushOutcome, type SendOptions, deliveredInOtherEnvironment } from '../push/types.js';
-import { stripAllPushParams } from '../registrar/push-params.js';
 import type { RateLimiter } from './limits.js';
 import type { DeviceTarget, ProxyCore } from './proxy.js';
-import { bindingDestination, isLiveBinding } from './routing.js';
+import { bindingDestination, isLiveBinding, retargetToBinding } from './routing.js';
 import type { CallTimeline } from './timeline.js';
 import type { WakeWaiter } from './wake.js';
 
@@ -366,21 +364,14 @@ export class ProxyCall {
     branch.binding = binding;
     branch.state = 'calling';
     const out = proxy.prepareForward(this.request);
-    let contact: SipUri;
-    try {
-      contact = parseSipUriStrict(binding.contact);
-    } catch {
+    // A binding whose pushes another proxy handles (it put +sip.pns in the REGISTER) keeps its
+    // pn-* parameters: that proxy wakes the device by them (RFC 8599 §5.6.2).
+    if (!retargetToBinding(out, binding)) {
       branch.final = { status: 480, reason: 'Unusable contact' };
       branch.state = 'done';
       this.checkDone();
       return;
     }
-    // The pn-* parameters are for the registrar and the pushing proxy only (RFC 8599 §4.1,
-    // §13): stripped when we push. A binding whose pushes another proxy handles (it put
-    // +sip.pns in the REGISTER) keeps them: that proxy wakes the device by them (§5.6.2).
-    out.uri = binding.push ? stripAllPushParams(contact) : contact;
-    // RFC 3327 §5.3: the Path of the binding becomes the route to the device.
-    for (const p of [...binding.path].reverse()) out.prepend('Route', p);
     const destination = binding.path.length > 0 ? undefined : bindingDestination(binding);
     void this.resolveAndSend(branch, out, destination, cancelWith);
   }

@@ -29,6 +29,7 @@ import {
 } from '@pushcall/sip';
 import type { DigestAuthenticator } from '../auth/digest.js';
 import type { PushcallConfig } from '../config/schema.js';
+import { type GruuTarget, gruuTarget } from '../location/gruu.js';
 import type { Binding, BindingStore } from '../location/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
@@ -39,7 +40,7 @@ import { removeIfTokenUnchanged } from '../location/push-followups.js';
 import { cancelledElsewhere, finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { bindingDestination, FLOW_PARAM, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute } from './routing.js';
+import { bindingDestination, FLOW_PARAM, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding } from './routing.js';
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
@@ -260,20 +261,40 @@ export class ProxyCore {
     const caller = this.authenticateCaller(request, tx, flow);
     if (caller === null) return;
 
-    const aor = uri.toAor();
+    // RFC 5627 §5.5: a GRUU reaches its one instance only (woken like any other device).
+    const gruu = gruuTarget(uri);
+    if (gruu?.kind === 'unknown') return tx.respond(createResponse(request, 404, { reason: 'Unknown GRUU' }));
     // A CANCEL may arrive while the lookup is in flight (a network store): note it (§16.10).
     tx.coreData = IN_LOOKUP;
-    let bindings;
+    let found: { aor: string; bindings: Binding[] } | undefined;
     try {
-      bindings = await this.store.lookup(aor, this.clock.now());
+      found = gruu === undefined ? { aor: uri.toAor(), bindings: await this.store.lookup(uri.toAor(), this.clock.now()) } : await this.gruuBindings(gruu);
     } finally {
-      if (tx.coreData === CANCELLED_IN_LOOKUP) bindings = undefined;
+      if (tx.coreData === CANCELLED_IN_LOOKUP) found = undefined;
       tx.coreData = undefined;
     }
-    if (bindings === undefined) return tx.respond(createResponse(request, 487));
-    if (bindings.length === 0) return tx.respond(createResponse(request, 480, { reason: 'Not registered' }));
+    if (found === undefined) return tx.respond(createResponse(request, 487));
+    if (found.bindings.length === 0) return tx.respond(createResponse(request, 480, { reason: gruu ? 'GRUU has no current registration' : 'Not registered' }));
 
-    this.startCall(request, tx, flow, aor, bindings, caller, receivedAt);
+    this.startCall(request, tx, flow, found.aor, found.bindings, caller, receivedAt);
+  }
+
+  /** The current bindings of the instance a GRUU names, and its AOR. */
+  private async gruuBindings(gruu: Exclude<GruuTarget, { kind: 'unknown' }>): Promise<{ aor: string; bindings: Binding[] }> {
+    const now = this.clock.now();
+    let aor: string;
+    let instanceId: string | undefined;
+    if (gruu.kind === 'public') {
+      aor = gruu.aor;
+      instanceId = gruu.instanceId;
+    } else {
+      const named = await this.store.get(gruu.bindingId);
+      if (named === undefined || named.expiresAt <= now) return { aor: '', bindings: [] };
+      aor = named.aor;
+      instanceId = named.instanceId;
+    }
+    const bindings = await this.store.lookup(aor, now);
+    return { aor, bindings: bindings.filter((b) => b.instanceId !== undefined && b.instanceId === instanceId) };
   }
 
   /**
@@ -433,6 +454,19 @@ export class ProxyCore {
   ): Promise<void> {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
+    if (remaining.length === 0) {
+      const device = await this.gruuDevice(request);
+      if (device === 'unknown') return tx.respond(createResponse(request, 404, { reason: 'Unknown GRUU' }));
+      if (device === 'gone') return tx.respond(createResponse(request, 480, { reason: 'GRUU has no current registration' }));
+      if (device !== undefined) {
+        if (!retargetToBinding(out, device)) return tx.respond(createResponse(request, 480, { reason: 'Unusable contact' }));
+        if (device.push && !isLiveBinding(this.layer, device, this.clock.now(), this.config.proxy.liveFlowSeconds * 1000)) {
+          return this.holdInDialog(request, out, tx, device);
+        }
+        const destination = device.path.length > 0 ? await this.locate(out.routes[0].uri as SipUri) : bindingDestination(device);
+        return this.relay(request, out, tx, destination);
+      }
+    }
     if (remaining.length === 0 && viaUs) {
       const device = await this.sleepingPurrDevice(request);
       if (device) return this.holdInDialog(request, out, tx, device);
@@ -451,6 +485,22 @@ export class ProxyCore {
     }
     if (request.method === 'INVITE' && viaUs) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination, alternatives);
+  }
+
+  /**
+   * RFC 5627 §5.5: the device a request with no Route left is for, when its remote target is
+   * a GRUU of ours: that instance's most recently refreshed binding, wherever the device is
+   * now (a phone woken by a push is on a new connection, which a flow token recorded at the
+   * start of the dialog does not know). 'unknown': a `gr` URI we never issued; 'gone': the
+   * instance has no current binding.
+   */
+  private async gruuDevice(request: SipRequest): Promise<Binding | 'unknown' | 'gone' | undefined> {
+    const uri = request.uri;
+    if (!(uri instanceof SipUri) || !this.isLocalDomain(uri.hostname)) return undefined;
+    const gruu = gruuTarget(uri);
+    if (gruu === undefined) return undefined;
+    if (gruu.kind === 'unknown') return 'unknown';
+    return deviceTargets((await this.gruuBindings(gruu)).bindings)[0]?.binding ?? 'gone';
   }
 
   /**
@@ -626,7 +676,13 @@ export class ProxyCore {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;
-    if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await this.locate(remaining[0].uri);
+    const device = remaining.length === 0 ? await this.gruuDevice(request) : undefined;
+    if (typeof device === 'object') {
+      // An ACK to a sleeping device is not held: the 2xx it answers came from an awake one.
+      if (!retargetToBinding(out, device)) return;
+      destination = device.path.length > 0 ? await this.locate(out.routes[0].uri as SipUri) : bindingDestination(device);
+    } else if (device !== undefined) return;
+    else if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await this.locate(remaining[0].uri);
     else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return;

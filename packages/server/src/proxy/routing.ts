@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { type Destination, type NameAddr, SipUri, type SipRequest, parseSipUriStrict, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
 import type { Binding } from '../location/types.js';
+import { stripAllPushParams } from '../registrar/push-params.js';
 import { SipResolver } from './dns.js';
 
 /** The system's DNS, for callers that were not given a configured resolver. */
@@ -77,6 +78,23 @@ export function bindingDestination(binding: Binding): Destination {
     }
   }
   return { protocol: f.protocol, address: f.remoteAddress, port: f.remotePort, connectionId: f.connectionId };
+}
+
+/**
+ * Point `out` at a binding: its Contact as the Request-URI (without the pn-* parameters,
+ * which are for the registrar and the pushing proxy only, RFC 8599 §4.1, §13, unless another
+ * proxy pushes for it) and its Path as the route (RFC 3327 §5.3). False for an unusable Contact.
+ */
+export function retargetToBinding(out: SipRequest, binding: Binding): boolean {
+  let contact: SipUri;
+  try {
+    contact = parseSipUriStrict(binding.contact);
+  } catch {
+    return false;
+  }
+  out.uri = binding.push ? stripAllPushParams(contact) : contact;
+  for (const p of [...binding.path].reverse()) out.prepend('Route', p);
+  return true;
 }
 
 export function isFlowOpen(layer: TransactionLayer, binding: Binding): boolean {

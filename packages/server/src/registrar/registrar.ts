@@ -21,14 +21,12 @@ import {
 } from '@pushcall/sip';
 import type { DigestAuthenticator } from '../auth/digest.js';
 import type { PushcallConfig } from '../config/schema.js';
+import { gruusOf } from '../location/gruu.js';
 import type { Binding, BindingStore, PushRegistration } from '../location/types.js';
 import { type PushInspection, type PushInspectionOptions, inspectPushParams } from './push-params.js';
 
-/**
- * Extensions the registrar understands in Require (RFC 3261 §8.2.2.3). Not `gruu`: no GRUU
- * is ever assigned (RFC 5627 §5), so a UA that requires it must get 420, not a 200 without.
- */
-const SUPPORTED_EXTENSIONS = ['path', 'outbound'];
+/** Extensions the registrar understands in Require (RFC 3261 §8.2.2.3). */
+const SUPPORTED_EXTENSIONS = ['path', 'outbound', 'gruu'];
 const NO_PATH: string[] = [];
 
 /** The Date header changes once a second; format it once a second. */
@@ -618,9 +616,13 @@ export class Registrar {
   private ok(request: SipRequest, bindings: Binding[], providers: readonly string[], path: readonly string[], pnsreg = false, purrs?: ReadonlyMap<string, string>): SipResponse {
     const now = this.clock.now();
     const headers: Array<[string, string]> = [];
+    // RFC 5627 §5.4: a UA that supports GRUU learns those of every instance listed.
+    const gruu = bindings.length > 0 && request.supported.some((s) => s.toLowerCase() === 'gruu');
     for (const b of bindings) {
       const remaining = Math.max(0, Math.round((b.expiresAt - now) / 1000));
       let value = `<${b.contact}>;expires=${remaining}`;
+      const gruus = gruu ? gruusOf(b, b.callId) : undefined;
+      if (gruus !== undefined) value += `;pub-gruu=${quote(gruus.pub)};temp-gruu=${quote(gruus.temp)}`;
       if (b.instanceId !== undefined) value += `;+sip.instance=${quote(b.instanceId)}`;
       if (b.regId !== undefined) value += `;reg-id=${b.regId}`;
       if (b.q !== undefined) value += `;q=${b.q}`;

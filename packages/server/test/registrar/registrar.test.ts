@@ -576,6 +576,42 @@ describe('RFC 5626 instance identity (+sip.instance, reg-id)', () => {
     });
   });
 
+  describe('GRUU (RFC 5627 §5.4)', () => {
+    it('a UA that supports gruu gets the public and a temporary GRUU of each instance; one that does not gets none', async () => {
+      const t = setup();
+      const plain = await t.send({ contacts: [`<sip:alice@192.0.2.10:5062>;+sip.instance="${INSTANCE_A}"`], expires: 600 });
+      assert.doesNotMatch(only(contactsOf(plain)).raw, /gruu/);
+      const res = await t.send({ contacts: [`<sip:alice@192.0.2.10:5062>;+sip.instance="${INSTANCE_A}"`, '<sip:alice@192.0.2.10:5070>'], expires: 600, headers: [['Supported', 'gruu']] });
+      assert.equal(res.status, 200);
+      const [withInstance, without] = [contactsOf(res).find((c) => c.raw.includes('+sip.instance'))!, contactsOf(res).find((c) => !c.raw.includes('+sip.instance'))!];
+      assert.match(withInstance.raw, /;pub-gruu="sip:alice@example\.com;gr=urn:uuid:11111111-2222-3333-4444-555555555555"/);
+      const id = (await t.bindings()).find((b) => b.instanceId)!.id;
+      const temp = /;temp-gruu="sip:tgruu\.([0-9a-f]+)\.([A-Za-z0-9_-]{8})@example\.com;gr"/.exec(withInstance.raw);
+      assert.ok(temp, withInstance.raw);
+      assert.equal(temp[1], id, 'the temporary GRUU names the binding, not the AOR');
+      assert.doesNotMatch(without.raw, /gruu/, 'no instance, no GRUU');
+    });
+
+    it('the temporary GRUU stays the same across refreshes of one registration and changes with a new Call-ID', async () => {
+      const t = setup();
+      const contact = `<sip:alice@192.0.2.10:5062>;+sip.instance="${INSTANCE_A}"`;
+      const tempOf = (r: SipResponse) => /temp-gruu="([^"]+)"/.exec(only(contactsOf(r)).raw)![1];
+      const first = tempOf(await t.send({ contacts: [contact], expires: 600, headers: [['Supported', 'gruu']] }));
+      const refresh = tempOf(await t.send({ contacts: [contact], expires: 600, headers: [['Supported', 'gruu']] }));
+      assert.equal(refresh, first);
+      const rebooted = tempOf(await t.registrar.handle(t.request({ callId: 'rebooted@192.0.2.10', contacts: [contact], expires: 600, headers: [['Supported', 'gruu']] }), FLOW));
+      assert.notEqual(rebooted, first);
+      assert.equal(rebooted.split('.')[1], first.split('.')[1], 'same binding: both stay valid');
+    });
+
+    it('an instance id that is not a URN gets no GRUU', async () => {
+      const t = setup();
+      const res = await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>;+sip.instance="<not-a-urn>"'], expires: 600, headers: [['Supported', 'gruu']] });
+      assert.equal(res.status, 200);
+      assert.doesNotMatch(only(contactsOf(res)).raw, /gruu/);
+    });
+  });
+
   it('Path is stored and echoed (RFC 3327 §5.3)', async () => {
     const t = setup();
     const res = await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>'], expires: 600, headers: [['Path', '<sip:edge.example.com;lr>'], ['Supported', 'path']] });
@@ -880,10 +916,8 @@ describe('domains and Require (RFC 3261 §10.3 steps 1-2)', () => {
     assert.equal(res.get('unsupported'), 'foo, bar');
     assert.equal((await t.store.all()).length, 0);
     assert.equal((await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>'], headers: [['Require', 'path, outbound']] })).status, 200);
-    // No GRUU is ever assigned (RFC 5627), so requiring it is refused; merely supporting it is fine.
-    const gruu = await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>'], headers: [['Require', 'gruu']] });
-    assert.equal(gruu.status, 420);
-    assert.equal(gruu.get('unsupported'), 'gruu');
+    // GRUU (RFC 5627) is supported, so requiring it is fine.
+    assert.equal((await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>'], headers: [['Require', 'gruu']] })).status, 200);
     assert.equal((await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>'], headers: [['Supported', 'gruu, path']] })).status, 200);
   });
 });

@@ -259,7 +259,9 @@ describe('SIP.js over WebSocket with RFC 8599 push (SipJsAdapter + CallCoordinat
     const invitation = bob.adapter.session(callId) as unknown as { request: { ruri: { toString(): string } } };
     assert.doesNotMatch(invitation.request.ruri.toString(), /pn-/);
     assert.doesNotMatch(response.get('contact') ?? '', /pn-/);
-    assert.match(response.get('contact') ?? '', /transport=ws/i);
+    // SIP.js took the public GRUU the registrar gave it (RFC 5627) as its Contact: the
+    // caller's in-dialog requests come back to pushcall, which finds the phone's current flow.
+    assert.match(response.get('contact') ?? '', /^<sip:bob@127\.0\.0\.1;gr=urn:uuid:[0-9a-f-]+>/);
 
     // The caller hangs up: BYE reaches SIP.js over the new WebSocket; the call ends.
     carol.hangup(callId);
@@ -347,7 +349,9 @@ describe('SIP.js over WebSocket with RFC 8599 push (SipJsAdapter + CallCoordinat
       for (const [user, hackIpInContact] of [['erin', false], ['erin-ip', true]] as const) {
         const erin = phone(user, { hackIpInContact });
         await erin.install();
-        assert.match(erin.userAgent.contact.toString(), hackIpInContact ? /@192\.0\.2\.\d+;transport=ws>$/ : /\.invalid;transport=ws>$/);
+        assert.match(erin.userAgent.contact.uri.toString(), hackIpInContact ? /@192\.0\.2\.\d+;transport=ws$/ : /\.invalid;transport=ws$/);
+        // Its dialogs use the GRUU: pushcall retargets the ACK and BYE to that registered Contact.
+        assert.match(String(erin.userAgent.contact.pubGruu), /;gr=urn:uuid:/);
         erin.adapter.setDelegate({
           onInvite: (i) => erin.adapter.answer(i.callId, { video: false }),
           onCancel() {},
