@@ -391,7 +391,7 @@ export class ProxyCall {
     // RFC 8599 §6.2.2: a dialog with a device that holds PURRs is record-routed whatever the
     // method, so that its mid-dialog requests come through us and can wake it.
     const purrDialog = proxy.config.registrar.purr.enabled && (branch.binding.purrs?.length ?? 0) > 0;
-    if (this.isInvite || purrDialog) proxy.addRecordRoute(out, this.inbound, dest, purrDialog);
+    if (this.isInvite || purrDialog) proxy.addRecordRoute(out, this.inbound, dest, purrDialog, branch.binding.id);
     const woke = branch.woke;
     const tx = proxy.layer.request(
       out,

@@ -220,7 +220,7 @@ export class ProxyCore {
     }
     if (request.method === 'INVITE') tx.respond(createResponse(request, 100));
 
-    const { remaining, flows, removed, viaUs } = this.ownRoutes(request);
+    const { remaining, flows, removed, viaUs, recipientBinding } = this.ownRoutes(request);
     // In a dialog, or routed elsewhere by a Route set: follow it. A request whose only
     // Route was us is an initial request to process here.
     if (request.to.tag !== undefined || remaining.length > 0) {
@@ -228,7 +228,7 @@ export class ProxyCore {
       // request with a To-tag or a Route set but none of our entries would otherwise make
       // pushcall an open relay to any host: its sender must authenticate like a caller.
       if (!viaUs && this.authenticateCaller(request, tx, flow) === null) return;
-      return this.forwardInDialog(request, tx, flow, remaining, removed, viaUs, flows);
+      return this.forwardInDialog(request, tx, flow, remaining, removed, viaUs, flows, recipientBinding);
     }
 
     const uri = request.uri;
@@ -426,20 +426,43 @@ export class ProxyCore {
   /**
    * Add Record-Route (§16.6 step 4). When the request enters on one transport and leaves on
    * another (UDP in, WebSocket out), two entries are added (RFC 5658), the one facing the
-   * callee on top; a connection-oriented callee flow is remembered in that entry.
+   * callee on top; a connection-oriented callee flow is remembered in that entry, with the
+   * callee's binding when the callee is a registered device (`calleeBinding`).
    */
-  addRecordRoute(out: SipRequest, inbound: Flow, destination: Destination, required = false): void {
+  addRecordRoute(out: SipRequest, inbound: Flow, destination: Destination, required = false, calleeBinding?: string): void {
     if (!this.config.proxy.recordRoute && !required) return;
     const inT = this.layer.transportForAddress(inbound.protocol, inbound.localAddress);
     const outT = this.layer.transportForAddress(destination.protocol, destination.address);
     if (!inT || !outT) return;
     // Each connection-oriented side gets its own entry with its flow, so that requests in
     // the dialog reach a caller on TCP/WS too (over the connection it called from), not
-    // only the callee.
+    // only the callee. A device's binding needs an entry of its own too: only the entry
+    // facing the recipient tells which side a request goes to (routing.ts popOwnRoutes).
     const calleeToken = destination.protocol !== 'udp' ? destination.connectionId : undefined;
     const callerToken = inbound.protocol !== 'udp' ? inbound.connectionId : undefined;
-    if (inT !== outT || (callerToken !== undefined && callerToken !== calleeToken)) out.prepend('Record-Route', recordRouteFor(this.layer, inT, callerToken));
-    out.prepend('Record-Route', recordRouteFor(this.layer, outT, calleeToken));
+    const binding = calleeToken !== undefined ? calleeBinding : undefined;
+    if (inT !== outT || (callerToken !== undefined && callerToken !== calleeToken) || binding !== undefined) {
+      out.prepend('Record-Route', recordRouteFor(this.layer, inT, callerToken));
+    }
+    out.prepend('Record-Route', recordRouteFor(this.layer, outT, calleeToken, binding));
+  }
+
+  /**
+   * Where an in-dialog request for a device goes: the connection recorded for it, unless the
+   * device has registered from another open connection since (a network handover; the old
+   * connection may be gone, or not yet known to be dead), where its binding now leads.
+   */
+  private async dialogFlowDestination(flows: string[], inbound: Flow, recipientBinding: string | undefined): Promise<Destination | undefined> {
+    const recorded = outboundFlow(flows, inbound.connectionId);
+    if (recipientBinding !== undefined) {
+      const device = await this.store.get(recipientBinding);
+      const moved = device !== undefined && device.expiresAt > this.clock.now() ? device.flow.connectionId : undefined;
+      if (moved !== undefined && moved !== recorded && moved !== inbound.connectionId) {
+        const destination = this.flowDestination(moved);
+        if (destination !== undefined) return destination;
+      }
+    }
+    return this.flowDestination(recorded);
   }
 
   /** Requests inside a dialog, and pre-routed requests (§16.12 loose routing). */
@@ -451,6 +474,7 @@ export class ProxyCore {
     removed: number,
     viaUs: boolean,
     flows: string[],
+    recipientBinding: string | undefined,
   ): Promise<void> {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
@@ -481,7 +505,7 @@ export class ProxyCore {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
       // A flow token leads to a device's connection, unless it is where this came from.
-      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await this.locate(uri));
+      destination = (await this.dialogFlowDestination(flows, inbound, viaUs ? recipientBinding : undefined)) ?? (await this.locate(uri));
     }
     if (request.method === 'INVITE' && viaUs) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination, alternatives);
@@ -669,7 +693,7 @@ export class ProxyCore {
   }
 
   private async forwardStateless(request: SipRequest, inbound: Flow): Promise<void> {
-    const { remaining, flows, removed, viaUs } = this.ownRoutes(request);
+    const { remaining, flows, removed, viaUs, recipientBinding } = this.ownRoutes(request);
     // An ACK cannot be challenged: without a Route of ours (a dialog we record-routed) it is
     // relayed only for senders that need no authentication (see route()).
     if (!viaUs && this.config.proxy.recordRoute && this.auth && !isTrusted(inbound.remoteAddress, this.config.auth.trustedPeers)) return;
@@ -686,7 +710,7 @@ export class ProxyCore {
     else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return;
-      destination = this.flowDestination(outboundFlow(flows, inbound.connectionId)) ?? (await this.locate(uri));
+      destination = (await this.dialogFlowDestination(flows, inbound, viaUs ? recipientBinding : undefined)) ?? (await this.locate(uri));
     }
     const transport = this.layer.requireTransport(destination);
     this.layer.addVia(out, transport, this.branchFor(request));

@@ -14,6 +14,12 @@ const systemResolver = new SipResolver();
 
 /** Record-Route parameter carrying the connection to a device behind a connection-oriented flow. */
 export const FLOW_PARAM = 'pc-flow';
+/**
+ * Record-Route parameter naming the binding of the device a dialog leads to, in the entry
+ * facing it: when the device moves to another connection during the dialog (a network
+ * handover re-registers it from a new one), its requests follow the binding there.
+ */
+export const BINDING_PARAM = 'pc-bind';
 
 export function protocolOfUri(uri: SipUri): TransportProtocol {
   const t = uri.transport;
@@ -131,10 +137,11 @@ export function isOwnUri(layer: TransactionLayer, uri: SipUri, advertisedHost?: 
 }
 
 /** Our Record-Route URI for a listener (RFC 3261 §16.6 step 4: with `lr`). */
-export function recordRouteFor(layer: TransactionLayer, transport: Transport, flowConnectionId?: string): string {
+export function recordRouteFor(layer: TransactionLayer, transport: Transport, flowConnectionId?: string, bindingId?: string): string {
   const { host, port } = layer.sentBy(transport);
   let uri = `sip:${host}:${port};transport=${VIA_TRANSPORT[transport.protocol].toLowerCase()};lr`;
   if (flowConnectionId) uri += `;${FLOW_PARAM}=${encodeURIComponent(flowConnectionId)}`;
+  if (bindingId) uri += `;${BINDING_PARAM}=${bindingId}`;
   return `<${uri}>`;
 }
 
@@ -162,10 +169,11 @@ export function popOwnRoutes(
   layer: TransactionLayer,
   routes: NameAddr[],
   advertisedHost?: string,
-): { remaining: NameAddr[]; flow?: string; flows: string[]; removed: number } {
+): { remaining: NameAddr[]; flow?: string; flows: string[]; removed: number; recipientBinding?: string } {
   let i = 0;
   let flow: string | undefined;
   const flows: string[] = [];
+  let last: SipUri | undefined;
   while (i < routes.length) {
     const uri = routes[i].uri;
     if (!(uri instanceof SipUri) || !isOwnUri(layer, uri, advertisedHost)) break;
@@ -174,9 +182,13 @@ export function popOwnRoutes(
       flow = token;
       flows.push(token);
     }
+    last = uri;
     i++;
   }
-  return { remaining: routes.slice(i), flow, flows, removed: i };
+  // Of our two entries (RFC 5658), the sender's route set lists the one facing it first and
+  // the one facing the recipient last: a binding there is the device the request goes to.
+  const recipientBinding = i >= 2 ? (last?.param(BINDING_PARAM) ?? undefined) : undefined;
+  return { remaining: routes.slice(i), flow, flows, removed: i, recipientBinding };
 }
 
 /**

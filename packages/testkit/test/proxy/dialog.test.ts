@@ -2,7 +2,8 @@
  * In-dialog routing (RFC 3261 §16.12 loose routing, RFC 5626 flows, RFC 5658 double
  * Record-Route): a phone registered over TCP or WebSocket is reachable only through the
  * connection it opened, so pushcall writes that connection into its Record-Route
- * (`pc-flow`) and routes ACK and BYE back over it.
+ * (`pc-flow`) and routes ACK and BYE back over it; and the phone's binding (`pc-bind`), so
+ * that they follow the phone when it registers from a new connection mid-call.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -88,6 +89,24 @@ describe('in-dialog routing through the Record-Route flow token', () => {
         const bye = phone.received.find((r) => r.method === 'BYE' && r.callId === callId)!;
         assert.equal(bye.routes.length, 0);
         assert.equal(bye.vias.length, 2, 'pushcall and the caller');
+      });
+
+      it('the phone moves to a new connection mid-call (a network handover re-registers it): the caller\'s BYE follows its binding there', async () => {
+        const { phone, callId, invite, ok, atPhone } = await answeredCall(`move-${protocol}`, protocol);
+        const top = atPhone.recordRoutes[0].uri as SipUri;
+        assert.match(top.param('pc-bind') ?? '', /^[0-9a-f]+$/, 'the phone-facing entry names its binding');
+        assert.equal((atPhone.recordRoutes[1].uri as SipUri).param('pc-bind'), undefined);
+        await caller.send(inDialog('ACK', caller, invite, ok, 1), lab.address('udp'));
+        await waitFor(() => phone.received.some((r) => r.method === 'ACK' && r.callId === callId), 3000, 'ACK at the phone');
+
+        // Same device (instance), new connection; the old one is still open, as a connection
+        // over a network the phone has left stays until its keep-alives fail.
+        const moved = await registeredUa(lab, `move-${protocol}`, { server: lab.address(protocol), instanceId: phone.options.instanceId });
+        uas.push(moved);
+        await caller.send(inDialog('BYE', caller, invite, ok, 2), lab.address('udp'));
+        await waitFor(() => moved.received.some((r) => r.method === 'BYE' && r.callId === callId), 3000, 'BYE on the new connection');
+        assert.equal(phone.received.filter((r) => r.method === 'BYE').length, 0, 'not on the connection the phone left');
+        await caller.final(callId, 'BYE');
       });
 
       it('BYE from the phone reaches the caller over UDP', async () => {
