@@ -133,6 +133,8 @@ export class ProxyCall {
   private cancelled = false;
   private cancelledElsewhere: 'answered' | 'declined' | undefined = undefined;
   private ringingSent = false;
+  /** The caller's own binding when it is a registered device on a connection (Record-Route pc-bind). */
+  private callerBindingId: Promise<string | undefined> | undefined;
   private ringTimer: TimerHandle | undefined;
   private graceTimer: TimerHandle | undefined;
 
@@ -378,6 +380,8 @@ export class ProxyCall {
 
   private async resolveAndSend(branch: Branch, out: SipRequest, destination: Destination | undefined, cancelWith: string | null | undefined): Promise<void> {
     const proxy = this.proxy;
+    // Only a caller on a connection can have one (and only then is there anything to await).
+    const callerBinding = this.inbound.protocol === 'udp' ? undefined : await (this.callerBindingId ??= proxy.callerBinding(this.request, this.inbound));
     let dest = destination;
     if (!dest) {
       const first = out.routes[0]?.uri;
@@ -391,7 +395,7 @@ export class ProxyCall {
     // RFC 8599 §6.2.2: a dialog with a device that holds PURRs is record-routed whatever the
     // method, so that its mid-dialog requests come through us and can wake it.
     const purrDialog = proxy.config.registrar.purr.enabled && (branch.binding.purrs?.length ?? 0) > 0;
-    if (this.isInvite || purrDialog) proxy.addRecordRoute(out, this.inbound, dest, purrDialog, branch.binding.id);
+    if (this.isInvite || purrDialog) proxy.addRecordRoute(out, this.inbound, dest, purrDialog, branch.binding.id, callerBinding);
     const woke = branch.woke;
     const tx = proxy.layer.request(
       out,

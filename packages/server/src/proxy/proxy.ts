@@ -429,7 +429,7 @@ export class ProxyCore {
    * callee on top; a connection-oriented callee flow is remembered in that entry, with the
    * callee's binding when the callee is a registered device (`calleeBinding`).
    */
-  addRecordRoute(out: SipRequest, inbound: Flow, destination: Destination, required = false, calleeBinding?: string): void {
+  addRecordRoute(out: SipRequest, inbound: Flow, destination: Destination, required = false, calleeBinding?: string, callerBinding?: string): void {
     if (!this.config.proxy.recordRoute && !required) return;
     const inT = this.layer.transportForAddress(inbound.protocol, inbound.localAddress);
     const outT = this.layer.transportForAddress(destination.protocol, destination.address);
@@ -442,9 +442,22 @@ export class ProxyCore {
     const callerToken = inbound.protocol !== 'udp' ? inbound.connectionId : undefined;
     const binding = calleeToken !== undefined ? calleeBinding : undefined;
     if (inT !== outT || (callerToken !== undefined && callerToken !== calleeToken) || binding !== undefined) {
-      out.prepend('Record-Route', recordRouteFor(this.layer, inT, callerToken));
+      out.prepend('Record-Route', recordRouteFor(this.layer, inT, callerToken, callerToken !== undefined ? callerBinding : undefined));
     }
     out.prepend('Record-Route', recordRouteFor(this.layer, outT, calleeToken, binding));
+  }
+
+  /**
+   * The binding of a registered device that sent `request` over its connection (a call
+   * between two apps), for the Record-Route entry facing it. Only a binding on that very
+   * connection counts, so a forged From changes nothing.
+   */
+  async callerBinding(request: SipRequest, inbound: Flow): Promise<string | undefined> {
+    if (inbound.protocol === 'udp' || inbound.connectionId === undefined) return undefined;
+    const from = request.from.uri;
+    if (!(from instanceof SipUri) || from.user === undefined || !this.isLocalDomain(from.hostname)) return undefined;
+    const bindings = await this.store.lookup(from.toAor(), this.clock.now());
+    return bindings.find((b) => b.flow.connectionId === inbound.connectionId)?.id;
   }
 
   /**
@@ -617,7 +630,7 @@ export class ProxyCore {
     // A PBX cluster behind SRV records: the next server when one fails (RFC 3263 §4.3).
     const [destination, ...alternatives] = await this.locateAll(parsed);
     out.prepend('Route', `<${parsed.clone().toString()}${parsed.params.has('lr') ? '' : ';lr'}>`);
-    this.addRecordRoute(out, inbound, destination);
+    this.addRecordRoute(out, inbound, destination, false, undefined, request.method === 'INVITE' ? await this.callerBinding(request, inbound) : undefined);
     this.relay(request, out, tx, destination, alternatives);
   }
 

@@ -109,6 +109,23 @@ describe('in-dialog routing through the Record-Route flow token', () => {
         await caller.final(callId, 'BYE');
       });
 
+      it('app to app: when the calling app moves to a new connection mid-call, the callee\'s BYE follows it', async () => {
+        const callee = await registeredUa(lab, `callee-app-${protocol}`, { server: lab.address(protocol), autoAnswerMs: 20 });
+        const callingApp = await registeredUa(lab, `calling-app-${protocol}`, { server: lab.address(protocol) });
+        uas.push(callee, callingApp);
+        const callId = uniq(`app2app-${protocol}`);
+        assert.equal((await callingApp.call(`sip:callee-app-${protocol}@127.0.0.1`, { callId })).status, 200);
+        const atCallee = callee.received.find((r) => r.method === 'INVITE' && r.callId === callId)!;
+        const callerFacing = atCallee.recordRoutes.map((r) => r.uri as SipUri).find((u) => u.param('pc-flow') !== undefined && u !== atCallee.recordRoutes[0].uri);
+        assert.match(callerFacing?.param('pc-bind') ?? '', /^[0-9a-f]+$/, 'the entry facing the calling app names its binding');
+
+        const moved = await registeredUa(lab, `calling-app-${protocol}`, { server: lab.address(protocol), instanceId: callingApp.options.instanceId });
+        uas.push(moved);
+        callee.hangup(callId);
+        await waitFor(() => moved.received.some((r) => r.method === 'BYE' && r.callId === callId), 3000, 'BYE at the moved calling app');
+        assert.equal(callingApp.received.filter((r) => r.method === 'BYE').length, 0);
+      });
+
       it('BYE from the phone reaches the caller over UDP', async () => {
         const { phone, callId, invite, ok } = await answeredCall(`hang-${protocol}`, protocol);
         await caller.send(inDialog('ACK', caller, invite, ok, 1), lab.address('udp'));
