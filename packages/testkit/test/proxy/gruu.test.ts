@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { SipResponse } from '@pushcall/sip';
-import { LAB_BUNDLE_ID, type Lab, type SipUserAgent, startLab } from '../../src/index.js';
+import { LAB_BUNDLE_ID, LAB_FCM_PROJECT, type Lab, type SipUserAgent, startLab } from '../../src/index.js';
 import { RawUdpPeer, pushUa, rawCall, registeredUa, sipText, uniq, waitFor } from './helpers.js';
 
 /** The GRUUs pushcall lists for `user`'s instances: a REGISTER query with `Supported: gruu`. */
@@ -100,6 +100,30 @@ describe('GRUU (RFC 5627): one device of an AOR, wherever it is connected now', 
     assert.equal((await call.final).status, 480, 'pushed, then the wake timeout');
     assert.equal(lab.apns.received.filter((p) => p.token === token).length, 1);
     assert.equal(awake.received.filter((r) => r.callId === call.callId).length, 0, 'the awake device is not called');
+  });
+
+  it('an in-dialog request to the GRUU of a sleeping device is held and the device pushed silently (408 when it does not wake)', async () => {
+    const token = `fcm-${randomBytes(20).toString('base64url')}`;
+    lab.fcm.registerDevice({ token, projectId: LAB_FCM_PROJECT });
+    const { ua } = await pushUa(lab, 'jade', { provider: 'fcm', prid: token });
+    await ua.close();
+    const gruu = (await gruusOf(lab, caller, 'jade')).get(ua.options.instanceId)!;
+    const callId = uniq('gruu-dlg');
+    await caller.send(
+      sipText(`INFO ${gruu.temp} SIP/2.0`, [
+        `Via: SIP/2.0/UDP ${caller.hostPort};branch=z9hG4bK${randomUUID().slice(0, 12)};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:caller@${caller.address}>;tag=dlg1`,
+        `To: <${gruu.temp}>;tag=jade1`,
+        `Call-ID: ${callId}`,
+        'CSeq: 5 INFO',
+      ]),
+      lab.address('udp'),
+    );
+    const final = await caller.final(callId, 'INFO');
+    assert.equal(final.status, 408, `${final.status} ${final.reason}`);
+    const pushes = lab.fcm.received.filter((m) => m.token === token);
+    assert.equal(pushes.length, 1, 'one silent push');
   });
 
   it('a BYE to the GRUU, after the device reconnected over TCP, reaches it on the new connection', async () => {
