@@ -13,6 +13,8 @@ export class ServerMetrics {
   readonly wakeLatency: Histogram<'provider'>;
   readonly heldCalls: Gauge;
   readonly refreshPushes: Counter<'provider' | 'outcome'>;
+  /** In-dialog requests sent to where a device is now rather than where the dialog recorded it. */
+  readonly dialogRetargets: Counter<'reason'>;
   readonly refreshScheduled: Gauge;
   /** Inbound requests by kind, REGISTERs by status, calls by outcome: see Tally. */
   private readonly inbound = new Tally();
@@ -85,6 +87,12 @@ export class ServerMetrics {
       name: 'pushcall_refresh_pushes_total',
       help: 'Refresh pushes before binding expiry (RFC 8599 §5.5) by provider and outcome (ok or the push error code)',
       labelNames: ['provider', 'outcome'],
+      registers: [this.registry],
+    });
+    this.dialogRetargets = new Counter({
+      name: 'pushcall_dialog_retargets_total',
+      help: 'In-dialog requests sent to a device where it is now: moved (it re-registered from another connection mid-dialog) or gruu (its GRUU, RFC 5627)',
+      labelNames: ['reason'],
       registers: [this.registry],
     });
     this.refreshScheduled = new Gauge({

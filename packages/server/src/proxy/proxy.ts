@@ -472,7 +472,10 @@ export class ProxyCore {
       const moved = device !== undefined && device.expiresAt > this.clock.now() ? device.flow.connectionId : undefined;
       if (moved !== undefined && moved !== recorded && moved !== inbound.connectionId) {
         const destination = this.flowDestination(moved);
-        if (destination !== undefined) return destination;
+        if (destination !== undefined) {
+          this.metrics.dialogRetargets.inc({ reason: 'moved' });
+          return destination;
+        }
       }
     }
     return this.flowDestination(recorded);
@@ -537,7 +540,10 @@ export class ProxyCore {
     const gruu = gruuTarget(uri);
     if (gruu === undefined) return undefined;
     if (gruu.kind === 'unknown') return 'unknown';
-    return deviceTargets((await this.gruuBindings(gruu)).bindings)[0]?.binding ?? 'gone';
+    const device = deviceTargets((await this.gruuBindings(gruu)).bindings)[0]?.binding;
+    if (device === undefined) return 'gone';
+    this.metrics.dialogRetargets.inc({ reason: 'gruu' });
+    return device;
   }
 
   /**

@@ -107,6 +107,8 @@ describe('in-dialog routing through the Record-Route flow token', () => {
         await waitFor(() => moved.received.some((r) => r.method === 'BYE' && r.callId === callId), 3000, 'BYE on the new connection');
         assert.equal(phone.received.filter((r) => r.method === 'BYE').length, 0, 'not on the connection the phone left');
         await caller.final(callId, 'BYE');
+        const metrics = await (await fetch(`http://${lab.server.adminAddress}/metrics`)).text();
+        assert.match(metrics, /pushcall_dialog_retargets_total\{reason="moved"\} [1-9]/);
       });
 
       it('app to app: when the calling app moves to a new connection mid-call, the callee\'s BYE follows it', async () => {

@@ -159,6 +159,8 @@ describe('GRUU (RFC 5627): one device of an AOR, wherever it is connected now', 
     await waitFor(() => second.received.some((r) => r.method === 'BYE' && r.callId === call.callId), 3000, 'BYE on the new connection');
     const delivered = second.received.find((r) => r.method === 'BYE' && r.callId === call.callId)!;
     assert.doesNotMatch(delivered.uriText, /;gr=/, 'retargeted to the Contact registered now');
+    const metrics = await (await fetch(`http://${lab.server.adminAddress}/metrics`)).text();
+    assert.match(metrics, /pushcall_dialog_retargets_total\{reason="gruu"\} [1-9]/);
     await caller.final(call.callId, 'BYE');
   });
 });
