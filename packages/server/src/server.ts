@@ -26,6 +26,7 @@ import { recordRouteFor } from './proxy/routing.js';
 
 import { type AdminServer, startAdminServer } from './admin/http.js';
 import { DigestAuthenticator } from './auth/digest.js';
+import { AuthFailureLimiter } from './auth/failure-limit.js';
 import type { PushcallConfig } from './config/schema.js';
 import { StartupError } from './errors.js';
 import { MemoryBindingStore } from './location/memory-store.js';
@@ -98,12 +99,23 @@ export class PushcallServer implements TransactionLayerUser {
             clock: this.clock,
           })
         : undefined;
+    const authFailures = this.auth
+      ? new AuthFailureLimiter({
+          ...this.config.auth.failureLimit,
+          clock: this.clock,
+          onBlock: (address) => {
+            this.metrics.authBlocks.inc();
+            this.logger.warn({ address, blockSeconds: this.config.auth.failureLimit.blockSeconds }, 'address blocked after repeated failed authentications');
+          },
+        })
+      : undefined;
     this.registrar = new Registrar({
       config: this.config,
       store: this.store,
       clock: this.clock,
       nodeId: this.config.node.id,
       auth: this.auth,
+      authFailures,
       supportedProviders: () => this.supported,
       vapidPublicKey: (provider) => this.proxy.pusher?.vapidPublicKey?.(provider),
       forwardRegister: this.config.registrar.upstream ? (request) => this.forwardRegister(request) : undefined,
@@ -135,6 +147,7 @@ export class PushcallServer implements TransactionLayerUser {
       logger: this.logger,
       metrics: this.metrics,
       auth: this.auth,
+      authFailures,
       isLocalDomain: (host) => this.registrar.isLocalDomain(host),
     });
     const refresh = this.config.proxy.refreshPush;

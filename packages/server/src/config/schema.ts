@@ -196,6 +196,20 @@ export const configSchema = z
         trustedPeers: z.array(z.string().refine(isAddressOrCidr, 'expected an IPv4/IPv6 address or CIDR prefix (10.0.0.0/8, 2001:db8::/32)')).default([]),
         /** Secret for stateless nonces; random per start when unset. */
         nonceSecret: z.string().optional(),
+        /**
+         * Wrong credentials (403) from one address: `maxFailures` within `windowSeconds`
+         * block it for `blockSeconds` (403 without checking credentials). SIP scanners try
+         * passwords on every public registrar; a phone with a wrong password retries at its
+         * registration interval and stays under the limit. `maxFailures: 0` turns it off.
+         */
+        failureLimit: z
+          .object({
+            maxFailures: z.number().int().min(0).default(10),
+            windowSeconds: z.number().int().positive().default(60),
+            blockSeconds: z.number().int().positive().default(600),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -13,6 +13,8 @@ export class ServerMetrics {
   readonly wakeLatency: Histogram<'provider'>;
   readonly heldCalls: Gauge;
   readonly refreshPushes: Counter<'provider' | 'outcome'>;
+  /** Addresses blocked after repeated failed authentications (auth.failureLimit). */
+  readonly authBlocks: Counter;
   /** In-dialog requests sent to where a device is now rather than where the dialog recorded it. */
   readonly dialogRetargets: Counter<'reason'>;
   readonly refreshScheduled: Gauge;
@@ -87,6 +89,11 @@ export class ServerMetrics {
       name: 'pushcall_refresh_pushes_total',
       help: 'Refresh pushes before binding expiry (RFC 8599 §5.5) by provider and outcome (ok or the push error code)',
       labelNames: ['provider', 'outcome'],
+      registers: [this.registry],
+    });
+    this.authBlocks = new Counter({
+      name: 'pushcall_auth_blocks_total',
+      help: 'Source addresses blocked after repeated failed authentications (auth.failureLimit)',
       registers: [this.registry],
     });
     this.dialogRetargets = new Counter({

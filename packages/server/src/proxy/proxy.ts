@@ -28,6 +28,7 @@ import {
   randomToken,
 } from '@pushcall/sip';
 import type { DigestAuthenticator } from '../auth/digest.js';
+import { type AuthFailureLimiter, TOO_MANY_FAILURES } from '../auth/failure-limit.js';
 import type { PushcallConfig } from '../config/schema.js';
 import { type GruuTarget, gruuTarget } from '../location/gruu.js';
 import type { Binding, BindingStore } from '../location/types.js';
@@ -56,6 +57,8 @@ export interface ProxyOptions {
   logger: Logger;
   metrics: ServerMetrics;
   auth?: DigestAuthenticator;
+  /** Blocks addresses that fail authentication too often (auth.failureLimit). */
+  authFailures?: AuthFailureLimiter;
   pusher?: Pusher;
   isLocalDomain(host: string): boolean;
 }
@@ -79,6 +82,7 @@ export class ProxyCore {
   readonly logger: Logger;
   readonly metrics: ServerMetrics;
   readonly auth: DigestAuthenticator | undefined;
+  private readonly authFailures: AuthFailureLimiter | undefined;
   pusher: Pusher | undefined;
   readonly wake = new WakeRegistry();
   /** RFC 3263 lookups for host names (config `dns`). */
@@ -113,6 +117,7 @@ export class ProxyCore {
     this.logger = options.logger;
     this.metrics = options.metrics;
     this.auth = options.auth;
+    this.authFailures = options.authFailures;
     this.resolver = new SipResolver({ servers: this.config.dns.servers, cacheMs: this.config.dns.cacheSeconds * 1000 });
     this.pusher = options.pusher;
     this.isLocalDomain = options.isLocalDomain;
@@ -327,18 +332,22 @@ export class ProxyCore {
   private authenticateCaller(request: SipRequest, tx: ServerTransaction, flow: Flow): string | null {
     if (isTrusted(flow.remoteAddress, this.config.auth.trustedPeers)) return `trusted:${flow.remoteAddress}`;
     if (this.config.auth.mode === 'open' || !this.auth) return `open:${request.from.uri.toString()}`;
+    const limiter = this.authFailures;
+    if (limiter && limiter.blockedFor(flow.remoteAddress) > 0) {
+      tx.respond(createResponse(request, 403, { reason: TOO_MANY_FAILURES }));
+      return null;
+    }
     const result = this.auth.verify(request.authHeaders('proxy-authorization'), request.method, request.uriText);
     if (result.outcome === 'challenge') {
       tx.respond(createResponse(request, 407, { headers: this.auth.challenges(result.stale).map((c) => ['Proxy-Authenticate', c]) }));
       return null;
     }
-    if (result.outcome === 'forbidden') {
-      tx.respond(createResponse(request, 403, { reason: result.reason }));
-      return null;
-    }
     const from = request.from.uri;
-    if (!(from instanceof SipUri) || from.userUnescaped !== result.username) {
-      tx.respond(createResponse(request, 403, { reason: 'From does not match the credentials' }));
+    const refusal =
+      result.outcome === 'forbidden' ? result.reason : !(from instanceof SipUri) || from.userUnescaped !== result.username ? 'From does not match the credentials' : undefined;
+    if (refusal !== undefined || result.outcome !== 'ok') {
+      limiter?.recordFailure(flow.remoteAddress);
+      tx.respond(createResponse(request, 403, { reason: refusal }));
       return null;
     }
     return result.username;

@@ -20,6 +20,7 @@ import {
   parseSipUriStrict,
 } from '@pushcall/sip';
 import type { DigestAuthenticator } from '../auth/digest.js';
+import { type AuthFailureLimiter, TOO_MANY_FAILURES } from '../auth/failure-limit.js';
 import type { PushcallConfig } from '../config/schema.js';
 import { gruusOf } from '../location/gruu.js';
 import type { Binding, BindingStore, PushRegistration } from '../location/types.js';
@@ -62,6 +63,8 @@ export interface RegistrarOptions {
   clock: Clock;
   nodeId: string;
   auth?: DigestAuthenticator;
+  /** Blocks addresses that fail authentication too often (auth.failureLimit). */
+  authFailures?: AuthFailureLimiter;
   supportedProviders: () => readonly string[];
   /** RFC 8599 §5.4: the VAPID public key to advertise (`+sip.vapid`) for a PNS type, if any. */
   vapidPublicKey?: (provider: string) => string | undefined;
@@ -194,12 +197,17 @@ export class Registrar {
     // Step 3: authenticate; an AOR is registered only with its own credentials.
     if (this.config.auth.mode === 'digest') {
       if (!this.auth) return createResponse(request, 500, { reason: 'Authentication not configured' });
+      const limiter = this.options.authFailures;
+      if (limiter && limiter.blockedFor(flow.remoteAddress) > 0) return createResponse(request, 403, { reason: TOO_MANY_FAILURES });
       const result = this.auth.verify(request.authHeaders('authorization'), 'REGISTER', request.uriText);
       if (result.outcome === 'challenge') {
         return createResponse(request, 401, { headers: this.auth.challenges(result.stale, to.userUnescaped).map((c) => ['WWW-Authenticate', c]) });
       }
-      if (result.outcome === 'forbidden') return createResponse(request, 403, { reason: result.reason });
-      if (result.username !== to.userUnescaped) return createResponse(request, 403, { reason: 'Credentials do not match the AOR' });
+      const refusal = result.outcome === 'forbidden' ? result.reason : result.username !== to.userUnescaped ? 'Credentials do not match the AOR' : undefined;
+      if (refusal !== undefined) {
+        limiter?.recordFailure(flow.remoteAddress);
+        return createResponse(request, 403, { reason: refusal });
+      }
     }
 
     return this.serialized(aor, () => this.update(request, flow, aor, receivedAt));

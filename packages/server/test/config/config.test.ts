@@ -64,6 +64,7 @@ describe('validateConfig: errors with paths', () => {
     ['unknown user field', { auth: { users: [{ username: 'alice', password: 'x', pass: 'y' }] } }, 'auth.users.0: Unrecognized key: "pass"'],
     ['duplicate username', { auth: { users: [{ username: 'alice', password: 'x' }, { username: 'alice', password: 'y' }] } }, 'auth.users.1.username: duplicate username "alice"'],
     ['unknown auth mode', { auth: { mode: 'none' } }, 'auth.mode: Invalid option'],
+    ['negative failure limit', { auth: { failureLimit: { maxFailures: -1 } } }, 'auth.failureLimit.maxFailures: Too small'],
     ['unknown algorithm', { auth: { algorithms: ['SHA-512'] } }, 'auth.algorithms.0: Invalid option'],
     ['no algorithm', { auth: { algorithms: [] } }, 'auth.algorithms: Too small'],
     ['trusted peer that is not an address', { auth: { trustedPeers: ['10.0.0.0/8', 'pbx.example.com'] } }, 'auth.trustedPeers.1: expected an IPv4/IPv6 address or CIDR prefix'],
@@ -141,7 +142,14 @@ describe('defaults (as documented in docs/configuration.md)', () => {
   });
 
   it('auth: digest with SHA-256 then MD5, no users, 300 s nonces', () => {
-    assert.deepEqual(config.auth, { mode: 'digest', nonceTtlSeconds: 300, algorithms: ['SHA-256', 'MD5'], users: [], trustedPeers: [] });
+    assert.deepEqual(config.auth, {
+      mode: 'digest',
+      nonceTtlSeconds: 300,
+      algorithms: ['SHA-256', 'MD5'],
+      users: [],
+      trustedPeers: [],
+      failureLimit: { maxFailures: 10, windowSeconds: 60, blockSeconds: 600 },
+    });
   });
 
   it('proxy and limits', () => {

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { FakeClock, type Flow, type SipRequest, type SipResponse, parseMessage } from '@pushcall/sip';
 import { DigestAuthenticator, type DigestUser } from '../../src/auth/digest.js';
+import { AuthFailureLimiter } from '../../src/auth/failure-limit.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { MemoryBindingStore } from '../../src/location/memory-store.js';
@@ -66,6 +67,8 @@ interface Setup {
   hooks?: RegistrarHooks;
   /** The Web Push provider's VAPID public key (RFC 8599 `+sip.vapid`). */
   vapid?: string;
+  /** auth.failureLimit's limiter, on the test's clock. */
+  failureLimit?: boolean;
 }
 
 function setup(options: Setup = {}) {
@@ -88,7 +91,8 @@ function setup(options: Setup = {}) {
   const providers = options.providers ?? ['apns', 'fcm', 'webpush'];
   const vapid = options.vapid;
   const vapidPublicKey = vapid === undefined ? undefined : (provider: string) => (provider === 'webpush' ? vapid : undefined);
-  const registrar = new Registrar({ config, store, clock, nodeId: 'node-t', auth, supportedProviders: () => providers, vapidPublicKey, hooks: options.hooks });
+  const authFailures = options.failureLimit ? new AuthFailureLimiter({ ...config.auth.failureLimit, clock }) : undefined;
+  const registrar = new Registrar({ config, store, clock, nodeId: 'node-t', auth, authFailures, supportedProviders: () => providers, vapidPublicKey, hooks: options.hooks });
   const callId = `cid-${Math.random().toString(36).slice(2)}@192.0.2.10`;
   let cseq = 0;
   return {
@@ -1143,6 +1147,39 @@ describe('digest authentication (RFC 3261 §22, RFC 7616, RFC 8760)', () => {
       const res = await t.send({ user, contacts: [contact], headers: [['Authorization', authorization({ user, password, realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256' })]] });
       assert.equal(res.status, 403);
       assert.equal(res.reason, 'Invalid credentials');
+    }
+  });
+
+  it('auth.failureLimit: the 10th wrong password in a minute blocks the address for 10 minutes, right password or not; challenges do not count', async () => {
+    const t = setup({ users, failureLimit: true });
+    const scanner: Flow = { ...FLOW, remoteAddress: '203.0.113.66', remotePort: 5070 };
+    for (let i = 0; i < 30; i++) assert.equal((await t.send({ contacts: [contact] }, scanner)).status, 401, 'a challenge is no failure');
+    const wrong = async () => {
+      const ch = challengeOf(await t.send({ contacts: [contact] }, scanner), 'SHA-256');
+      return t.send({ contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'guess', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256' })]] }, scanner);
+    };
+    for (let i = 0; i < 10; i++) assert.equal((await wrong()).reason, 'Invalid credentials');
+    const right = async (flow: Flow) => {
+      const ch = challengeOf(await t.send({ contacts: [contact] }), 'SHA-256');
+      return t.send({ contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'alice-secret', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256' })]] }, flow);
+    };
+    const blocked = await right(scanner);
+    assert.equal(blocked.status, 403);
+    assert.equal(blocked.reason, 'Too many failed authentications');
+    assert.equal((await t.send({ contacts: [contact] }, scanner)).status, 403, 'not even challenged');
+    assert.equal((await t.bindings()).length, 0);
+    assert.equal((await right(FLOW)).status, 200, 'another address is not affected');
+    t.clock.advance(600_000);
+    assert.equal((await right(scanner)).status, 200, 'the block ends');
+  });
+
+  it('auth.failureLimit: a phone with a wrong password retrying every minute is never blocked', async () => {
+    const t = setup({ users, failureLimit: true });
+    for (let i = 0; i < 15; i++) {
+      const ch = challengeOf(await t.send({ contacts: [contact] }), 'SHA-256');
+      const res = await t.send({ contacts: [contact], headers: [['Authorization', authorization({ user: 'alice', password: 'old-password', realm: ch.realm, nonce: ch.nonce, alg: 'SHA-256' })]] });
+      assert.equal(res.reason, 'Invalid credentials');
+      t.clock.advance(60_000);
     }
   });
 

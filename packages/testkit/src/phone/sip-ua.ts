@@ -55,6 +55,8 @@ export interface SipUaOptions {
   autoAnswerMs?: number;
   /** Waking from sleep takes this long before the first packet (launch, radio, DNS). */
   wakeDelayMs?: number;
+  /** The loopback address to send from (default 127.0.0.1): another source address for the server. */
+  localAddress?: string;
 }
 
 interface Dialog {
@@ -128,7 +130,7 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
     if (this.layer) return;
     const layer = new TransactionLayer(this, { clock: this.clock });
     const p = this.options.server.protocol;
-    const transport = layer.addTransport((events) => createTransport({ protocol: p, address: '127.0.0.1', port: 0, clock: this.clock }, events));
+    const transport = layer.addTransport((events) => createTransport({ protocol: p, address: this.options.localAddress ?? '127.0.0.1', port: 0, clock: this.clock }, events));
     if (p === 'udp') await transport.listen();
     this.layer = layer;
   }
@@ -143,7 +145,8 @@ export class SipUserAgent implements SipPort, TransactionLayerUser {
 
   private get contactHost(): string {
     const t = this.layer?.listeners[0];
-    return t && t.localPort ? `127.0.0.1:${t.localPort}` : '127.0.0.1';
+    const address = this.options.localAddress ?? '127.0.0.1';
+    return t && t.localPort ? `${address}:${t.localPort}` : address;
   }
 
   private contactUri(withPush: boolean): string {
