@@ -291,6 +291,41 @@ export class PushcallServer implements TransactionLayerUser {
     }, this.config.store.sweepIntervalSeconds * 1000);
   }
 
+  /**
+   * Apply a new configuration without a restart (`pushcall serve` on SIGHUP): the users, the
+   * trusted peers and the log level take effect at once, for the next request; calls and
+   * registrations in progress are untouched. Any other setting that changed needs a restart
+   * and is listed, not applied.
+   */
+  reload(next: PushcallConfig): { applied: string[]; needsRestart: string[] } {
+    const applied: string[] = [];
+    const needsRestart: string[] = [];
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const keysOf = <T extends object>(a: T, b: T) => [...new Set([...Object.keys(a), ...Object.keys(b)])] as Array<keyof T>;
+    for (const key of keysOf(this.config, next)) {
+      if (same(this.config[key], next[key])) continue;
+      if (key === 'auth') {
+        for (const sub of keysOf(this.config.auth, next.auth)) {
+          if (same(this.config.auth[sub], next.auth[sub])) continue;
+          if (sub === 'users') {
+            this.auth?.setUsers(next.auth.users);
+            this.config.auth.users = next.auth.users;
+          } else if (sub === 'trustedPeers') this.config.auth.trustedPeers = next.auth.trustedPeers;
+          else {
+            needsRestart.push(`auth.${sub}`);
+            continue;
+          }
+          applied.push(`auth.${sub}`);
+        }
+      } else if (key === 'log') {
+        this.logger.level = next.log.level;
+        this.config.log = next.log;
+        applied.push('log.level');
+      } else needsRestart.push(key);
+    }
+    return { applied, needsRestart };
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;

@@ -85,7 +85,13 @@ export class DigestAuthenticator {
     this.algorithms = options.algorithms;
     this.ttlMs = options.nonceTtlSeconds * 1000;
     this.clock = options.clock;
-    for (const u of options.users) {
+    this.setUsers(options.users);
+  }
+
+  /** Replace the users (a configuration reload); nonces already issued stay valid. */
+  setUsers(users: readonly DigestUser[]): void {
+    this.users.clear();
+    for (const u of users) {
       const ha1s = new Map<DigestAlgorithm, string>();
       if (u.password !== undefined) {
         ha1s.set('MD5', hash('MD5', `${u.username}:${this.realm}:${u.password}`));

@@ -19,13 +19,16 @@ export function registerServeCommand(program: Command): void {
     .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
     .action(async (options: { config?: string; listen?: string[]; dataDir?: string; admin?: string; logLevel?: string }) => {
       let server;
-      try {
-        const config = loadConfig(options.config, {
+      // The file and the flags as given: read again on SIGHUP.
+      const load = () =>
+        loadConfig(options.config, {
           listen: options.listen,
           dataDir: options.dataDir,
           adminListen: options.admin,
           logLevel: options.logLevel,
         });
+      try {
+        const config = load();
         server = await createPushcall({ config });
         await server.start();
       } catch (error) {
@@ -49,5 +52,15 @@ export function registerServeCommand(program: Command): void {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      // SIGHUP: read the configuration again and apply what can change without a restart. A
+      // file that does not validate changes nothing; the server goes on as it was.
+      process.on('SIGHUP', () => {
+        try {
+          const { applied, needsRestart } = server.reload(load());
+          server.logger.info({ applied, needsRestart }, needsRestart.length > 0 ? 'configuration reloaded; some changes need a restart' : 'configuration reloaded');
+        } catch (error) {
+          server.logger.error({ err: (error as Error).message }, 'configuration not reloaded');
+        }
+      });
     });
 }
