@@ -326,6 +326,26 @@ export class PushcallServer implements TransactionLayerUser {
     return { applied, needsRestart };
   }
 
+  /**
+   * Read the tls/wss certificate files again (SIGHUP: a renewed certificate). New
+   * connections get it; phones already connected keep theirs and stay registered.
+   */
+  async reloadCertificates(): Promise<{ reloaded: string[]; failed: Array<{ listener: string; error: string }> }> {
+    const reloaded: string[] = [];
+    const failed: Array<{ listener: string; error: string }> = [];
+    for (const t of this.layer.listeners) {
+      if (!t.reloadCertificates) continue;
+      const listener = `${t.protocol}:${t.localAddress}:${t.localPort}`;
+      try {
+        await t.reloadCertificates();
+        reloaded.push(listener);
+      } catch (error) {
+        failed.push({ listener, error: (error as Error).message });
+      }
+    }
+    return { reloaded, failed };
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;

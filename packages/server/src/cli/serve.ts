@@ -61,6 +61,10 @@ export function registerServeCommand(program: Command): void {
         } catch (error) {
           server.logger.error({ err: (error as Error).message }, 'configuration not reloaded');
         }
+        server.reloadCertificates().then(({ reloaded, failed }) => {
+          if (reloaded.length > 0) server.logger.info({ listeners: reloaded }, 'TLS certificates reloaded');
+          for (const f of failed) server.logger.error({ listener: f.listener, err: f.error }, 'TLS certificate not reloaded; the current one stays');
+        });
       });
     });
 }

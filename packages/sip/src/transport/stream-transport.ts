@@ -135,6 +135,11 @@ export abstract class StreamTransport extends ConnectionTransport<SocketConnecti
 
   /** Create the (not yet listening) server. Throws TransportListenError. */
   protected abstract createServer(): Promise<Server>;
+
+  /** The listening server, once listen() has run. */
+  protected get listeningServer(): Server | undefined {
+    return this.server;
+  }
   /** 'connection' for tcp, 'secureConnection' for tls. */
   protected abstract readonly acceptEvent: 'connection' | 'secureConnection';
   /** Start an outbound connection (not yet connected). May throw. */

@@ -41,6 +41,17 @@ export async function loadTlsMaterial(options: TlsFileOptions): Promise<TlsMater
 export class TlsMaterialCache {
   private loading: Promise<TlsMaterial> | undefined;
   constructor(private readonly options: TlsFileOptions) {}
+
+  /**
+   * Read the files again (a renewed certificate) and hand them to `apply` (which may reject
+   * them by throwing). On any failure the material in use stays.
+   */
+  async reload(apply: (material: TlsMaterial) => void): Promise<void> {
+    const fresh = await loadTlsMaterial(this.options);
+    apply(fresh);
+    this.loading = Promise.resolve(fresh);
+  }
+
   get(): Promise<TlsMaterial> {
     if (!this.loading) {
       this.loading = loadTlsMaterial(this.options);

@@ -8,7 +8,7 @@
 import type { Server, Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { connect, createServer } from 'node:tls';
-import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import type { ConnectionOptions, Server as TlsServer, TLSSocket } from 'node:tls';
 import { TransportError, TransportListenError } from '../errors.js';
 import { errorText } from './connection-transport.js';
 import type { ConnectionTransportOptions } from './connection-transport.js';
@@ -51,6 +51,15 @@ export class TlsTransport extends StreamTransport {
       this.warn('TRANSPORT_TLS_ERROR', `tls handshake failed${from}: ${errorText(err)}`);
     });
     return server;
+  }
+
+  async reloadCertificates(): Promise<void> {
+    try {
+      // setSecureContext checks that the key matches the certificate before anything changes.
+      await this.material.reload(({ cert, key, ca }) => (this.listeningServer as TlsServer | undefined)?.setSecureContext({ cert, key, ca }));
+    } catch (err) {
+      throw new TransportError(`tls: certificate not reloaded: ${errorText(err)}`, { cause: err });
+    }
   }
 
   protected override async startConnect(target: SendTarget): Promise<Socket> {

@@ -94,5 +94,11 @@ export interface Transport {
    * keep-alive (RFC 5626 §3.5.1); undefined for an unknown connection or a datagram transport.
    */
   msSinceInbound?(connectionId: string): number | undefined;
+  /**
+   * tls and wss: read the certificate files again (a renewed certificate). Connections
+   * accepted from then on present the new one; open connections keep theirs. On failure
+   * (a missing file, a key that does not match) the certificate in use stays.
+   */
+  reloadCertificates?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -246,6 +246,16 @@ export class WsTransport extends ConnectionTransport<WsConnection> {
     });
   }
 
+  /** wss: see Transport.reloadCertificates. */
+  async reloadCertificates(): Promise<void> {
+    if (this.protocol !== 'wss') return;
+    try {
+      await this.material.reload(({ cert, key, ca }) => (this.server as HttpsServer | undefined)?.setSecureContext({ cert, key, ca }));
+    } catch (err) {
+      throw new TransportError(`wss: certificate not reloaded: ${errorText(err)}`, { cause: err });
+    }
+  }
+
   private async createServer(): Promise<HttpServer | HttpsServer> {
     if (this.protocol === 'ws') return createHttpServer();
     if (!this.tlsOptions.certFile || !this.tlsOptions.keyFile) {

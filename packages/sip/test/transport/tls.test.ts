@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
@@ -135,5 +135,49 @@ describe('TlsTransport', () => {
     await client.close();
     await assert.rejects(pending2, TransportError);
     assert.equal(client.connectionCount, 0);
+  });
+});
+
+describe('TlsTransport.reloadCertificates (a renewed certificate, no restart)', () => {
+  /** The fingerprint of the certificate a fresh TLS client is shown. */
+  function presented(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+        resolve(socket.getPeerCertificate().fingerprint256);
+        socket.end();
+      });
+      socket.on('error', reject);
+    });
+  }
+
+  it('new connections get the new certificate, an open one stays up, and bad files leave the current one in place', async () => {
+    const first = makeCertificate();
+    const second = makeCertificate();
+    try {
+      const serverRec = new Recorder();
+      const server = await tls(serverRec, { tls: { certFile: first.certFile, keyFile: first.keyFile } });
+      const before = await presented(server.localPort);
+      const client = await tls(new Recorder(), { tls: { rejectUnauthorized: false } }, false);
+      const flow = await client.send({ address: '127.0.0.1', port: server.localPort }, sipRequest());
+      await serverRec.nextMessage();
+
+      // Renewal: the same paths, new contents.
+      writeFileSync(first.certFile, readFileSync(second.certFile));
+      writeFileSync(first.keyFile, readFileSync(second.keyFile));
+      await server.reloadCertificates();
+      const after = await presented(server.localPort);
+      assert.notEqual(after, before);
+      assert.ok(client.hasConnection(flow.connectionId!), 'the open connection was not dropped');
+      await client.send({ address: '127.0.0.1', port: server.localPort }, sipRequest({ body: 'still here' }));
+      assert.equal((await serverRec.nextMessage()).data.toString().endsWith('still here'), true);
+
+      // A key that does not belong to the certificate: refused, the renewed one stays.
+      writeFileSync(first.keyFile, readFileSync(cert.keyFile));
+      await assert.rejects(server.reloadCertificates(), (e: unknown) => e instanceof TransportError && /certificate not reloaded/.test(e.message));
+      assert.equal(await presented(server.localPort), after);
+    } finally {
+      first.cleanup();
+      second.cleanup();
+    }
   });
 });

@@ -8,11 +8,11 @@ import { connect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { PushcallServer, createLogger, validateConfig } from '@pushcall/server';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SipUserAgent } from '../../src/index.js';
-import { selfSignedServerCert } from '../../src/emulators/util.js';
+import { makeClientCertificate, selfSignedServerCert } from '../../src/emulators/util.js';
 
 const OPTIONS = (branch: string) =>
   ['OPTIONS sip:127.0.0.1 SIP/2.0', `Via: SIP/2.0/TLS 127.0.0.1:9;branch=${branch};rport`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=1', 'To: <sip:127.0.0.1>', `Call-ID: ${branch}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', ''].join('\r\n');
@@ -80,6 +80,50 @@ describe('TLS/WSS listeners from certificate files, and SHA-256 digest', () => {
     } finally {
       await good.close();
       await bad.close();
+    }
+  });
+});
+
+describe('renewed certificate: reloadCertificates (SIGHUP) without a restart', () => {
+  it('tls and wss present the new certificate to new connections; the files at the same paths are read again', async () => {
+    const current = await selfSignedServerCert();
+    const renewed = await makeClientCertificate('renewed.example.com');
+    const dir = mkdtempSync(join(tmpdir(), 'pushcall-renew-'));
+    const certFile = join(dir, 'cert.pem');
+    const keyFile = join(dir, 'key.pem');
+    writeFileSync(certFile, current.certPem);
+    writeFileSync(keyFile, current.keyPem);
+    const server = new PushcallServer({
+      config: validateConfig({
+        listen: ['tls:127.0.0.1:0', 'wss:127.0.0.1:0'],
+        tls: { certFile, keyFile },
+        dataDir: dir,
+        auth: { mode: 'open' },
+        admin: { enabled: false },
+        log: { level: 'silent' },
+      }),
+      logger: createLogger('silent'),
+    });
+    await server.start();
+    const presented = (port: number) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+          resolve(socket.getPeerCertificate().subject.CN as string);
+          socket.destroy();
+        });
+        socket.on('error', reject);
+      });
+    try {
+      assert.equal(await presented(server.port('tls')), 'localhost');
+      writeFileSync(certFile, readFileSync(renewed.certFile));
+      writeFileSync(keyFile, readFileSync(renewed.keyFile));
+      const result = await server.reloadCertificates();
+      assert.deepEqual(result.failed, []);
+      assert.deepEqual(result.reloaded.map((l) => l.split(':')[0]).sort(), ['tls', 'wss']);
+      assert.equal(await presented(server.port('tls')), 'renewed.example.com');
+      assert.equal(await presented(server.port('wss')), 'renewed.example.com');
+    } finally {
+      await server.stop();
     }
   });
 });
