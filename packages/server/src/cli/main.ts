@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerCheckConfigCommand } from './check-config.js';
 import { registerServeCommand } from './serve.js';
 
 const program = new Command();
 program.name('pushcall').description('Ring a sleeping phone over SIP: RFC 8599 registrar/proxy with a push gateway').version('0.1.0');
 registerServeCommand(program);
+registerCheckConfigCommand(program);
 
 try {
   const { registerPushCommand } = await import('./push-command.js');
