@@ -227,6 +227,14 @@ export const configSchema = z
         ringTimeoutSeconds: z.number().positive().default(60),
         /** A binding on a still-open connection that was refreshed, or carried a keep-alive, within this long is live. */
         liveFlowSeconds: z.number().positive().default(120),
+        /**
+         * RFC 3261 §16.6: `parallel` rings every binding at once; `sequential` rings the
+         * bindings of the highest q-value first (a Contact without q counts as 1.0), then the
+         * next q-value when they have all failed or after `sequentialGroupSeconds`, so a
+         * desk phone can ring before the mobiles are pushed. A 6xx ends the search.
+         */
+        forking: z.enum(['parallel', 'sequential']).default('parallel'),
+        sequentialGroupSeconds: z.number().positive().default(20),
         /** Send 180 Ringing to the caller once a push is accepted. */
         ringingOnPush: z.boolean().default(true),
         /** Outbound proxy for requests to non-local domains (in front of a PBX). */

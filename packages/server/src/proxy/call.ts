@@ -137,6 +137,9 @@ export class ProxyCall {
   private callerBindingId: Promise<string | undefined> | undefined;
   private ringTimer: TimerHandle | undefined;
   private graceTimer: TimerHandle | undefined;
+  /** Sequential forking (§16.6): the targets of the lower q-values, not started yet, highest first. */
+  private readonly laterGroups: Array<readonly DeviceTarget[]> = [];
+  private groupTimer: TimerHandle | undefined;
 
   constructor(
     proxy: ProxyCore,
@@ -161,7 +164,15 @@ export class ProxyCall {
       from: `${inbound.protocol}:${inbound.remoteAddress}:${inbound.remotePort}`,
       caller,
     });
-    for (const { binding, spares } of targets) this.branches.push(new Branch(this, binding, this.wantsPush(binding) ? 'push' : 'live', spares));
+    const groups: Array<readonly DeviceTarget[]> = this.isInvite && proxy.config.proxy.forking === 'sequential' ? groupByQ(targets) : [targets];
+    this.addBranches(groups[0] ?? []);
+    this.laterGroups.push(...groups.slice(1));
+  }
+
+  private addBranches(targets: readonly DeviceTarget[]): Branch[] {
+    const added = targets.map(({ binding, spares }) => new Branch(this, binding, this.wantsPush(binding) ? 'push' : 'live', spares));
+    this.branches.push(...added);
+    return added;
   }
 
   /** Push when the binding has push data and no live flow we trust (RFC 8599 §5.6.2 opt. 2). */
@@ -174,7 +185,8 @@ export class ProxyCall {
 
   /** Abuse limits, checked only for requests that would trigger pushes. */
   checkLimits(calleeLimiter: RateLimiter, callerLimiter: RateLimiter): SipResponse | undefined {
-    const pushes = this.branches.filter((b) => b.kind === 'push').length;
+    // The later groups of a sequential search may push too: counted now, not half-way.
+    const pushes = this.branches.filter((b) => b.kind === 'push').length + this.laterGroups.flat().filter((t) => this.wantsPush(t.binding)).length;
     if (pushes === 0) return undefined;
     const limits = this.proxy.config.limits;
     const busy = (status: number, seconds: number, reason: string) =>
@@ -207,10 +219,40 @@ export class ProxyCall {
     if (this.isInvite) {
       this.ringTimer = this.proxy.clock.setTimeout(() => this.ringTimeout(), cfg.ringTimeoutSeconds * 1000);
     }
-    for (const branch of this.branches) {
+    this.startBranches(this.branches);
+  }
+
+  private startBranches(branches: readonly Branch[]): void {
+    if (this.laterGroups.length > 0) {
+      const seconds = this.proxy.config.proxy.sequentialGroupSeconds;
+      this.groupTimer = this.proxy.clock.setTimeout(() => this.groupTimeout(branches), seconds * 1000);
+    }
+    for (const branch of branches) {
       if (branch.kind === 'push') void this.push(branch);
       else this.sendTo(branch, branch.binding);
     }
+  }
+
+  /** §16.6: the current group rang long enough; cancel what is left of it and go on. */
+  private groupTimeout(group: readonly Branch[]): void {
+    if (this.finalSent || this.cancelled) return;
+    for (const b of group) this.cancelBranch(b, null);
+    this.checkDone();
+  }
+
+  /**
+   * §16.6 sequential search: the next q-value's targets, once the current ones all failed
+   * (or rang for `sequentialGroupSeconds`). Not after a 6xx (§16.7 step 5), nor once the
+   * caller cancelled. True when a group was started.
+   */
+  private startNextGroup(): boolean {
+    if (this.laterGroups.length === 0 || this.cancelled) return false;
+    if (this.branches.some((b) => b.final !== undefined && b.final.status >= 600)) return false;
+    this.groupTimer?.cancel();
+    const group = this.laterGroups.shift()!;
+    this.proxy.timelines.record(this.timeline, 'next-group', { targets: group.length, left: this.laterGroups.length });
+    this.startBranches(this.addBranches(group));
+    return true;
   }
 
   // ----- pushing and waking ------------------------------------------------------------
@@ -601,6 +643,7 @@ export class ProxyCall {
   private checkDone(): void {
     if (this.finalSent) return;
     if (this.branches.some((b) => b.final === undefined)) return;
+    if (this.startNextGroup()) return;
     // §16.10: a cancelled INVITE ends 487 even when a branch ended otherwise (one that never
     // answered the CANCEL times out, §9.1).
     if (this.cancelled) return this.sendFinal({ status: 487, reason: 'Request Terminated' }, 'cancelled');
@@ -614,6 +657,7 @@ export class ProxyCall {
     this.finalSent = true;
     this.ringTimer?.cancel();
     this.graceTimer?.cancel();
+    this.groupTimer?.cancel();
     const proxy = this.proxy;
     let response: SipResponse;
     // §16.7 step 6: a 503 is not forwarded as such (the caller would take it as this proxy
@@ -653,6 +697,18 @@ export class ProxyCall {
       });
     }
   }
+}
+
+/** §16.6: targets by q-value, highest first (a Contact without q counts as 1.0); equal q-values ring together. */
+function groupByQ(targets: readonly DeviceTarget[]): DeviceTarget[][] {
+  const byQ = new Map<number, DeviceTarget[]>();
+  for (const t of targets) {
+    const q = t.binding.q ?? 1;
+    const group = byQ.get(q);
+    if (group) group.push(t);
+    else byQ.set(q, [t]);
+  }
+  return [...byQ].sort((a, b) => b[0] - a[0]).map(([, group]) => group);
 }
 
 /** The TU of a finished call's losing branches: their final response is already handled. */

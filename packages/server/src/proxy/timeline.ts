@@ -25,6 +25,7 @@ export type TimelineEventKind =
   | 'cancel-out'
   | 'wake-timeout'
   | 'ring-timeout'
+  | 'next-group'
   | 'alert-push'
   | 'ack'
   | 'bye'

@@ -160,6 +160,8 @@ describe('defaults (as documented in docs/configuration.md)', () => {
       recordRoute: true,
       ringTimeoutSeconds: 60,
       liveFlowSeconds: 120,
+      forking: 'parallel',
+      sequentialGroupSeconds: 20,
       ringingOnPush: true,
       missedCallAlert: true,
       answeredElsewhereAlert: false,
