@@ -5,11 +5,10 @@
  * Raw UDP peers play the phones, so every request and its timing is visible.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { SipRequest } from '@pushcall/sip';
 import { type Lab, startLab } from '../../src/index.js';
-import { RawUdpPeer, SDP, rawCall, sipText, uniq, waitFor } from './helpers.js';
+import { RawUdpPeer, SDP, rawCall, sendRegister, waitFor } from './helpers.js';
 
 type Script = 'ring' | number;
 
@@ -30,21 +29,7 @@ async function phone(lab: Lab, user: string, q: string, script: Script): Promise
       if (invite) void peer.respond(invite, 487);
     } else if (request.method !== 'ACK') void peer.respond(request, 200);
   };
-  const callId = uniq('reg');
-  await peer.send(
-    sipText('REGISTER sip:127.0.0.1 SIP/2.0', [
-      `Via: SIP/2.0/UDP ${peer.hostPort};branch=z9hG4bK${randomUUID().slice(0, 12)};rport`,
-      'Max-Forwards: 70',
-      `From: <sip:${user}@127.0.0.1>;tag=r1`,
-      `To: <sip:${user}@127.0.0.1>`,
-      `Call-ID: ${callId}`,
-      'CSeq: 1 REGISTER',
-      `Contact: <sip:${user}@${peer.hostPort}>;q=${q}`,
-      'Expires: 600',
-    ]),
-    lab.address('udp'),
-  );
-  assert.equal((await peer.final(callId, 'REGISTER')).status, 200);
+  assert.equal((await sendRegister(lab, peer, user, [`Contact: <sip:${user}@${peer.hostPort}>;q=${q}`, 'Expires: 600'])).status, 200);
   return { peer, seen };
 }
 

@@ -9,24 +9,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { SipResponse } from '@pushcall/sip';
 import { LAB_BUNDLE_ID, LAB_FCM_PROJECT, type Lab, type SipUserAgent, startLab } from '../../src/index.js';
-import { RawUdpPeer, pushUa, rawCall, registeredUa, sipText, uniq, waitFor } from './helpers.js';
+import { RawUdpPeer, pushUa, rawCall, registeredUa, sendRegister, sipText, uniq, waitFor } from './helpers.js';
 
 /** The GRUUs pushcall lists for `user`'s instances: a REGISTER query with `Supported: gruu`. */
 async function gruusOf(lab: Lab, peer: RawUdpPeer, user: string): Promise<Map<string, { pub: string; temp: string }>> {
-  const callId = uniq('query');
-  await peer.send(
-    sipText('REGISTER sip:127.0.0.1 SIP/2.0', [
-      `Via: SIP/2.0/UDP ${peer.hostPort};branch=z9hG4bK${randomUUID().slice(0, 12)};rport`,
-      'Max-Forwards: 70',
-      `From: <sip:${user}@127.0.0.1>;tag=q1`,
-      `To: <sip:${user}@127.0.0.1>`,
-      `Call-ID: ${callId}`,
-      'CSeq: 1 REGISTER',
-      'Supported: gruu',
-    ]),
-    lab.address('udp'),
-  );
-  const response = await peer.final(callId, 'REGISTER');
+  const response = await sendRegister(lab, peer, user, ['Supported: gruu']);
   assert.equal(response.status, 200);
   const out = new Map<string, { pub: string; temp: string }>();
   for (const c of response.getAll('contact')) {

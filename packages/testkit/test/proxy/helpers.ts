@@ -230,8 +230,11 @@ export async function admin(lab: Lab, path: string): Promise<{ status: number; t
   return { status: res.status, text, json: () => JSON.parse(text) };
 }
 
-/** REGISTER `contact` for `user` from a raw peer (open auth); resolves after the 200. */
-export async function registerRaw(lab: Lab, peer: RawUdpPeer, user: string, contact = `sip:${user}@${peer.hostPort}`, expires = 600): Promise<SipResponse> {
+/**
+ * A REGISTER for `user` from a raw peer (open auth), answered: `headers` are its Contact,
+ * Expires and anything else (none: a query); resolves with the final response.
+ */
+export async function sendRegister(lab: Lab, peer: RawUdpPeer, user: string, headers: string[]): Promise<SipResponse> {
   const callId = uniq('reg');
   await peer.send(
     sipText('REGISTER sip:127.0.0.1 SIP/2.0', [
@@ -241,12 +244,16 @@ export async function registerRaw(lab: Lab, peer: RawUdpPeer, user: string, cont
       `To: <sip:${user}@127.0.0.1>`,
       `Call-ID: ${callId}`,
       'CSeq: 1 REGISTER',
-      `Contact: <${contact}>`,
-      `Expires: ${expires}`,
+      ...headers,
     ]),
     lab.address('udp'),
   );
-  const response = await peer.final(callId, 'REGISTER');
+  return peer.final(callId, 'REGISTER');
+}
+
+/** REGISTER `contact` for `user` from a raw peer (open auth); resolves after the 200. */
+export async function registerRaw(lab: Lab, peer: RawUdpPeer, user: string, contact = `sip:${user}@${peer.hostPort}`, expires = 600): Promise<SipResponse> {
+  const response = await sendRegister(lab, peer, user, [`Contact: <${contact}>`, `Expires: ${expires}`]);
   if (response.status !== 200) throw new Error(`REGISTER ${user}: ${response.status} ${response.reason}`);
   return response;
 }
