@@ -238,7 +238,7 @@ export class PushcallServer implements TransactionLayerUser {
       await this.layer.close().catch(() => undefined);
       throw new StartupError(`Cannot listen: ${(error as Error).message}`, { cause: error });
     }
-    if (this.config.admin.enabled) this.admin = await startAdminServer(this, this.config.admin.listen);
+    if (this.config.admin.enabled) this.admin = await startAdminServer(this, this.config.admin.listen, { token: this.config.admin.token });
     this.scheduleSweep();
     await this.refresher?.start();
     const udpIo = this.layer.listeners.find((t): t is UdpTransport => t instanceof UdpTransport)?.io;

@@ -170,8 +170,11 @@ function renderTimeline(call) {
   }
 }
 
+// admin.token: given in the page's URL fragment (/#token=…), which never leaves the browser.
+const token = new URLSearchParams(location.hash.slice(1)).get('token');
+
 async function getJson(path) {
-  const response = await fetch(path, { cache: 'no-store' });
+  const response = await fetch(path, { cache: 'no-store', headers: token ? { authorization: 'Bearer ' + token } : {} });
   if (!response.ok) throw new Error(path + ': HTTP ' + response.status);
   return response.json();
 }

@@ -1,10 +1,12 @@
 /**
  * Admin HTTP API: the live dashboard (`/`), `/healthz`, Prometheus `/metrics`, and read-only
  * JSON views of the server's state (`/api/summary`), bindings (tokens redacted) and call
- * timelines. Loopback by default; it has no authentication, so expose it only on a
- * management network.
+ * timelines. Loopback by default. With `admin.token`, everything but /healthz and the
+ * dashboard's static files needs `Authorization: Bearer <token>`; without it there is no
+ * authentication, so expose it only on a management network.
  */
 
+import { timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StartupError } from '../errors.js';
@@ -64,14 +66,14 @@ export function publicBinding(b: Binding): Record<string, unknown> {
   };
 }
 
-export async function startAdminServer(source: AdminSource, listen: string): Promise<AdminServer> {
+export async function startAdminServer(source: AdminSource, listen: string, options: { token?: string } = {}): Promise<AdminServer> {
   const colon = listen.lastIndexOf(':');
   let host = listen.slice(0, colon);
   if (host.startsWith('[')) host = host.slice(1, -1);
   const port = Number(listen.slice(colon + 1));
 
   const server = createServer((req, res) => {
-    handle(source, req, res).catch((error: unknown) => {
+    handle(source, req, res, options.token).catch((error: unknown) => {
       if (!res.headersSent) send(res, 500, { error: (error as Error).message });
     });
   });
@@ -90,9 +92,18 @@ export async function startAdminServer(source: AdminSource, listen: string): Pro
   };
 }
 
-async function handle(source: AdminSource, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Does the request carry `Authorization: Bearer <token>`? Compared in constant time. */
+function bearerMatches(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization ?? '';
+  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+async function handle(source: AdminSource, req: IncomingMessage, res: ServerResponse, token: string | undefined): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   if (req.method !== 'GET') return send(res, 405, { error: 'method not allowed' });
+  // The dashboard's files hold no data (the page asks the API with the token from its URL).
   const file = STATIC[url.pathname];
   if (file) {
     res.writeHead(200, { 'content-type': file.type, ...STATIC_HEADERS });
@@ -105,6 +116,11 @@ async function handle(source: AdminSource, req: IncomingMessage, res: ServerResp
     return;
   }
   if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
+  if (token !== undefined && !bearerMatches(req, token)) {
+    res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="pushcall admin"' });
+    res.end(JSON.stringify({ error: 'admin token required' }));
+    return;
+  }
   if (url.pathname === '/api/summary' && source.summary) return send(res, 200, await source.summary());
   if (url.pathname === '/metrics') {
     const body = await source.metrics.registry.metrics();

@@ -281,6 +281,12 @@ export const configSchema = z
           .refine((spec) => !portTooLarge(spec), 'port must be 0-65535')
           .default('127.0.0.1:9060'),
         enabled: z.boolean().default(true),
+        /**
+         * Bearer token for the admin API and /metrics (`Authorization: Bearer <token>`).
+         * Unset: no authentication (loopback by default). /healthz and the dashboard's own
+         * files stay open; the dashboard takes the token from its URL (`/#token=…`).
+         */
+        token: z.string().min(16, 'at least 16 characters').optional(),
         /** Interval of the event-loop delay samples behind /metrics' event-loop lag. */
         eventLoopSampleMs: z.number().int().min(1).max(10_000).default(50),
       })

@@ -87,4 +87,25 @@ describe('admin dashboard (Chromium)', () => {
     assert.match((await page.locator('#status').textContent()) ?? '', /^cannot reach pushcall: \/api\/summary: HTTP 503/);
     await page.close();
   });
+
+  it('with admin.token: the page shows the data when its URL carries the token, and says it is refused without', async () => {
+    const token = 'dashb0ard-t0ken-for-tests-01234';
+    const secured = await startLab({ config: { admin: { token } as never } });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on('pageerror', (e) => problems.push(e.message));
+      await page.goto(`http://${secured.server.adminAddress}/#token=${token}`);
+      await page.locator('#bindings').filter({ hasText: '0' }).waitFor({ timeout: 5000 });
+      assert.match((await page.locator('#status').textContent()) ?? '', /^updated /);
+      await page.goto(`http://${secured.server.adminAddress}/`);
+      await page.reload();
+      await page.locator('#status.error').waitFor({ timeout: 5000 });
+      assert.match((await page.locator('#status').textContent()) ?? '', /HTTP 401/);
+      assert.deepEqual(problems, []);
+      await page.close();
+    } finally {
+      await secured.close();
+    }
+  });
 });

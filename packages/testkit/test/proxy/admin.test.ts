@@ -122,3 +122,27 @@ describe('admin API', () => {
     assert.equal((await admin(lab, '/api/calls/no-such-call')).status, 404);
   });
 });
+
+describe('admin API with admin.token', () => {
+  const TOKEN = 'adm1n-t0ken-for-tests-0123456789';
+  let lab: Lab;
+  before(async () => {
+    lab = await startLab({ config: { admin: { token: TOKEN } as never } });
+  });
+  after(async () => lab.close());
+
+  it('the API and /metrics need the bearer token; /healthz and the dashboard files do not', async () => {
+    const base = `http://${lab.server.adminAddress}`;
+    const get = (path: string, token?: string) => fetch(`${base}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    for (const path of ['/api/summary', '/api/bindings', '/api/calls', '/metrics']) {
+      const refused = await get(path);
+      assert.equal(refused.status, 401, path);
+      assert.equal(refused.headers.get('www-authenticate'), 'Bearer realm="pushcall admin"');
+      assert.equal((await get(path, 'wrong-token-of-the-same-size-00')).status, 401, `${path} with a wrong token`);
+      assert.equal((await get(path, TOKEN)).status, 200, `${path} with the token`);
+    }
+    assert.equal((await get('/healthz')).status, 200);
+    assert.equal((await get('/')).status, 200);
+    assert.equal((await get('/dashboard.js')).status, 200);
+  });
+});
