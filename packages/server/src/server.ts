@@ -327,6 +327,27 @@ export class PushcallServer implements TransactionLayerUser {
   }
 
   /**
+   * Before a shutdown: stop taking new calls (503 with Retry-After, so callers and a PBX move
+   * to another server; /readyz answers 503 so a load balancer does too) and resolve once the
+   * calls in progress, held ones included, have ended, or after `maxMs` (false then).
+   * REGISTERs are still served: a device woken for a held call must be able to register.
+   */
+  async drain(maxMs: number): Promise<boolean> {
+    this.proxy.draining = true;
+    const deadline = this.clock.monotonic() + maxMs;
+    while (this.proxy.activeCalls > 0 || this.proxy.wake.size > 0) {
+      if (this.clock.monotonic() >= deadline) return false;
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, 100));
+    }
+    return true;
+  }
+
+  /** Taking new calls (false while draining): /readyz. */
+  ready(): boolean {
+    return !this.proxy.draining && !this.stopped;
+  }
+
+  /**
    * Read the tls/wss certificate files again (SIGHUP: a renewed certificate). New
    * connections get it; phones already connected keep theirs and stay registered.
    */

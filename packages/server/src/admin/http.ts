@@ -27,6 +27,8 @@ export interface AdminSource {
   timelines?: { list(limit: number): unknown[]; get(callId: string): unknown | undefined };
   /** Counts for the dashboard (bindings, held branches, outcomes). */
   summary?(): Promise<Record<string, unknown>>;
+  /** Taking new calls (false while draining before a shutdown): /readyz. */
+  ready?(): boolean;
 }
 
 /** The dashboard's files: same-origin only, never framed, never sniffed. */
@@ -116,6 +118,7 @@ async function handle(source: AdminSource, req: IncomingMessage, res: ServerResp
     return;
   }
   if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
+  if (url.pathname === '/readyz') return source.ready?.() === false ? send(res, 503, { status: 'draining' }) : send(res, 200, { status: 'ready' });
   if (token !== undefined && !bearerMatches(req, token)) {
     res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="pushcall admin"' });
     res.end(JSON.stringify({ error: 'admin token required' }));

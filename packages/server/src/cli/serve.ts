@@ -40,8 +40,21 @@ export function registerServeCommand(program: Command): void {
         }
         throw error;
       }
-      const stop = (signal: string) => {
-        server.logger.info({ signal }, 'stopping');
+      let stopping = false;
+      const stop = async (signal: string) => {
+        // A second signal while draining: stop now.
+        if (stopping) {
+          server.logger.info({ signal }, 'stopping now');
+        } else {
+          stopping = true;
+          const drainMs = server.config.shutdown.drainSeconds * 1000;
+          if (drainMs > 0 && server.proxy.activeCalls + server.proxy.wake.size > 0) {
+            server.logger.info({ signal, calls: server.proxy.activeCalls, drainSeconds: server.config.shutdown.drainSeconds }, 'draining: new calls get 503');
+            const drained = await server.drain(drainMs);
+            if (!drained) server.logger.warn({ calls: server.proxy.activeCalls }, 'drain time over; stopping with calls in progress');
+          }
+          server.logger.info({ signal }, 'stopping');
+        }
         server.stop().then(
           () => process.exit(0),
           (error: unknown) => {
@@ -50,8 +63,8 @@ export function registerServeCommand(program: Command): void {
           },
         );
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      process.on('SIGINT', () => void stop('SIGINT'));
       // SIGHUP: read the configuration again and apply what can change without a restart. A
       // file that does not validate changes nothing; the server goes on as it was.
       process.on('SIGHUP', () => {

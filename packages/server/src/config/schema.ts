@@ -296,6 +296,17 @@ export const configSchema = z
       .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
       .strict()
       .prefault({}),
+    shutdown: z
+      .object({
+        /**
+         * On SIGTERM, how long the calls in progress (held ones included) may go on while new
+         * ones get 503 + Retry-After and /readyz 503; the server stops as soon as none is
+         * left. 0: stop at once. A second SIGTERM stops at once too.
+         */
+        drainSeconds: z.number().min(0).max(3600).default(30),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   // A push binding granted the minimum lifetime must still live past its refresh push

@@ -130,6 +130,9 @@ export class ProxyCore {
     return this.callCount;
   }
 
+  /** Shutting down (PushcallServer.drain): new calls get 503 + Retry-After; dialogs and held calls go on. */
+  draining = false;
+
   // ----- entry points from the transaction layer ---------------------------------------
 
   onRequest(request: SipRequest, tx: ServerTransaction, flow: Flow): void {
@@ -235,6 +238,10 @@ export class ProxyCore {
       if (!viaUs && this.authenticateCaller(request, tx, flow) === null) return;
       return this.forwardInDialog(request, tx, flow, remaining, removed, viaUs, flows, recipientBinding);
     }
+
+    // Draining before a shutdown: new requests go elsewhere (RFC 3261 §21.5.4, RFC 3263 §4.3
+    // makes the client try the next server of the SRV set); dialogs and held calls finish here.
+    if (this.draining) return tx.respond(createResponse(request, 503, { reason: 'Shutting down', headers: [['Retry-After', '5']] }));
 
     const uri = request.uri;
     if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
