@@ -350,11 +350,9 @@ export class ProxyCore {
       return null;
     }
     const from = request.from.uri;
-    const refusal =
-      result.outcome === 'forbidden' ? result.reason : !(from instanceof SipUri) || from.userUnescaped !== result.username ? 'From does not match the credentials' : undefined;
-    if (refusal !== undefined || result.outcome !== 'ok') {
+    if (result.outcome === 'forbidden' || !(from instanceof SipUri) || from.userUnescaped !== result.username) {
       limiter?.recordFailure(flow.remoteAddress);
-      tx.respond(createResponse(request, 403, { reason: refusal }));
+      tx.respond(createResponse(request, 403, { reason: result.outcome === 'forbidden' ? result.reason : 'From does not match the credentials' }));
       return null;
     }
     return result.username;

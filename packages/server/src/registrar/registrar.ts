@@ -203,10 +203,9 @@ export class Registrar {
       if (result.outcome === 'challenge') {
         return createResponse(request, 401, { headers: this.auth.challenges(result.stale, to.userUnescaped).map((c) => ['WWW-Authenticate', c]) });
       }
-      const refusal = result.outcome === 'forbidden' ? result.reason : result.username !== to.userUnescaped ? 'Credentials do not match the AOR' : undefined;
-      if (refusal !== undefined) {
+      if (result.outcome === 'forbidden' || result.username !== to.userUnescaped) {
         limiter?.recordFailure(flow.remoteAddress);
-        return createResponse(request, 403, { reason: refusal });
+        return createResponse(request, 403, { reason: result.outcome === 'forbidden' ? result.reason : 'Credentials do not match the AOR' });
       }
     }
 
