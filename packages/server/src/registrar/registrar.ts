@@ -91,7 +91,7 @@ interface PlannedContact {
  * Via is the only one) or the edge proxy that is (the last Path entry: each proxy puts its
  * own on top, RFC 3327 §5.1) says it supports outbound with `ob`.
  */
-export function outboundProcessing(request: SipRequest): { applies: boolean; firstHop: boolean } {
+function outboundProcessing(request: SipRequest): { applies: boolean; firstHop: boolean } {
   if (request.values('via').length === 1) return { applies: true, firstHop: true };
   const edge = request.paths.at(-1)?.uri;
   return { applies: edge instanceof SipUri && edge.params.has('ob'), firstHop: false };
@@ -597,7 +597,7 @@ export class Registrar {
    * RFC 5626 §4.4.1 / §5.4: the keep-alive interval pushcall asks of an outbound UA whose
    * connection ends here (it is the UA's edge): none over UDP, where nothing counts as live.
    */
-  flowTimerSeconds(request: SipRequest, flow: Flow, firstHop: boolean): number | undefined {
+  private flowTimerSeconds(request: SipRequest, flow: Flow, firstHop: boolean): number | undefined {
     if (!firstHop || flow.protocol === 'udp' || !wantsOutbound(request)) return undefined;
     const seconds = this.config.registrar.flowTimerSeconds ?? Math.max(1, Math.floor(this.config.proxy.liveFlowSeconds * 0.75));
     return seconds > 0 ? seconds : undefined;
