@@ -24,6 +24,8 @@ import {
   type ServerTransaction,
   type SipRequest,
   type SipResponse,
+  NameAddr,
+  SipParseError,
   SipUri,
   type TimerHandle,
   createResponse,
@@ -343,8 +345,31 @@ export class ProxyCall {
     this.proxy.metrics.heldCalls.set(this.proxy.wake.size);
   }
 
-  private payload(type: PushPayload['type'], text?: string): PushPayload {
+  /**
+   * Who is calling, for the push (the lock screen, CallKit): the P-Asserted-Identity of a
+   * trusted peer (RFC 3325 §9.1: the PBX asserts the real caller, whose From may be a trunk
+   * or anonymous), else the From. Not when the caller asked for privacy (`Privacy: id`,
+   * RFC 3325 §7): the device then shows the From, anonymous as the caller made it.
+   */
+  private callerIdentity(): { uri: string; name: string | undefined } {
     const from = this.request.from;
+    if (this.caller.startsWith('trusted:') && !wantsIdPrivacy(this.request)) {
+      const asserted = this.request.values('p-asserted-identity')[0];
+      if (asserted !== undefined) {
+        try {
+          const pai = NameAddr.parse(asserted, 'P-Asserted-Identity');
+          return { uri: pai.uri.toString(), name: pai.displayName ?? from.displayName };
+        } catch (error) {
+          // A malformed assertion: fall back to the From (the call itself is fine).
+          if (!(error instanceof SipParseError)) throw error;
+        }
+      }
+    }
+    return { uri: from.uri.toString(), name: from.displayName };
+  }
+
+  private payload(type: PushPayload['type'], text?: string): PushPayload {
+    const caller = this.callerIdentity();
     let body = text;
     if (type === 'message' && body === undefined && (this.request.contentType ?? '').startsWith('text/plain')) {
       body = this.request.body.toString('utf8').slice(0, 200);
@@ -353,8 +378,8 @@ export class ProxyCall {
       {
         type,
         callId: this.request.callId,
-        fromUri: from.uri.toString(),
-        fromName: from.displayName,
+        fromUri: caller.uri,
+        fromName: caller.name,
         to: this.aor,
         video: this.isInvite && /\bm=video\b/.test(this.request.body.toString('latin1')),
         ttl: Math.round(this.wakeTimeoutMs() / 1000),
@@ -408,6 +433,9 @@ export class ProxyCall {
     branch.binding = binding;
     branch.state = 'calling';
     const out = proxy.prepareForward(this.request);
+    // RFC 3325 §5: the identity a caller asked to hide does not leave the trust domain (the
+    // devices are outside it).
+    if (wantsIdPrivacy(this.request)) out.remove('p-asserted-identity');
     // A binding whose pushes another proxy handles (it put +sip.pns in the REGISTER) keeps its
     // pn-* parameters: that proxy wakes the device by them (RFC 8599 §5.6.2).
     if (!retargetToBinding(out, binding)) {
@@ -690,13 +718,19 @@ export class ProxyCall {
       if (!b.pushAccepted || b.woke) continue;
       const target = toPushBinding(b.binding, 'alert');
       if (!target || !proxy.pusher) continue;
-      const name = this.request.from.displayName ?? this.request.from.uri.toString();
+      const identity = this.callerIdentity();
+      const name = identity.name ?? identity.uri;
       const payload = this.payload(type, type === 'missed_call' ? `Missed call from ${name}` : `Answered on another device`);
       void proxy.pusher.sendAlert(target, payload).then((outcome) => {
         proxy.timelines.record(this.timeline, 'alert-push', { type, ok: outcome.ok, provider: outcome.provider }, b.id);
       });
     }
   }
+}
+
+/** RFC 3323 §4.2 / RFC 3325 §7: the caller asked that its identity be withheld (`Privacy: id`). */
+function wantsIdPrivacy(request: SipRequest): boolean {
+  return request.values('privacy').some((v) => v.split(';').some((p) => p.trim().toLowerCase() === 'id'));
 }
 
 /** §16.6: targets by q-value, highest first (a Contact without q counts as 1.0); equal q-values ring together. */

@@ -217,6 +217,10 @@ export class ProxyCore {
 
   private async route(request: SipRequest, tx: ServerTransaction, flow: Flow): Promise<void> {
     const receivedAt = this.clock.monotonic();
+    // RFC 3325 §5: an identity asserted from outside the trust domain (pushcall and its
+    // trusted peers) is not believed, nor passed on: a caller could otherwise put any name on
+    // the callee's lock screen.
+    if (request.has('p-asserted-identity') && !isTrusted(flow.remoteAddress, this.config.auth.trustedPeers)) request.remove('p-asserted-identity');
     // §16.3 step 3: Max-Forwards.
     const maxForwards = request.maxForwards ?? 70;
     if (maxForwards <= 0) return tx.respond(createResponse(request, 483));
