@@ -24,8 +24,9 @@ const BINDING_ID = /^[0-9a-f]{8,64}$/;
 /** The URN of an instance id such as `<urn:uuid:…>`, the form a GRUU carries; undefined for other instance ids. */
 function instanceUrn(instanceId: string): string | undefined {
   const urn = instanceId.startsWith('<') && instanceId.endsWith('>') ? instanceId.slice(1, -1) : instanceId;
-  // RFC 5627 §4.1 requires a URN; anything else could not be carried in a `gr` parameter safely.
-  return /^urn:[a-z0-9][a-z0-9-]{0,31}:[A-Za-z0-9()+,\-.:=@;$_!*'%/?#]+$/i.test(urn) ? urn : undefined;
+  // RFC 5627 §4.1 requires a URN (RFC 8141). Only the characters a `gr` URI parameter can
+  // carry as they are: no `;`, `?`, `#` or `,` (they would end the parameter or the header).
+  return /^urn:[a-z0-9][a-z0-9-]{0,31}:[A-Za-z0-9()+\-.:=@$_!*'%/]+$/i.test(urn) ? urn : undefined;
 }
 
 /** The public and temporary GRUU of a binding (RFC 5627 §5.4), or undefined when it has no URN instance id. */

@@ -608,11 +608,13 @@ describe('RFC 5626 instance identity (+sip.instance, reg-id)', () => {
       assert.equal(rebooted.split('.')[1], first.split('.')[1], 'same binding: both stay valid');
     });
 
-    it('an instance id that is not a URN gets no GRUU', async () => {
-      const t = setup();
-      const res = await t.send({ contacts: ['<sip:alice@192.0.2.10:5062>;+sip.instance="<not-a-urn>"'], expires: 600, headers: [['Supported', 'gruu']] });
-      assert.equal(res.status, 200);
-      assert.doesNotMatch(only(contactsOf(res)).raw, /gruu/);
+    it('an instance id that is not a URN, or that a gr parameter could not carry, gets no GRUU', async () => {
+      for (const instance of ['<not-a-urn>', '<urn:x-dev:a;b>', '<urn:x-dev:a?b>']) {
+        const t = setup();
+        const res = await t.send({ contacts: [`<sip:alice@192.0.2.10:5062>;+sip.instance="${instance}"`], expires: 600, headers: [['Supported', 'gruu']] });
+        assert.equal(res.status, 200);
+        assert.doesNotMatch(only(contactsOf(res)).raw, /gruu/, instance);
+      }
     });
   });
 
