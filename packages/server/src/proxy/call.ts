@@ -433,9 +433,7 @@ export class ProxyCall {
     branch.binding = binding;
     branch.state = 'calling';
     const out = proxy.prepareForward(this.request);
-    // RFC 3325 §5: the identity a caller asked to hide does not leave the trust domain (the
-    // devices are outside it).
-    if (wantsIdPrivacy(this.request)) out.remove('p-asserted-identity');
+    proxy.assertIdentity(out, this.request, this.caller, false);
     // A binding whose pushes another proxy handles (it put +sip.pns in the REGISTER) keeps its
     // pn-* parameters: that proxy wakes the device by them (RFC 8599 §5.6.2).
     if (!retargetToBinding(out, binding)) {
@@ -729,7 +727,7 @@ export class ProxyCall {
 }
 
 /** RFC 3323 §4.2 / RFC 3325 §7: the caller asked that its identity be withheld (`Privacy: id`). */
-function wantsIdPrivacy(request: SipRequest): boolean {
+export function wantsIdPrivacy(request: SipRequest): boolean {
   return request.values('privacy').some((v) => v.split(';').some((p) => p.trim().toLowerCase() === 'id'));
 }
 

@@ -25,6 +25,7 @@ import {
   header,
   newBranch,
   parseSipUriStrict,
+  quote,
   randomToken,
 } from '@pushcall/sip';
 import type { DigestAuthenticator } from '../auth/digest.js';
@@ -38,7 +39,7 @@ import type { RegistrationEvent } from '../registrar/registrar.js';
 import { buildRefreshPayload } from '../push/payload.js';
 import { deliveredInOtherEnvironment } from '../push/types.js';
 import { removeIfTokenUnchanged } from '../location/push-followups.js';
-import { cancelledElsewhere, finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding } from './call.js';
+import { cancelledElsewhere, finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding, wantsIdPrivacy } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
 import { bindingDestination, FLOW_PARAM, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding } from './routing.js';
@@ -466,6 +467,25 @@ export class ProxyCore {
   }
 
   /**
+   * RFC 3325 §6 and §5 on a request leaving us: a caller pushcall authenticated gets a
+   * P-Asserted-Identity with that identity (replacing any it sent), so a PBX behind us and the
+   * callee's phone know who calls; a trusted peer's assertion is kept. Towards the devices
+   * (outside the trust domain) no assertion goes when the caller asked for `Privacy: id`.
+   */
+  assertIdentity(out: SipRequest, request: SipRequest, caller: string, towardTrustedPeer: boolean): void {
+    if (!caller.startsWith('trusted:') && !caller.startsWith('open:')) {
+      // authenticateCaller checked that the From's user is the authenticated one.
+      const from = request.from;
+      out.remove('p-asserted-identity');
+      if (from.uri instanceof SipUri) {
+        const identity = `${from.uri.scheme}:${from.uri.user}@${from.uri.host}`;
+        out.append('P-Asserted-Identity', `${from.displayName ? `${quote(from.displayName)} ` : ''}<${identity}>`);
+      }
+    }
+    if (!towardTrustedPeer && wantsIdPrivacy(request)) out.remove('p-asserted-identity');
+  }
+
+  /**
    * The binding of a registered device that sent `request` over its connection (a call
    * between two apps), for the Record-Route entry facing it. Only a binding on that very
    * connection counts, so a forged From changes nothing.
@@ -654,6 +674,7 @@ export class ProxyCore {
     // A PBX cluster behind SRV records: the next server when one fails (RFC 3263 §4.3).
     const [destination, ...alternatives] = await this.locateAll(parsed);
     out.prepend('Route', `<${parsed.clone().toString()}${parsed.params.has('lr') ? '' : ';lr'}>`);
+    this.assertIdentity(out, request, caller, true);
     this.addRecordRoute(out, inbound, destination, false, undefined, request.method === 'INVITE' ? await this.callerBinding(request, inbound) : undefined);
     this.relay(request, out, tx, destination, alternatives);
   }

@@ -76,6 +76,25 @@ describe('caller authentication (auth.mode digest)', () => {
     }
   });
 
+  it('an authenticated caller reaches the callee with pushcall\'s P-Asserted-Identity (RFC 3325 §6), not one of its own', async () => {
+    const peer = await peerAt('127.0.0.1');
+    const forged = 'P-Asserted-Identity: "The Bank" <sip:bank@example.com>';
+    const first = await rawInvite(peer, { fromUser: 'alice', extra: [forged] });
+    const challenge = pickChallenge(first.response.authHeaders('proxy-authenticate'))!;
+    const auth = digestAuthorization(challenge, 'alice', 'alice-pw', 'INVITE', 'sip:bob@127.0.0.1');
+    const { response } = await rawInvite(peer, { fromUser: 'alice', extra: [forged, `Proxy-Authorization: ${auth}`] });
+    assert.equal(response.status, 486, 'reached bob');
+    const atBob = bob.received.find((r) => r.method === 'INVITE' && r.callId === response.callId)!;
+    assert.deepEqual(atBob.getAll('p-asserted-identity'), ['<sip:alice@127.0.0.1>']);
+
+    // Privacy: id keeps the identity off the phone (outside the trust domain, §7).
+    const hidden = await rawInvite(peer, { fromUser: 'alice', extra: ['Privacy: id'] });
+    const again = pickChallenge(hidden.response.authHeaders('proxy-authenticate'))!;
+    const retry = await rawInvite(peer, { fromUser: 'alice', extra: ['Privacy: id', `Proxy-Authorization: ${digestAuthorization(again, 'alice', 'alice-pw', 'INVITE', 'sip:bob@127.0.0.1')}`] });
+    assert.equal(retry.response.status, 486);
+    assert.equal(bob.received.find((r) => r.method === 'INVITE' && r.callId === retry.response.callId)!.get('p-asserted-identity'), undefined);
+  });
+
   it('valid credentials with someone else\'s From: 403', async () => {
     const peer = await peerAt('127.0.0.1');
     const first = await rawInvite(peer, { fromUser: 'bob' });

@@ -42,7 +42,7 @@ describe('in front of a PBX (proxy.upstream, auth.trustedPeers)', () => {
     const pbx = runSipp({
       remote: `127.0.0.1:${lab.server.port('udp')}`,
       localPort: pbxPort,
-      scenario: scenario('pbx-uas', { dialled: '100', pbx_port: pbxPort, pushcall_port: lab.server.port('udp'), answer_ms: 200 }),
+      scenario: scenario('pbx-uas', { dialled: '100', caller: 'alice', pbx_port: pbxPort, pushcall_port: lab.server.port('udp'), answer_ms: 200 }),
       timeoutMs: 15_000,
     });
     await sleep(300); // SIPp binds its socket
