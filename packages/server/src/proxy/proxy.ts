@@ -42,7 +42,7 @@ import { removeIfTokenUnchanged } from '../location/push-followups.js';
 import { cancelledElsewhere, finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding, wantsIdPrivacy } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { bindingDestination, FLOW_PARAM, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding } from './routing.js';
+import { bindingDestination, FLOW_PARAM, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding, verifyFlowToken } from './routing.js';
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
@@ -323,7 +323,7 @@ export class ProxyCore {
   private ownRoutes(request: SipRequest): ReturnType<typeof popOwnRoutes> & { viaUs: boolean } {
     const strictEntry = restoreStrictRoute(this.layer, request, this.config.advertisedHost);
     const routing = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
-    const strictFlow = strictEntry?.param(FLOW_PARAM);
+    const strictFlow = verifyFlowToken(strictEntry?.param(FLOW_PARAM));
     if (strictFlow) routing.flows.push(strictFlow);
     return { ...routing, viaUs: routing.removed > 0 || strictEntry !== undefined };
   }

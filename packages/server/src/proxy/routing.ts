@@ -3,6 +3,7 @@
  * double Record-Route). IP addresses are used as they are.
  */
 
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type Destination, type NameAddr, SipUri, type SipRequest, parseSipUriStrict, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
 import type { Binding } from '../location/types.js';
@@ -12,8 +13,35 @@ import { SipResolver } from './dns.js';
 /** The system's DNS, for callers that were not given a configured resolver. */
 const systemResolver = new SipResolver();
 
-/** Record-Route parameter carrying the connection to a device behind a connection-oriented flow. */
+/**
+ * Record-Route parameter carrying the connection to a device behind a connection-oriented
+ * flow: `<connection id>.<MAC>`. A request routed through an entry of ours is relayed without
+ * authentication (it belongs to a dialog we record-routed), so a forged token must not lead
+ * anywhere: connection ids are guessable (`tcp:12`), hence the MAC (RFC 5626 §5.2: flow tokens
+ * are protected against tampering). The key lives as long as the process, as connections do.
+ */
 export const FLOW_PARAM = 'pc-flow';
+const FLOW_KEY = randomBytes(32);
+
+function flowMac(connectionId: string): string {
+  return createHmac('sha256', FLOW_KEY).update(connectionId).digest('base64url').slice(0, 16);
+}
+
+/** A flow token for a Record-Route entry (see FLOW_PARAM). */
+export function flowToken(connectionId: string): string {
+  return `${connectionId}.${flowMac(connectionId)}`;
+}
+
+/** The connection id a flow token names, or undefined when its MAC is not ours (forged, or from before a restart). */
+export function verifyFlowToken(token: string | undefined): string | undefined {
+  if (token === undefined) return undefined;
+  const dot = token.lastIndexOf('.');
+  if (dot <= 0) return undefined;
+  const connectionId = token.slice(0, dot);
+  const given = Buffer.from(token.slice(dot + 1));
+  const expected = Buffer.from(flowMac(connectionId));
+  return given.length === expected.length && timingSafeEqual(given, expected) ? connectionId : undefined;
+}
 /**
  * Record-Route parameter naming the binding of the device a dialog leads to, in the entry
  * facing it: when the device moves to another connection during the dialog (a network
@@ -140,7 +168,7 @@ export function isOwnUri(layer: TransactionLayer, uri: SipUri, advertisedHost?: 
 export function recordRouteFor(layer: TransactionLayer, transport: Transport, flowConnectionId?: string, bindingId?: string): string {
   const { host, port } = layer.sentBy(transport);
   let uri = `sip:${host}:${port};transport=${VIA_TRANSPORT[transport.protocol].toLowerCase()};lr`;
-  if (flowConnectionId) uri += `;${FLOW_PARAM}=${encodeURIComponent(flowConnectionId)}`;
+  if (flowConnectionId) uri += `;${FLOW_PARAM}=${encodeURIComponent(flowToken(flowConnectionId))}`;
   if (bindingId) uri += `;${BINDING_PARAM}=${bindingId}`;
   return `<${uri}>`;
 }
@@ -177,7 +205,7 @@ export function popOwnRoutes(
   while (i < routes.length) {
     const uri = routes[i].uri;
     if (!(uri instanceof SipUri) || !isOwnUri(layer, uri, advertisedHost)) break;
-    const token = uri.param(FLOW_PARAM);
+    const token = verifyFlowToken(uri.param(FLOW_PARAM));
     if (token) {
       flow = token;
       flows.push(token);

@@ -140,6 +140,32 @@ describe('caller authentication (auth.mode digest)', () => {
     assert.equal(victim.messages.length, 0, 'nothing reached the target');
   });
 
+  it('not a back door to a phone\'s connection: a forged flow token (RFC 5626 §5.2) leads nowhere', async () => {
+    const phone = await registeredUa(lab, 'alice', { password: 'alice-pw', server: lab.address('tcp') });
+    try {
+      const [binding] = await lab.server.store.lookup('sip:alice@127.0.0.1', lab.server.clock.now());
+      const connectionId = binding.flow.connectionId!;
+      assert.match(connectionId, /^tcp:\d+$/, 'connection ids are guessable, hence the MAC');
+      const stranger = await peerAt('127.0.0.1');
+      for (const token of [connectionId, `${connectionId}.AAAAAAAAAAAAAAAA`]) {
+        const callId = uniq('forged');
+        const target = binding.contact;
+        const text = inviteText({ from: stranger, target, callId, extra: [`Route: <sip:127.0.0.1:${lab.server.port('udp')};transport=udp;lr;pc-flow=${encodeURIComponent(token)}>`] }).replace(
+          `To: <${target}>`,
+          `To: <${target}>;tag=forged`,
+        );
+        await stranger.send(text, lab.address('udp'));
+        const response = await stranger.final(callId, 'INVITE', 10_000);
+        assert.notEqual(response.status, 200, `${token}: ${response.status}`);
+        if (response.status >= 300) await stranger.send(ackFor(text, response), lab.address('udp'));
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(phone.received.filter((r) => r.method === 'INVITE').length, 0, 'nothing reached the phone over its connection');
+    } finally {
+      await phone.close();
+    }
+  });
+
   it('not an open relay: an initial request pre-routed to another host is challenged', async () => {
     const victim = await peerAt('127.0.0.1');
     const { response } = await rawInvite(await peerAt('127.0.0.1'), { extra: [`Route: <sip:${victim.hostPort};lr>`] });
