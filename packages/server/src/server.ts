@@ -176,7 +176,7 @@ export class PushcallServer implements TransactionLayerUser {
     const transport = this.layer.requireTransport(destination);
     // RFC 5626 §5.1: as the UA's edge, say so (`ob`) when it asked for outbound, or an
     // outbound registrar answers 439.
-    const path = recordRouteFor(this.layer, transport);
+    const path = recordRouteFor(this.layer, transport, this.proxy.routeSigner);
     request.prepend('Path', outboundEdgeFor(request) ? `${path.slice(0, -1)};ob>` : path);
     if (!request.supported.some((s) => s.toLowerCase() === 'path')) request.append('Supported', 'path');
     return new Promise((resolve) => {

@@ -42,7 +42,7 @@ import { removeIfTokenUnchanged } from '../location/push-followups.js';
 import { cancelledElsewhere, finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding, wantsIdPrivacy } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { bindingDestination, FLOW_PARAM, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding, verifyFlowToken } from './routing.js';
+import { bindingDestination, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding, RouteSigner } from './routing.js';
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
@@ -84,6 +84,8 @@ export class ProxyCore {
   readonly metrics: ServerMetrics;
   readonly auth: DigestAuthenticator | undefined;
   private readonly authFailures: AuthFailureLimiter | undefined;
+  /** Signs our Record-Route and Path entries; only signed ones count as ours. */
+  readonly routeSigner: RouteSigner;
   pusher: Pusher | undefined;
   readonly wake = new WakeRegistry();
   /** RFC 3263 lookups for host names (config `dns`). */
@@ -119,6 +121,7 @@ export class ProxyCore {
     this.metrics = options.metrics;
     this.auth = options.auth;
     this.authFailures = options.authFailures;
+    this.routeSigner = new RouteSigner(this.config.auth.nonceSecret);
     this.resolver = new SipResolver({ servers: this.config.dns.servers, cacheMs: this.config.dns.cacheSeconds * 1000 });
     this.pusher = options.pusher;
     this.isLocalDomain = options.isLocalDomain;
@@ -233,15 +236,15 @@ export class ProxyCore {
     }
     if (request.method === 'INVITE') tx.respond(createResponse(request, 100));
 
-    const { remaining, flows, removed, viaUs, recipientBinding } = this.ownRoutes(request);
+    const { remaining, flows, removed, verified, recipientBinding } = this.ownRoutes(request);
     // In a dialog, or routed elsewhere by a Route set: follow it. A request whose only
     // Route was us is an initial request to process here.
     if (request.to.tag !== undefined || remaining.length > 0) {
-      // Only a dialog we record-routed (a Route entry of ours) is relayed as it is; a
+      // Only a dialog we record-routed (a signed Route entry of ours) is relayed as it is; a
       // request with a To-tag or a Route set but none of our entries would otherwise make
       // pushcall an open relay to any host: its sender must authenticate like a caller.
-      if (!viaUs && this.authenticateCaller(request, tx, flow) === null) return;
-      return this.forwardInDialog(request, tx, flow, remaining, removed, viaUs, flows, recipientBinding);
+      if (!verified && this.authenticateCaller(request, tx, flow) === null) return;
+      return this.forwardInDialog(request, tx, flow, remaining, removed, verified, flows, recipientBinding);
     }
 
     // Draining before a shutdown: new requests go elsewhere (RFC 3261 §21.5.4, RFC 3263 §4.3
@@ -322,10 +325,13 @@ export class ProxyCore {
    */
   private ownRoutes(request: SipRequest): ReturnType<typeof popOwnRoutes> & { viaUs: boolean } {
     const strictEntry = restoreStrictRoute(this.layer, request, this.config.advertisedHost);
-    const routing = popOwnRoutes(this.layer, request.routes, this.config.advertisedHost);
-    const strictFlow = verifyFlowToken(strictEntry?.param(FLOW_PARAM));
-    if (strictFlow) routing.flows.push(strictFlow);
-    return { ...routing, viaUs: routing.removed > 0 || strictEntry !== undefined };
+    const routing = popOwnRoutes(this.layer, request.routes, this.routeSigner, this.config.advertisedHost);
+    const strict = strictEntry === undefined ? undefined : this.routeSigner.verify(strictEntry);
+    if (strict?.flow) routing.flows.push(strict.flow);
+    const viaUs = routing.removed > 0 || strictEntry !== undefined;
+    // Verified: every entry of ours it came through is signed by us (RouteSigner).
+    const verified = viaUs && (routing.removed === 0 || routing.verified) && (strictEntry === undefined || strict !== undefined);
+    return { ...routing, viaUs, verified };
   }
 
   /** Fork to `bindings` unless an abuse limit refuses the call. */
@@ -461,9 +467,9 @@ export class ProxyCore {
     const callerToken = inbound.protocol !== 'udp' ? inbound.connectionId : undefined;
     const binding = calleeToken !== undefined ? calleeBinding : undefined;
     if (inT !== outT || (callerToken !== undefined && callerToken !== calleeToken) || binding !== undefined) {
-      out.prepend('Record-Route', recordRouteFor(this.layer, inT, callerToken, callerToken !== undefined ? callerBinding : undefined));
+      out.prepend('Record-Route', recordRouteFor(this.layer, inT, this.routeSigner, callerToken, callerToken !== undefined ? callerBinding : undefined));
     }
-    out.prepend('Record-Route', recordRouteFor(this.layer, outT, calleeToken, binding));
+    out.prepend('Record-Route', recordRouteFor(this.layer, outT, this.routeSigner, calleeToken, binding));
   }
 
   /**
@@ -751,9 +757,9 @@ export class ProxyCore {
   }
 
   private async forwardStateless(request: SipRequest, inbound: Flow): Promise<void> {
-    const { remaining, flows, removed, viaUs, recipientBinding } = this.ownRoutes(request);
-    // An ACK cannot be challenged: without a Route of ours (a dialog we record-routed) it is
-    // relayed only for senders that need no authentication (see route()).
+    const { remaining, flows, removed, verified: viaUs, recipientBinding } = this.ownRoutes(request);
+    // An ACK cannot be challenged: without a signed Route of ours (a dialog we record-routed)
+    // it is relayed only for senders that need no authentication (see route()).
     if (!viaUs && this.config.proxy.recordRoute && this.auth && !isTrusted(inbound.remoteAddress, this.config.auth.trustedPeers)) return;
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');

@@ -3,7 +3,7 @@
  * double Record-Route). IP addresses are used as they are.
  */
 
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type Destination, type NameAddr, SipUri, type SipRequest, parseSipUriStrict, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
 import type { Binding } from '../location/types.js';
@@ -13,35 +13,42 @@ import { SipResolver } from './dns.js';
 /** The system's DNS, for callers that were not given a configured resolver. */
 const systemResolver = new SipResolver();
 
-/**
- * Record-Route parameter carrying the connection to a device behind a connection-oriented
- * flow: `<connection id>.<MAC>`. A request routed through an entry of ours is relayed without
- * authentication (it belongs to a dialog we record-routed), so a forged token must not lead
- * anywhere: connection ids are guessable (`tcp:12`), hence the MAC (RFC 5626 §5.2: flow tokens
- * are protected against tampering). The key lives as long as the process, as connections do.
- */
+/** Record-Route parameter carrying the connection to a device behind a connection-oriented flow. */
 export const FLOW_PARAM = 'pc-flow';
-const FLOW_KEY = randomBytes(32);
+/** Record-Route parameter signing the entry (see RouteSigner). */
+export const SIGNATURE_PARAM = 'pc-sig';
 
-function flowMac(connectionId: string): string {
-  return createHmac('sha256', FLOW_KEY).update(connectionId).digest('base64url').slice(0, 16);
+/**
+ * Signs the Record-Route (and Path) entries pushcall writes, over what they carry (flow
+ * token, binding). A request routed through an entry of ours is relayed without
+ * authentication, as it belongs to a dialog we record-routed, and it is sent over the
+ * entry's flow or to its binding's device: an entry anyone could write (our address is
+ * public, connection ids are guessable, `tcp:12`) would lead strangers to any phone's
+ * connection. Only a signed entry counts as ours (RFC 5626 §5.2 asks the same of flow
+ * tokens). The key comes from `auth.nonceSecret` when set, so entries stay valid across a
+ * restart and between nodes sharing it; else it is random per process.
+ */
+export class RouteSigner {
+  private readonly key: Buffer;
+
+  constructor(secret?: string) {
+    this.key = secret ? createHash('sha256').update(`pushcall-route|${secret}`).digest() : randomBytes(32);
+  }
+
+  sign(flow: string | undefined, binding: string | undefined): string {
+    return createHmac('sha256', this.key).update(`${flow ?? ''}|${binding ?? ''}`).digest('base64url').slice(0, 16);
+  }
+
+  /** The flow and binding of an entry whose signature is ours; undefined for any other. */
+  verify(uri: SipUri): { flow?: string; binding?: string } | undefined {
+    const given = Buffer.from(uri.param(SIGNATURE_PARAM) ?? '');
+    const flow = uri.param(FLOW_PARAM);
+    const binding = uri.param(BINDING_PARAM);
+    const expected = Buffer.from(this.sign(flow, binding));
+    return given.length === expected.length && timingSafeEqual(given, expected) ? { flow, binding } : undefined;
+  }
 }
 
-/** A flow token for a Record-Route entry (see FLOW_PARAM). */
-export function flowToken(connectionId: string): string {
-  return `${connectionId}.${flowMac(connectionId)}`;
-}
-
-/** The connection id a flow token names, or undefined when its MAC is not ours (forged, or from before a restart). */
-export function verifyFlowToken(token: string | undefined): string | undefined {
-  if (token === undefined) return undefined;
-  const dot = token.lastIndexOf('.');
-  if (dot <= 0) return undefined;
-  const connectionId = token.slice(0, dot);
-  const given = Buffer.from(token.slice(dot + 1));
-  const expected = Buffer.from(flowMac(connectionId));
-  return given.length === expected.length && timingSafeEqual(given, expected) ? connectionId : undefined;
-}
 /**
  * Record-Route parameter naming the binding of the device a dialog leads to, in the entry
  * facing it: when the device moves to another connection during the dialog (a network
@@ -165,11 +172,12 @@ export function isOwnUri(layer: TransactionLayer, uri: SipUri, advertisedHost?: 
 }
 
 /** Our Record-Route URI for a listener (RFC 3261 §16.6 step 4: with `lr`). */
-export function recordRouteFor(layer: TransactionLayer, transport: Transport, flowConnectionId?: string, bindingId?: string): string {
+export function recordRouteFor(layer: TransactionLayer, transport: Transport, signer: RouteSigner, flowConnectionId?: string, bindingId?: string): string {
   const { host, port } = layer.sentBy(transport);
   let uri = `sip:${host}:${port};transport=${VIA_TRANSPORT[transport.protocol].toLowerCase()};lr`;
-  if (flowConnectionId) uri += `;${FLOW_PARAM}=${encodeURIComponent(flowToken(flowConnectionId))}`;
+  if (flowConnectionId) uri += `;${FLOW_PARAM}=${encodeURIComponent(flowConnectionId)}`;
   if (bindingId) uri += `;${BINDING_PARAM}=${bindingId}`;
+  uri += `;${SIGNATURE_PARAM}=${signer.sign(flowConnectionId, bindingId)}`;
   return `<${uri}>`;
 }
 
@@ -192,31 +200,33 @@ export function restoreStrictRoute(layer: TransactionLayer, request: SipRequest,
   return uri;
 }
 
-/** Remove the Route entries that point at us; returns the flow token if one was there. */
+/**
+ * Remove the Route entries that point at us. `verified`: every one of them is signed by us
+ * (RouteSigner); only those give their flow tokens and binding.
+ */
 export function popOwnRoutes(
   layer: TransactionLayer,
   routes: NameAddr[],
+  signer: RouteSigner,
   advertisedHost?: string,
-): { remaining: NameAddr[]; flow?: string; flows: string[]; removed: number; recipientBinding?: string } {
+): { remaining: NameAddr[]; flows: string[]; removed: number; verified: boolean; recipientBinding?: string } {
   let i = 0;
-  let flow: string | undefined;
   const flows: string[] = [];
-  let last: SipUri | undefined;
+  let verified = true;
+  let lastBinding: string | undefined;
   while (i < routes.length) {
     const uri = routes[i].uri;
     if (!(uri instanceof SipUri) || !isOwnUri(layer, uri, advertisedHost)) break;
-    const token = verifyFlowToken(uri.param(FLOW_PARAM));
-    if (token) {
-      flow = token;
-      flows.push(token);
-    }
-    last = uri;
+    const entry = signer.verify(uri);
+    if (entry === undefined) verified = false;
+    if (entry?.flow) flows.push(entry.flow);
+    lastBinding = entry?.binding;
     i++;
   }
   // Of our two entries (RFC 5658), the sender's route set lists the one facing it first and
   // the one facing the recipient last: a binding there is the device the request goes to.
-  const recipientBinding = i >= 2 ? (last?.param(BINDING_PARAM) ?? undefined) : undefined;
-  return { remaining: routes.slice(i), flow, flows, removed: i, recipientBinding };
+  const recipientBinding = i >= 2 ? lastBinding : undefined;
+  return { remaining: routes.slice(i), flows, removed: i, verified: verified && i > 0, recipientBinding };
 }
 
 /**

@@ -24,12 +24,15 @@ async function peer(): Promise<{ socket: Socket; port: number; finals: SipRespon
   return { socket, port: socket.address().port, finals, close: () => socket.close() };
 }
 
+/** The signature pushcall puts on its Record-Route entries (RouteSigner): the dialog's entry is one it wrote. */
+let signature = '';
+
 /**
  * `strict`: as a strict router (RFC 2543) would send it: our Record-Route entry in the
  * Request-URI and the remote target as the last Route (RFC 3261 §16.4).
  */
 function inDialogMessage(o: { target: string; proxyPort: number; peerPort: number; callId: string; strict?: boolean; ack?: boolean }): Buffer {
-  const ours = `sip:127.0.0.1:${o.proxyPort};lr`;
+  const ours = `sip:127.0.0.1:${o.proxyPort};lr;pc-sig=${signature}`;
   const method = o.ack ? 'ACK' : 'MESSAGE';
   const body = o.ack ? '' : 'hello';
   return Buffer.from(
@@ -58,7 +61,7 @@ function inDialogInvite(o: { target: string; proxyPort: number; peerPort: number
       `${method} ${o.target} SIP/2.0`,
       `Via: SIP/2.0/UDP 127.0.0.1:${o.peerPort};branch=${o.branch};rport`,
       'Max-Forwards: 70',
-      `Route: <sip:127.0.0.1:${o.proxyPort};lr>`,
+      `Route: <sip:127.0.0.1:${o.proxyPort};lr;pc-sig=${signature}>`,
       'From: <sip:peer@127.0.0.1>;tag=peer-1',
       'To: <sip:ghost@127.0.0.1>;tag=device-1',
       `Call-ID: ${o.callId}`,
@@ -77,6 +80,7 @@ describe('mid-dialog push with PURRs (RFC 8599 §6.2.3) end to end', () => {
 
   before(async () => {
     lab = await startLab({ config: { registrar: { purr: { enabled: true } } as never, proxy: { wakeTimeoutSeconds: 2 } as never } });
+    signature = lab.server.proxy.routeSigner.sign(undefined, undefined);
   });
   after(async () => {
     for (const close of closers) await close();

@@ -140,24 +140,30 @@ describe('caller authentication (auth.mode digest)', () => {
     assert.equal(victim.messages.length, 0, 'nothing reached the target');
   });
 
-  it('not a back door to a phone\'s connection: a forged flow token (RFC 5626 §5.2) leads nowhere', async () => {
+  it('not a back door to a phone: a Route entry of ours that we did not sign (a forged flow token or binding, RFC 5626 §5.2) needs credentials like any caller', async () => {
     const phone = await registeredUa(lab, 'alice', { password: 'alice-pw', server: lab.address('tcp') });
     try {
       const [binding] = await lab.server.store.lookup('sip:alice@127.0.0.1', lab.server.clock.now());
       const connectionId = binding.flow.connectionId!;
       assert.match(connectionId, /^tcp:\d+$/, 'connection ids are guessable, hence the MAC');
       const stranger = await peerAt('127.0.0.1');
-      for (const token of [connectionId, `${connectionId}.AAAAAAAAAAAAAAAA`]) {
+      const ours = `sip:127.0.0.1:${lab.server.port('udp')};transport=udp;lr`;
+      const gruu = `sip:alice@127.0.0.1;gr=${binding.instanceId!.slice(1, -1)}`;
+      const forgeries: Array<[target: string, route: string]> = [
+        [binding.contact, `<${ours};pc-flow=${encodeURIComponent(connectionId)}>`],
+        [binding.contact, `<${ours};pc-flow=${encodeURIComponent(connectionId)};pc-sig=AAAAAAAAAAAAAAAA>`],
+        // A genuine signature of an entry without a flow, given a flow: the signature covers it.
+        [binding.contact, `<${ours};pc-flow=${encodeURIComponent(connectionId)};pc-sig=${lab.server.proxy.routeSigner.sign(undefined, undefined)}>`],
+        // The binding two entries name, towards the phone's GRUU.
+        [gruu, `<${ours}>, <${ours};pc-bind=${binding.id}>`],
+      ];
+      for (const [target, route] of forgeries) {
         const callId = uniq('forged');
-        const target = binding.contact;
-        const text = inviteText({ from: stranger, target, callId, extra: [`Route: <sip:127.0.0.1:${lab.server.port('udp')};transport=udp;lr;pc-flow=${encodeURIComponent(token)}>`] }).replace(
-          `To: <${target}>`,
-          `To: <${target}>;tag=forged`,
-        );
+        const text = inviteText({ from: stranger, target, callId, extra: [`Route: ${route}`] }).replace(`To: <${target}>`, `To: <${target}>;tag=forged`);
         await stranger.send(text, lab.address('udp'));
         const response = await stranger.final(callId, 'INVITE', 10_000);
-        assert.notEqual(response.status, 200, `${token}: ${response.status}`);
-        if (response.status >= 300) await stranger.send(ackFor(text, response), lab.address('udp'));
+        assert.equal(response.status, 407, `${route}: ${response.status}`);
+        await stranger.send(ackFor(text, response), lab.address('udp'));
       }
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(phone.received.filter((r) => r.method === 'INVITE').length, 0, 'nothing reached the phone over its connection');
