@@ -30,13 +30,22 @@ export const SIGNATURE_PARAM = 'pc-sig';
  */
 export class RouteSigner {
   private readonly key: Buffer;
+  /** The signature of an entry with neither flow nor binding (every UDP-only dialog): computed once. */
+  private readonly bare: string;
+  private readonly bareBytes: Buffer;
 
   constructor(secret?: string) {
     this.key = secret ? createHash('sha256').update(`pushcall-route|${secret}`).digest() : randomBytes(32);
+    this.bare = this.mac('|');
+    this.bareBytes = Buffer.from(this.bare);
+  }
+
+  private mac(contents: string): string {
+    return createHmac('sha256', this.key).update(contents).digest('base64url').slice(0, 16);
   }
 
   sign(flow: string | undefined, binding: string | undefined): string {
-    return createHmac('sha256', this.key).update(`${flow ?? ''}|${binding ?? ''}`).digest('base64url').slice(0, 16);
+    return flow === undefined && binding === undefined ? this.bare : this.mac(`${flow ?? ''}|${binding ?? ''}`);
   }
 
   /** The flow and binding of an entry whose signature is ours; undefined for any other. */
@@ -44,7 +53,7 @@ export class RouteSigner {
     const given = Buffer.from(uri.param(SIGNATURE_PARAM) ?? '');
     const flow = uri.param(FLOW_PARAM);
     const binding = uri.param(BINDING_PARAM);
-    const expected = Buffer.from(this.sign(flow, binding));
+    const expected = flow === undefined && binding === undefined ? this.bareBytes : Buffer.from(this.sign(flow, binding));
     return given.length === expected.length && timingSafeEqual(given, expected) ? { flow, binding } : undefined;
   }
 }
