@@ -4,6 +4,9 @@
  */
 
 import { readFile } from 'node:fs/promises';
+import type { SecureContextOptions } from 'node:tls';
+import { TransportError } from '../errors.js';
+import { errorText } from './connection-transport.js';
 
 export interface TlsFileOptions {
   /** PEM certificate (chain) presented by the listener and, when set, to servers (mutual TLS). */
@@ -43,13 +46,18 @@ export class TlsMaterialCache {
   constructor(private readonly options: TlsFileOptions) {}
 
   /**
-   * Read the files again (a renewed certificate) and hand them to `apply` (which may reject
-   * them by throwing). On any failure the material in use stays.
+   * Read the files again (a renewed certificate) and give them to the listening `server`;
+   * its setSecureContext checks that the key matches the certificate before anything
+   * changes. On any failure the material in use stays, here and in the server.
    */
-  async reload(apply: (material: TlsMaterial) => void): Promise<void> {
-    const fresh = await loadTlsMaterial(this.options);
-    apply(fresh);
-    this.loading = Promise.resolve(fresh);
+  async reloadInto(server: { setSecureContext(options: SecureContextOptions): void } | undefined, protocol: 'tls' | 'wss'): Promise<void> {
+    try {
+      const fresh = await loadTlsMaterial(this.options);
+      server?.setSecureContext({ cert: fresh.cert, key: fresh.key, ca: fresh.ca });
+      this.loading = Promise.resolve(fresh);
+    } catch (err) {
+      throw new TransportError(`${protocol}: certificate not reloaded: ${errorText(err)}`, { cause: err });
+    }
   }
 
   get(): Promise<TlsMaterial> {

@@ -53,13 +53,8 @@ export class TlsTransport extends StreamTransport {
     return server;
   }
 
-  async reloadCertificates(): Promise<void> {
-    try {
-      // setSecureContext checks that the key matches the certificate before anything changes.
-      await this.material.reload(({ cert, key, ca }) => (this.listeningServer as TlsServer | undefined)?.setSecureContext({ cert, key, ca }));
-    } catch (err) {
-      throw new TransportError(`tls: certificate not reloaded: ${errorText(err)}`, { cause: err });
-    }
+  reloadCertificates(): Promise<void> {
+    return this.material.reloadInto(this.listeningServer as TlsServer | undefined, 'tls');
   }
 
   protected override async startConnect(target: SendTarget): Promise<Socket> {

@@ -248,12 +248,7 @@ export class WsTransport extends ConnectionTransport<WsConnection> {
 
   /** wss: see Transport.reloadCertificates. */
   async reloadCertificates(): Promise<void> {
-    if (this.protocol !== 'wss') return;
-    try {
-      await this.material.reload(({ cert, key, ca }) => (this.server as HttpsServer | undefined)?.setSecureContext({ cert, key, ca }));
-    } catch (err) {
-      throw new TransportError(`wss: certificate not reloaded: ${errorText(err)}`, { cause: err });
-    }
+    if (this.protocol === 'wss') await this.material.reloadInto(this.server as HttpsServer | undefined, 'wss');
   }
 
   private async createServer(): Promise<HttpServer | HttpsServer> {
