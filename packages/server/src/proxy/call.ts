@@ -712,13 +712,13 @@ export class ProxyCall {
 
   private alertSleepers(type: 'missed_call' | 'answered_elsewhere'): void {
     const proxy = this.proxy;
+    const identity = this.callerIdentity();
+    const text = type === 'missed_call' ? `Missed call from ${identity.name ?? identity.uri}` : `Answered on another device`;
     for (const b of this.branches) {
       if (!b.pushAccepted || b.woke) continue;
       const target = toPushBinding(b.binding, 'alert');
       if (!target || !proxy.pusher) continue;
-      const identity = this.callerIdentity();
-      const name = identity.name ?? identity.uri;
-      const payload = this.payload(type, type === 'missed_call' ? `Missed call from ${name}` : `Answered on another device`);
+      const payload = this.payload(type, text);
       void proxy.pusher.sendAlert(target, payload).then((outcome) => {
         proxy.timelines.record(this.timeline, 'alert-push', { type, ok: outcome.ok, provider: outcome.provider }, b.id);
       });

@@ -284,11 +284,12 @@ export class ProxyCore {
     // RFC 5627 §5.5: a GRUU reaches its one instance only (woken like any other device).
     const gruu = gruuTarget(uri);
     if (gruu?.kind === 'unknown') return tx.respond(createResponse(request, 404, { reason: 'Unknown GRUU' }));
+    const aor = uri.toAor();
     // A CANCEL may arrive while the lookup is in flight (a network store): note it (§16.10).
     tx.coreData = IN_LOOKUP;
     let found: { aor: string; bindings: Binding[] } | undefined;
     try {
-      found = gruu === undefined ? { aor: uri.toAor(), bindings: await this.store.lookup(uri.toAor(), this.clock.now()) } : await this.gruuBindings(gruu);
+      found = gruu === undefined ? { aor, bindings: await this.store.lookup(aor, this.clock.now()) } : await this.gruuBindings(gruu);
     } finally {
       if (tx.coreData === CANCELLED_IN_LOOKUP) found = undefined;
       tx.coreData = undefined;
@@ -320,18 +321,18 @@ export class ProxyCore {
   /**
    * §16.4 for a request that reached us: when a strict router (RFC 2543) before us put our
    * Record-Route entry in the Request-URI and the remote target last in the Route set, put
-   * them back; then remove the Route entries that are us. `viaUs`: the request was routed
-   * through an entry of ours (a dialog we record-routed).
+   * them back; then remove the Route entries that are us. `verified`: the request was routed
+   * through entries of ours, every one signed by us (RouteSigner): a dialog we record-routed.
+   * Only then does it name the binding of the device it goes to.
    */
-  private ownRoutes(request: SipRequest): ReturnType<typeof popOwnRoutes> & { viaUs: boolean } {
+  private ownRoutes(request: SipRequest): ReturnType<typeof popOwnRoutes> {
     const strictEntry = restoreStrictRoute(this.layer, request, this.config.advertisedHost);
     const routing = popOwnRoutes(this.layer, request.routes, this.routeSigner, this.config.advertisedHost);
-    const strict = strictEntry === undefined ? undefined : this.routeSigner.verify(strictEntry);
+    if (strictEntry === undefined) return routing.verified ? routing : { ...routing, recipientBinding: undefined };
+    const strict = this.routeSigner.verify(strictEntry);
     if (strict?.flow) routing.flows.push(strict.flow);
-    const viaUs = routing.removed > 0 || strictEntry !== undefined;
-    // Verified: every entry of ours it came through is signed by us (RouteSigner).
-    const verified = viaUs && (routing.removed === 0 || routing.verified) && (strictEntry === undefined || strict !== undefined);
-    return { ...routing, viaUs, verified };
+    const verified = strict !== undefined && (routing.removed === 0 || routing.verified);
+    return { ...routing, verified, recipientBinding: verified ? routing.recipientBinding : undefined };
   }
 
   /** Fork to `bindings` unless an abuse limit refuses the call. */
@@ -532,7 +533,7 @@ export class ProxyCore {
     inbound: Flow,
     remaining: ReturnType<typeof popOwnRoutes>['remaining'],
     removed: number,
-    viaUs: boolean,
+    verified: boolean,
     flows: string[],
     recipientBinding: string | undefined,
   ): Promise<void> {
@@ -547,11 +548,10 @@ export class ProxyCore {
         if (device.push && !isLiveBinding(this.layer, device, this.clock.now(), this.config.proxy.liveFlowSeconds * 1000)) {
           return this.holdInDialog(request, out, tx, device);
         }
-        const destination = device.path.length > 0 ? await this.locate(out.routes[0].uri as SipUri) : bindingDestination(device);
-        return this.relay(request, out, tx, destination);
+        return this.relay(request, out, tx, await this.deviceDestination(out, device));
       }
     }
-    if (remaining.length === 0 && viaUs) {
+    if (remaining.length === 0 && verified) {
       const device = await this.sleepingPurrDevice(request);
       if (device) return this.holdInDialog(request, out, tx, device);
     }
@@ -565,10 +565,15 @@ export class ProxyCore {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
       // A flow token leads to a device's connection, unless it is where this came from.
-      destination = (await this.dialogFlowDestination(flows, inbound, viaUs ? recipientBinding : undefined)) ?? (await this.locate(uri));
+      destination = (await this.dialogFlowDestination(flows, inbound, recipientBinding)) ?? (await this.locate(uri));
     }
-    if (request.method === 'INVITE' && viaUs) this.addRecordRoute(out, inbound, destination);
+    if (request.method === 'INVITE' && verified) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination, alternatives);
+  }
+
+  /** Where `out`, retargeted to `device` (retargetToBinding), goes: the first hop of its Path, else its flow. */
+  private deviceDestination(out: SipRequest, device: Binding): Promise<Destination> | Destination {
+    return device.path.length > 0 ? this.locate(out.routes[0].uri as SipUri) : bindingDestination(device);
   }
 
   /**
@@ -757,10 +762,10 @@ export class ProxyCore {
   }
 
   private async forwardStateless(request: SipRequest, inbound: Flow): Promise<void> {
-    const { remaining, flows, removed, verified: viaUs, recipientBinding } = this.ownRoutes(request);
+    const { remaining, flows, removed, verified, recipientBinding } = this.ownRoutes(request);
     // An ACK cannot be challenged: without a signed Route of ours (a dialog we record-routed)
     // it is relayed only for senders that need no authentication (see route()).
-    if (!viaUs && this.config.proxy.recordRoute && this.auth && !isTrusted(inbound.remoteAddress, this.config.auth.trustedPeers)) return;
+    if (!verified && this.config.proxy.recordRoute && this.auth && !isTrusted(inbound.remoteAddress, this.config.auth.trustedPeers)) return;
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;
@@ -768,13 +773,13 @@ export class ProxyCore {
     if (typeof device === 'object') {
       // An ACK to a sleeping device is not held: the 2xx it answers came from an awake one.
       if (!retargetToBinding(out, device)) return;
-      destination = device.path.length > 0 ? await this.locate(out.routes[0].uri as SipUri) : bindingDestination(device);
+      destination = await this.deviceDestination(out, device);
     } else if (device !== undefined) return;
     else if (remaining.length > 0 && remaining[0].uri instanceof SipUri) destination = await this.locate(remaining[0].uri);
     else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return;
-      destination = (await this.dialogFlowDestination(flows, inbound, viaUs ? recipientBinding : undefined)) ?? (await this.locate(uri));
+      destination = (await this.dialogFlowDestination(flows, inbound, recipientBinding)) ?? (await this.locate(uri));
     }
     const transport = this.layer.requireTransport(destination);
     this.layer.addVia(out, transport, this.branchFor(request));
