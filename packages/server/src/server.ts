@@ -35,7 +35,7 @@ import type { BindingStore } from './location/types.js';
 import { type Logger, createLogger } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
 import { redactToken } from './observability/redact.js';
-import { Registrar, outboundEdgeFor } from './registrar/registrar.js';
+import { Registrar, hasOptionTag, outboundEdgeFor } from './registrar/registrar.js';
 import type { Pusher } from './proxy/call.js';
 import { ProxyCore } from './proxy/proxy.js';
 import { BindingRefresher } from './proxy/refresh.js';
@@ -178,7 +178,7 @@ export class PushcallServer implements TransactionLayerUser {
     // outbound registrar answers 439.
     const path = recordRouteFor(this.layer, transport, this.proxy.routeSigner);
     request.prepend('Path', outboundEdgeFor(request) ? `${path.slice(0, -1)};ob>` : path);
-    if (!request.supported.some((s) => s.toLowerCase() === 'path')) request.append('Supported', 'path');
+    if (!hasOptionTag(request.supported, 'path')) request.append('Supported', 'path');
     return new Promise((resolve) => {
       this.layer.request(request, destination, {
         onResponse: (response) => {

@@ -92,7 +92,7 @@ interface PlannedContact {
  * own on top, RFC 3327 §5.1) says it supports outbound with `ob`.
  */
 function outboundProcessing(request: SipRequest): { applies: boolean; firstHop: boolean } {
-  if (request.values('via').length === 1) return { applies: true, firstHop: true };
+  if (isFirstHop(request)) return { applies: true, firstHop: true };
   const edge = request.paths.at(-1)?.uri;
   return { applies: edge instanceof SipUri && edge.params.has('ob'), firstHop: false };
 }
@@ -102,9 +102,19 @@ function countedRegId(contact: ContactValue, outbound: { applies: boolean }): nu
   return outbound.applies && contact.instance !== undefined ? contact.regId : undefined;
 }
 
+/** We are the UA's first hop: its Via is the only one. */
+function isFirstHop(request: SipRequest): boolean {
+  return request.values('via').length === 1;
+}
+
+/** An option tag is in a Supported or Require list (tags compare case-insensitively, RFC 3261 §19.2). */
+export function hasOptionTag(tags: readonly string[], tag: string): boolean {
+  return tags.some((t) => t.toLowerCase() === tag);
+}
+
 /** The UA asked for outbound (RFC 5626 §4.2): `Supported: outbound`. */
 function wantsOutbound(request: SipRequest): boolean {
-  return request.supported.some((s) => s.toLowerCase() === 'outbound');
+  return hasOptionTag(request.supported, 'outbound');
 }
 
 /**
@@ -112,7 +122,7 @@ function wantsOutbound(request: SipRequest): boolean {
  * `+sip.instance`, `Supported: outbound`): forwarding it, we are its edge proxy (RFC 5626 §5.1).
  */
 export function outboundEdgeFor(request: SipRequest): boolean {
-  if (request.values('via').length !== 1 || !wantsOutbound(request)) return false;
+  if (!isFirstHop(request) || !wantsOutbound(request)) return false;
   const contacts = request.contacts;
   return contacts !== '*' && contacts.some((c) => c.regId !== undefined && c.instance !== undefined);
 }
@@ -275,8 +285,8 @@ export class Registrar {
       for (const fc of local.getAll('feature-caps')) if (!response.getAll('feature-caps').includes(fc)) response.append('Feature-Caps', fc);
     }
     // RFC 5626 §5.4: the edge proxy tells the UA how often to keep its flow alive.
-    const flowTimer = this.flowTimerSeconds(request, flow, request.values('via').length === 1);
-    if (flowTimer !== undefined && response.require.some((r) => r.toLowerCase() === 'outbound') && !response.has('flow-timer')) {
+    const flowTimer = this.flowTimerSeconds(request, flow, isFirstHop(request));
+    if (flowTimer !== undefined && hasOptionTag(response.require, 'outbound') && !response.has('flow-timer')) {
       response.append('Flow-Timer', String(flowTimer));
     }
     return response;
@@ -624,7 +634,7 @@ export class Registrar {
     const now = this.clock.now();
     const headers: Array<[string, string]> = [];
     // RFC 5627 §5.4: a UA that supports GRUU learns those of every instance listed.
-    const gruu = bindings.length > 0 && request.supported.some((s) => s.toLowerCase() === 'gruu');
+    const gruu = bindings.length > 0 && hasOptionTag(request.supported, 'gruu');
     for (const b of bindings) {
       const remaining = Math.max(0, Math.round((b.expiresAt - now) / 1000));
       let value = `<${b.contact}>;expires=${remaining}`;
