@@ -335,11 +335,16 @@ export class PushcallServer implements TransactionLayerUser {
   async drain(maxMs: number): Promise<boolean> {
     this.proxy.draining = true;
     const deadline = this.clock.monotonic() + maxMs;
-    while (this.proxy.activeCalls > 0 || this.proxy.wake.size > 0) {
+    while (this.callsInProgress > 0) {
       if (this.clock.monotonic() >= deadline) return false;
       await new Promise<void>((resolve) => this.clock.setTimeout(resolve, 100));
     }
     return true;
+  }
+
+  /** Calls in progress, held branches included (a ghost call's waits for cancel-on-wake too): what a drain waits for. */
+  get callsInProgress(): number {
+    return this.proxy.activeCalls + this.proxy.wake.size;
   }
 
   /** Taking new calls (false while draining): /readyz. */

@@ -48,10 +48,10 @@ export function registerServeCommand(program: Command): void {
         } else {
           stopping = true;
           const drainMs = server.config.shutdown.drainSeconds * 1000;
-          if (drainMs > 0 && server.proxy.activeCalls + server.proxy.wake.size > 0) {
-            server.logger.info({ signal, calls: server.proxy.activeCalls, drainSeconds: server.config.shutdown.drainSeconds }, 'draining: new calls get 503');
+          if (drainMs > 0 && server.callsInProgress > 0) {
+            server.logger.info({ signal, calls: server.callsInProgress, drainSeconds: server.config.shutdown.drainSeconds }, 'draining: new calls get 503');
             const drained = await server.drain(drainMs);
-            if (!drained) server.logger.warn({ calls: server.proxy.activeCalls }, 'drain time over; stopping with calls in progress');
+            if (!drained) server.logger.warn({ calls: server.callsInProgress }, 'drain time over; stopping with calls in progress');
           }
           server.logger.info({ signal }, 'stopping');
         }
