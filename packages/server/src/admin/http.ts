@@ -6,13 +6,13 @@
  * authentication, so expose it only on a management network.
  */
 
-import { timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StartupError } from '../errors.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from './dashboard.js';
 import type { Binding } from '../location/types.js';
 import { redactContact, redactToken } from '../observability/redact.js';
+import { sameSecret } from '../util/secure-compare.js';
 
 export interface AdminServer {
   address: string;
@@ -97,9 +97,7 @@ export async function startAdminServer(source: AdminSource, listen: string, opti
 /** Does the request carry `Authorization: Bearer <token>`? Compared in constant time. */
 function bearerMatches(req: IncomingMessage, token: string): boolean {
   const header = req.headers.authorization ?? '';
-  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '');
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return sameSecret(token, header.startsWith('Bearer ') ? header.slice(7).trim() : '');
 }
 
 async function handle(source: AdminSource, req: IncomingMessage, res: ServerResponse, token: string | undefined): Promise<void> {

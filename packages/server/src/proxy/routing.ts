@@ -3,11 +3,12 @@
  * double Record-Route). IP addresses are used as they are.
  */
 
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type Destination, type NameAddr, SipUri, type SipRequest, parseSipUriStrict, type TransactionLayer, type Transport, type TransportProtocol, VIA_TRANSPORT } from '@pushcall/sip';
 import type { Binding } from '../location/types.js';
 import { stripAllPushParams } from '../registrar/push-params.js';
+import { sameSecret } from '../util/secure-compare.js';
 import { SipResolver } from './dns.js';
 
 /** The system's DNS, for callers that were not given a configured resolver. */
@@ -32,12 +33,10 @@ export class RouteSigner {
   private readonly key: Buffer;
   /** The signature of an entry with neither flow nor binding (every UDP-only dialog): computed once. */
   private readonly bare: string;
-  private readonly bareBytes: Buffer;
 
   constructor(secret?: string) {
     this.key = secret ? createHash('sha256').update(`pushcall-route|${secret}`).digest() : randomBytes(32);
     this.bare = this.mac('|');
-    this.bareBytes = Buffer.from(this.bare);
   }
 
   private mac(contents: string): string {
@@ -50,11 +49,9 @@ export class RouteSigner {
 
   /** The flow and binding of an entry whose signature is ours; undefined for any other. */
   verify(uri: SipUri): { flow?: string; binding?: string } | undefined {
-    const given = Buffer.from(uri.param(SIGNATURE_PARAM) ?? '');
     const flow = uri.param(FLOW_PARAM);
     const binding = uri.param(BINDING_PARAM);
-    const expected = flow === undefined && binding === undefined ? this.bareBytes : Buffer.from(this.sign(flow, binding));
-    return given.length === expected.length && timingSafeEqual(given, expected) ? { flow, binding } : undefined;
+    return sameSecret(this.sign(flow, binding), uri.param(SIGNATURE_PARAM) ?? '') ? { flow, binding } : undefined;
   }
 }
 

@@ -11,7 +11,8 @@
  * 429 = rate limited (Retry-After); 5xx / network failure = one quick retry in the deadline.
  */
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { sameSecret } from '../util/secure-compare.js';
 import { PushConfigError } from './errors.js';
 import { makeEmitter } from './events.js';
 import type { Emit, PushHooks, PushLogger } from './events.js';
@@ -58,21 +59,15 @@ export function verifyWebhookRequest(
   if (!timestamp || !signature || !/^\d{1,12}$/.test(timestamp)) return false;
   const now = options.nowSeconds ?? Date.now() / 1000;
   if (Math.abs(now - Number(timestamp)) > (options.toleranceSeconds ?? 300)) return false;
-  return sameSignature(signWebhookRequest(secret, timestamp, body), signature);
+  return sameSecret(signWebhookRequest(secret, timestamp, body), signature);
 }
 
 /** For receivers: constant-time check of X-Pushcall-Signature against the raw body. */
 export function verifyWebhookSignature(secret: string, body: string, signature: string | undefined | null): boolean {
   if (!signature) return false;
-  return sameSignature(signWebhookBody(secret, body), signature);
+  return sameSecret(signWebhookBody(secret, body), signature);
 }
 
-/** Constant-time comparison of a signature with the expected one. */
-function sameSignature(expected: string, given: string): boolean {
-  const a = Buffer.from(expected);
-  const b = Buffer.from(given);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 export class WebhookProvider implements PushProvider {
   private readonly opts: WebhookProviderOptions;
