@@ -49,11 +49,15 @@ describe('sequential forking by q-value (proxy.forking: sequential)', () => {
     await lab.close();
   });
 
+  /** A desk phone (q=1.0) and a mobile (q=0.5) for `user`, and a call to the AOR. */
+  async function deskAndMobile(user: string, desk: Script, mobile: Script) {
+    const phones = { desk: await phone(lab, user, '1.0', desk), mobile: await phone(lab, user, '0.5', mobile) };
+    peers.push(phones.desk.peer, phones.mobile.peer);
+    return { ...phones, call: await rawCall(lab, caller, `sip:${user}@127.0.0.1`) };
+  }
+
   it('the desk phone (q=1.0) rings alone; after sequentialGroupSeconds it is cancelled and the mobile (q=0.5) answers', async () => {
-    const desk = await phone(lab, 'seq-a', '1.0', 'ring');
-    const mobile = await phone(lab, 'seq-a', '0.5', 200);
-    peers.push(desk.peer, mobile.peer);
-    const call = await rawCall(lab, caller, 'sip:seq-a@127.0.0.1');
+    const { desk, mobile, call } = await deskAndMobile('seq-a', 'ring', 200);
     assert.equal((await call.final).status, 200);
     const deskInvite = firstAt(desk.seen, 'INVITE')!;
     const mobileInvite = firstAt(mobile.seen, 'INVITE')!;
@@ -65,19 +69,13 @@ describe('sequential forking by q-value (proxy.forking: sequential)', () => {
   });
 
   it('a busy desk phone (486) hands over at once, without waiting for its turn to end', async () => {
-    const desk = await phone(lab, 'seq-b', '1.0', 486);
-    const mobile = await phone(lab, 'seq-b', '0.5', 200);
-    peers.push(desk.peer, mobile.peer);
-    const call = await rawCall(lab, caller, 'sip:seq-b@127.0.0.1');
+    const { desk, mobile, call } = await deskAndMobile('seq-b', 486, 200);
     assert.equal((await call.final).status, 200);
     assert.ok(firstAt(mobile.seen, 'INVITE')! - firstAt(desk.seen, 'INVITE')! < 500);
   });
 
   it('a decline (603) ends the search: the mobile is never called', async () => {
-    const desk = await phone(lab, 'seq-c', '1.0', 603);
-    const mobile = await phone(lab, 'seq-c', '0.5', 200);
-    peers.push(desk.peer, mobile.peer);
-    const call = await rawCall(lab, caller, 'sip:seq-c@127.0.0.1');
+    const { desk, mobile, call } = await deskAndMobile('seq-c', 603, 200);
     assert.equal((await call.final).status, 603);
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal(firstAt(mobile.seen, 'INVITE'), undefined);
