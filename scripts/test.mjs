@@ -13,6 +13,8 @@ const SYSTEM_PACKAGES = [
   ['openssl', 'openssl'],
   // a real browser for the admin dashboard test (driven by playwright-core)
   ['chromium', 'chromium'],
+  // the shared binding store of several nodes (store.type redis)
+  ['redis-server', 'redis-server'],
 ];
 
 function has(bin) {

@@ -5,6 +5,7 @@ export * from './config/load.js';
 export * from './location/types.js';
 export { MemoryBindingStore } from './location/memory-store.js';
 export { SqliteBindingStore } from './location/sqlite-store.js';
+export { RedisBindingStore } from './location/redis-store.js';
 export * from './registrar/registrar.js';
 export * from './registrar/push-params.js';
 export * from './auth/digest.js';

@@ -29,7 +29,9 @@ import { DigestAuthenticator } from './auth/digest.js';
 import { AuthFailureLimiter } from './auth/failure-limit.js';
 import type { PushcallConfig } from './config/schema.js';
 import { StartupError } from './errors.js';
+import { ClusterLink } from './cluster/cluster-link.js';
 import { MemoryBindingStore } from './location/memory-store.js';
+import { RedisBindingStore } from './location/redis-store.js';
 import { SqliteBindingStore } from './location/sqlite-store.js';
 import type { BindingStore } from './location/types.js';
 import { type Logger, createLogger } from './observability/logger.js';
@@ -68,6 +70,8 @@ export class PushcallServer implements TransactionLayerUser {
   readonly refresher: BindingRefresher | undefined;
   private admin: AdminServer | undefined;
   private sweepTimer: { cancel(): void } | undefined;
+  /** The other nodes sharing the Redis store; undefined for one node. */
+  private cluster: ClusterLink | undefined;
   private supported: readonly string[];
   private stopped = false;
 
@@ -78,15 +82,7 @@ export class PushcallServer implements TransactionLayerUser {
     this.metrics = new ServerMetrics({ processMetrics: this.config.admin.enabled ? { eventLoopSampleMs: this.config.admin.eventLoopSampleMs } : undefined });
     this.supported = options.supportedProviders ?? [];
     this.layer = new TransactionLayer(this, { clock: this.clock, advertisedHost: this.config.advertisedHost });
-    this.store =
-      options.store ??
-      (this.config.store.type === 'memory'
-        ? new MemoryBindingStore()
-        : new SqliteBindingStore(this.config.store.file ?? join(this.config.dataDir, 'bindings.sqlite'), {
-            commitDelayMs: this.config.store.commitDelayMs,
-            checkpointIntervalMs: this.config.store.checkpointIntervalMs,
-            onCheckpointError: (error) => this.logger.warn({ err: error.message }, 'WAL checkpoints back in the writer'),
-          }));
+    this.store = options.store ?? this.openStore();
     const realm = this.config.auth.realm ?? this.config.domains[0] ?? 'pushcall';
     this.auth =
       this.config.auth.mode === 'digest'
@@ -114,6 +110,7 @@ export class PushcallServer implements TransactionLayerUser {
       store: this.store,
       clock: this.clock,
       nodeId: this.config.node.id,
+      nodeUri: this.config.node.uri,
       auth: this.auth,
       authFailures,
       supportedProviders: () => this.supported,
@@ -131,7 +128,10 @@ export class PushcallServer implements TransactionLayerUser {
             'registered',
           );
         },
-        onAccepted: (event) => this.proxy.onRegistered(event),
+        onAccepted: (event) => {
+          this.proxy.onRegistered(event.binding, event.receivedAt);
+          if (this.cluster?.registered(event.binding)) this.metrics.clusterEvents.inc({ direction: 'out' });
+        },
         onRemoved: (binding, reason) => {
           this.refresher?.untrack(binding.id);
           this.logger.debug({ aor: binding.aor, binding: binding.id, reason }, 'binding removed');
@@ -164,6 +164,49 @@ export class PushcallServer implements TransactionLayerUser {
       this.refresher = refresher;
       this.metrics.refreshScheduledCount = () => refresher.size;
     }
+  }
+
+  private openStore(): BindingStore {
+    const store = this.config.store;
+    switch (store.type) {
+      case 'memory':
+        return new MemoryBindingStore();
+      case 'redis':
+        return new RedisBindingStore({ url: store.redis.url, keyPrefix: store.redis.keyPrefix, commandTimeoutMs: store.redis.commandTimeoutMs });
+      case 'sqlite':
+        return new SqliteBindingStore(store.file ?? join(this.config.dataDir, 'bindings.sqlite'), {
+          commitDelayMs: store.commitDelayMs,
+          checkpointIntervalMs: store.checkpointIntervalMs,
+          onCheckpointError: (error) => this.logger.warn({ err: error.message }, 'WAL checkpoints back in the writer'),
+        });
+    }
+  }
+
+  /**
+   * Multi-node (store.type redis): check Redis answers and this node's id is its own, and
+   * hear the other nodes' registrations, before any listener opens.
+   */
+  private async joinCluster(): Promise<void> {
+    if (!(this.store instanceof RedisBindingStore)) return;
+    try {
+      await this.store.ready();
+    } catch (error) {
+      throw new StartupError(`Cannot reach Redis at ${redactUrl(this.config.store.redis.url)}: ${(error as Error).message}`, { cause: error });
+    }
+    const link = new ClusterLink({
+      redis: this.store.redis,
+      keyPrefix: this.config.store.redis.keyPrefix,
+      nodeId: this.config.node.id,
+      nodeUri: this.config.node.uri!,
+      clock: this.clock,
+      onRemoteRegistered: (binding) => {
+        this.metrics.clusterEvents.inc({ direction: 'in' });
+        this.proxy.onRegistered(binding);
+      },
+      onError: (error) => this.logger.warn({ err: error.message }, 'cluster link'),
+    });
+    await link.start();
+    this.cluster = link;
   }
 
   /**
@@ -209,6 +252,7 @@ export class PushcallServer implements TransactionLayerUser {
   }
 
   async start(): Promise<void> {
+    await this.joinCluster();
     for (const spec of this.config.listen) {
       const [protocol, ...rest] = spec.split(':');
       const port = Number(rest.pop());
@@ -379,6 +423,7 @@ export class PushcallServer implements TransactionLayerUser {
     this.refresher?.close();
     await this.admin?.close();
     await this.layer.close();
+    await this.cluster?.stop();
     await this.store.close();
     await this.pushGateway?.close();
     this.logger.info('pushcall stopped');
@@ -460,4 +505,9 @@ export class PushcallServer implements TransactionLayerUser {
   onWarning(warning: { code: string; message: string; flow?: Flow }): void {
     this.logger.warn({ code: warning.code }, warning.message);
   }
+}
+
+/** A Redis URL for a log line: the password left out. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, (_match, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
 }

@@ -49,7 +49,18 @@ const user = z
 
 export const configSchema = z
   .object({
-    node: z.object({ id: z.string().min(1).default('node-1') }).strict().prefault({}),
+    node: z
+      .object({
+        /** Unique per node when several share a Redis store (a second node with the same id is refused at startup). */
+        id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)').default('node-1'),
+        /**
+         * Where the other nodes reach this one (multi-node): requests for a device whose
+         * connection ends here are routed through it. Required with store.type redis.
+         */
+        uri: z.string().refine(isSipUri, 'expected a SIP URI (sip:10.0.0.2:5060;transport=tcp)').optional(),
+      })
+      .strict()
+      .prefault({}),
     /** Listeners; loopback by default so a fresh `pushcall serve` exposes nothing. */
     listen: z.array(listenSpec).min(1).default(['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060', 'ws:127.0.0.1:5066']),
     udp: z
@@ -84,7 +95,18 @@ export const configSchema = z
     dataDir: z.string().default('./data'),
     store: z
       .object({
-        type: z.enum(['sqlite', 'memory']).default('sqlite'),
+        /** sqlite: embedded, one node. redis: shared by several nodes (DESIGN.md §6). memory: tests. */
+        type: z.enum(['sqlite', 'memory', 'redis']).default('sqlite'),
+        /** The Redis every node shares (store.type redis). */
+        redis: z
+          .object({
+            url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+            keyPrefix: z.string().min(1).default('pushcall:'),
+            /** A Redis command unanswered this long fails (the REGISTER gets 500) instead of waiting. */
+            commandTimeoutMs: z.number().int().positive().max(60_000).default(2000),
+          })
+          .strict()
+          .prefault({}),
         /** SQLite file; default `<dataDir>/bindings.sqlite`. */
         file: z.string().optional(),
         /** Expired bindings are swept this often. */
@@ -320,6 +342,11 @@ export const configSchema = z
   .refine((c) => c.registrar.flowTimerSeconds === undefined || c.registrar.flowTimerSeconds < c.proxy.liveFlowSeconds, {
     message: 'registrar.flowTimerSeconds must be below proxy.liveFlowSeconds',
     path: ['registrar', 'flowTimerSeconds'],
+  })
+  // A device's connection lives on the node it registered through: the others need its address.
+  .refine((c) => c.store.type !== 'redis' || c.node.uri !== undefined, {
+    message: 'node.uri is required with store.type redis (where the other nodes reach this one)',
+    path: ['node', 'uri'],
   });
 
 export type PushcallConfig = z.infer<typeof configSchema>;

@@ -17,7 +17,7 @@ export const BINDING_KEYS = {
 } as const satisfies Record<keyof Binding, true>;
 
 export const FLOW_KEYS = {
-  protocol: true, remoteAddress: true, remotePort: true, localAddress: true, localPort: true, connectionId: true, nodeId: true,
+  protocol: true, remoteAddress: true, remotePort: true, localAddress: true, localPort: true, connectionId: true, nodeId: true, nodeUri: true,
 } as const satisfies Record<keyof BindingFlow, true>;
 
 export const PUSH_KEYS = {
@@ -53,7 +53,9 @@ export function encodeBinding(b: Binding): string {
   const f = b.flow;
   out += `,"flow":{"protocol":${str(f.protocol)},"remoteAddress":${str(f.remoteAddress)},"remotePort":${num(f.remotePort)},"localAddress":${str(f.localAddress)},"localPort":${num(f.localPort)}`;
   if (f.connectionId !== undefined) out += `,"connectionId":${str(f.connectionId)}`;
-  out += `,"nodeId":${str(f.nodeId)}}`;
+  out += `,"nodeId":${str(f.nodeId)}`;
+  if (f.nodeUri !== undefined) out += `,"nodeUri":${str(f.nodeUri)}`;
+  out += '}';
   const p = b.push;
   if (p !== undefined) {
     out += `,"push":{"provider":${str(p.provider)},"prid":${str(p.prid)}`;

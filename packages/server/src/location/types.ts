@@ -37,6 +37,8 @@ export interface BindingFlow {
   connectionId?: string;
   /** The node that owns the connection (multi-node: route through it). */
   nodeId: string;
+  /** Where the other nodes reach that node (`node.uri`; multi-node only). */
+  nodeUri?: string;
 }
 
 export interface Binding {

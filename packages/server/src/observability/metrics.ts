@@ -17,6 +17,8 @@ export class ServerMetrics {
   readonly authBlocks: Counter;
   /** In-dialog requests sent to where a device is now rather than where the dialog recorded it. */
   readonly dialogRetargets: Counter<'reason'>;
+  readonly nodeRelays: Counter<'direction'>;
+  readonly clusterEvents: Counter<'direction'>;
   readonly refreshScheduled: Gauge;
   /** Inbound requests by kind, REGISTERs by status, calls by outcome: see Tally. */
   private readonly inbound = new Tally();
@@ -100,6 +102,18 @@ export class ServerMetrics {
       name: 'pushcall_dialog_retargets_total',
       help: 'In-dialog requests sent to a device where it is now: moved (it re-registered from another connection mid-dialog) or gruu (its GRUU, RFC 5627)',
       labelNames: ['reason'],
+      registers: [this.registry],
+    });
+    this.nodeRelays = new Counter({
+      name: 'pushcall_node_relays_total',
+      help: 'Requests for a device whose flow another node holds (multi-node): out (sent through that node), in (delivered here for another node)',
+      labelNames: ['direction'],
+      registers: [this.registry],
+    });
+    this.clusterEvents = new Counter({
+      name: 'pushcall_cluster_events_total',
+      help: 'Registrations told to the other nodes (out) and heard from them (in), so that a call held on one node wakes on a REGISTER at another',
+      labelNames: ['direction'],
       registers: [this.registry],
     });
     this.refreshScheduled = new Gauge({

@@ -39,7 +39,7 @@ import { buildPayload } from '../push/payload.js';
 import { type PushBinding, type PushOutcome, type SendOptions, deliveredInOtherEnvironment } from '../push/types.js';
 import type { RateLimiter } from './limits.js';
 import type { DeviceTarget, ProxyCore } from './proxy.js';
-import { bindingDestination, isLiveBinding, retargetToBinding } from './routing.js';
+import { bindingDestination, retargetToBinding } from './routing.js';
 import type { CallTimeline } from './timeline.js';
 import type { WakeWaiter } from './wake.js';
 
@@ -182,7 +182,7 @@ export class ProxyCall {
     const pusher = this.proxy.pusher;
     if (!binding.push || !pusher || !pusher.supportedProviders().includes(binding.push.provider)) return false;
     if (this.request.method !== 'INVITE' && this.request.method !== 'MESSAGE') return false;
-    return !isLiveBinding(this.proxy.layer, binding, this.proxy.clock.now(), this.proxy.config.proxy.liveFlowSeconds * 1000);
+    return !this.proxy.isLive(binding);
   }
 
   /** Abuse limits, checked only for requests that would trigger pushes. */
@@ -442,7 +442,8 @@ export class ProxyCall {
       this.checkDone();
       return;
     }
-    const destination = binding.path.length > 0 ? undefined : bindingDestination(binding);
+    // Through its Path, or through the node holding its flow (multi-node), else straight to it.
+    const destination = binding.path.length > 0 || proxy.routeThroughOwner(out, binding) ? undefined : bindingDestination(binding);
     void this.resolveAndSend(branch, out, destination, cancelWith);
   }
 

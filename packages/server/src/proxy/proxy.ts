@@ -35,14 +35,13 @@ import { type GruuTarget, gruuTarget } from '../location/gruu.js';
 import type { Binding, BindingStore } from '../location/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
-import type { RegistrationEvent } from '../registrar/registrar.js';
 import { buildRefreshPayload } from '../push/payload.js';
 import { deliveredInOtherEnvironment } from '../push/types.js';
 import { removeIfTokenUnchanged } from '../location/push-followups.js';
 import { cancelledElsewhere, finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding, wantsIdPrivacy } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { bindingDestination, isLiveBinding, isOwnUri, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding, RouteSigner } from './routing.js';
+import { bindingDestination, isLiveBinding, isOwnUri, nodeRouteFor, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding, RouteSigner } from './routing.js';
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
@@ -200,11 +199,14 @@ export class ProxyCore {
     void this.layer.sendStateless(forwarded, { protocol, address, port }).catch(() => undefined);
   }
 
-  /** A device registered: release the branches held for it (RFC 8599 §5.6.2). */
-  onRegistered(event: RegistrationEvent): void {
+  /**
+   * A device registered, here or through another node: release the branches held for it
+   * (RFC 8599 §5.6.2). `receivedAt`: when its REGISTER arrived here (monotonic ms).
+   */
+  onRegistered(binding: Binding, receivedAt?: number): void {
     if (this.wake.size === 0) return;
     // Early forward (RFC 8599 §5.6.2): the registrar accepted the REGISTER; release now.
-    this.wake.registered(event.binding, event.receivedAt);
+    this.wake.registered(binding, receivedAt);
   }
 
   // ----- routing ---------------------------------------------------------------------------
@@ -236,7 +238,9 @@ export class ProxyCore {
     }
     if (request.method === 'INVITE') tx.respond(createResponse(request, 100));
 
-    const { remaining, flows, removed, verified, recipientBinding } = this.ownRoutes(request);
+    const { remaining, flows, removed, verified, recipientBinding, deliverTo } = this.ownRoutes(request);
+    // Another node sent this for a device whose flow ends here (multi-node).
+    if (deliverTo !== undefined) return this.deliverForNode(request, tx, flow, removed, deliverTo);
     // In a dialog, or routed elsewhere by a Route set: follow it. A request whose only
     // Route was us is an initial request to process here.
     if (request.to.tag !== undefined || remaining.length > 0) {
@@ -328,11 +332,11 @@ export class ProxyCore {
   private ownRoutes(request: SipRequest): ReturnType<typeof popOwnRoutes> {
     const strictEntry = restoreStrictRoute(this.layer, request, this.config.advertisedHost);
     const routing = popOwnRoutes(this.layer, request.routes, this.routeSigner, this.config.advertisedHost);
-    if (strictEntry === undefined) return routing.verified ? routing : { ...routing, recipientBinding: undefined };
+    if (strictEntry === undefined) return routing.verified ? routing : { ...routing, recipientBinding: undefined, deliverTo: undefined };
     const strict = this.routeSigner.verify(strictEntry);
     if (strict?.flow) routing.flows.push(strict.flow);
     const verified = strict !== undefined && (routing.removed === 0 || routing.verified);
-    return { ...routing, verified, recipientBinding: verified ? routing.recipientBinding : undefined };
+    return { ...routing, verified, recipientBinding: verified ? routing.recipientBinding : undefined, deliverTo: verified ? routing.deliverTo : undefined };
   }
 
   /** Fork to `bindings` unless an abuse limit refuses the call. */
@@ -545,7 +549,7 @@ export class ProxyCore {
       if (device === 'gone') return tx.respond(createResponse(request, 480, { reason: 'GRUU has no current registration' }));
       if (device !== undefined) {
         if (!retargetToBinding(out, device)) return tx.respond(createResponse(request, 480, { reason: 'Unusable contact' }));
-        if (device.push && !isLiveBinding(this.layer, device, this.clock.now(), this.config.proxy.liveFlowSeconds * 1000)) {
+        if (device.push && !this.isLive(device)) {
           return this.holdInDialog(request, out, tx, device);
         }
         return this.relay(request, out, tx, await this.deviceDestination(out, device));
@@ -571,9 +575,59 @@ export class ProxyCore {
     this.relay(request, out, tx, destination, alternatives);
   }
 
-  /** Where `out`, retargeted to `device` (retargetToBinding), goes: the first hop of its Path, else its flow. */
-  private deviceDestination(out: SipRequest, device: Binding): Promise<Destination> | Destination {
-    return device.path.length > 0 ? this.locate(out.routes[0].uri as SipUri) : bindingDestination(device);
+  /**
+   * Where `out`, retargeted to `device` (retargetToBinding), goes: the first hop of its Path,
+   * else the node that owns its flow (routeThroughOwner), else its flow.
+   */
+  deviceDestination(out: SipRequest, device: Binding): Promise<Destination> | Destination {
+    return device.path.length > 0 || this.routeThroughOwner(out, device) ? this.locate(out.routes[0].uri as SipUri) : bindingDestination(device);
+  }
+
+  /**
+   * Multi-node (DESIGN.md §6): a device registered through another node is reached through
+   * that node. Its connection exists only there, and a NAT lets only that node's packets
+   * in. Prepends the signed entry that node delivers by (nodeRouteFor); false for a device
+   * of this node, or one registered without `node.uri`.
+   */
+  routeThroughOwner(out: SipRequest, device: Binding): boolean {
+    if (!this.isOtherNodes(device)) return false;
+    out.prepend('Route', nodeRouteFor(device.flow.nodeUri!, device.id, this.routeSigner));
+    this.metrics.nodeRelays.inc({ direction: 'out' });
+    return true;
+  }
+
+  /** The device registered through another node (multi-node), which holds its flow. */
+  private isOtherNodes(device: Binding): boolean {
+    return device.flow.nodeId !== this.config.node.id && device.flow.nodeUri !== undefined;
+  }
+
+  /**
+   * A device to call without a push (routing.ts isLiveBinding). Never one whose flow another
+   * node holds: only that node could tell, and a push reaches the device either way.
+   */
+  isLive(device: Binding, now = this.clock.now()): boolean {
+    return !this.isOtherNodes(device) && isLiveBinding(this.layer, device, now, this.config.proxy.liveFlowSeconds * 1000);
+  }
+
+  /**
+   * The other end of routeThroughOwner: a request another node sent through us for a device
+   * whose flow ends here. Relayed to the device's current flow, record-routed (its dialog's
+   * requests need this node's flow token), or 480 when the device is no longer registered here.
+   */
+  private async deliverForNode(request: SipRequest, tx: ServerTransaction, inbound: Flow, removed: number, bindingId: string): Promise<void> {
+    const out = this.prepareForward(request);
+    for (let i = 0; i < removed; i++) out.removeFirstValue('route');
+    const device = await this.store.get(bindingId);
+    if (device === undefined || device.expiresAt <= this.clock.now() || device.flow.nodeId !== this.config.node.id) {
+      return tx.respond(createResponse(request, 480, { reason: 'Device no longer registered on this node' }));
+    }
+    const destination = bindingDestination(device);
+    if (destination.connectionId !== undefined && !this.layer.transportFor(destination.protocol)?.hasConnection(destination.connectionId)) {
+      return tx.respond(createResponse(request, 480, { reason: 'Device connection closed' }));
+    }
+    this.metrics.nodeRelays.inc({ direction: 'in' });
+    if (request.method === 'INVITE') this.addRecordRoute(out, inbound, destination, true, device.id);
+    this.relay(request, out, tx, destination);
   }
 
   /**
@@ -607,7 +661,7 @@ export class ProxyCore {
     const device = await this.store.findByPurr(purr);
     const now = this.clock.now();
     if (!device?.push || device.expiresAt <= now) return undefined;
-    return isLiveBinding(this.layer, device, now, this.config.proxy.liveFlowSeconds * 1000) ? undefined : device;
+    return this.isLive(device, now) ? undefined : device;
   }
 
   /**
@@ -762,15 +816,18 @@ export class ProxyCore {
   }
 
   private async forwardStateless(request: SipRequest, inbound: Flow): Promise<void> {
-    const { remaining, flows, removed, verified, recipientBinding } = this.ownRoutes(request);
+    const { remaining, flows, removed, verified, recipientBinding, deliverTo } = this.ownRoutes(request);
     // An ACK cannot be challenged: without a signed Route of ours (a dialog we record-routed)
     // it is relayed only for senders that need no authentication (see route()).
     if (!verified && this.config.proxy.recordRoute && this.auth && !isTrusted(inbound.remoteAddress, this.config.auth.trustedPeers)) return;
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;
-    const device = remaining.length === 0 ? await this.gruuDevice(request) : undefined;
-    if (typeof device === 'object') {
+    const device = deliverTo !== undefined ? await this.store.get(deliverTo) : remaining.length === 0 ? await this.gruuDevice(request) : undefined;
+    if (deliverTo !== undefined) {
+      if (device === undefined) return;
+      destination = bindingDestination(device as Binding);
+    } else if (typeof device === 'object') {
       // An ACK to a sleeping device is not held: the 2xx it answers came from an awake one.
       if (!retargetToBinding(out, device)) return;
       destination = await this.deviceDestination(out, device);

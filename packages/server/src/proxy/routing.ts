@@ -43,15 +43,17 @@ export class RouteSigner {
     return createHmac('sha256', this.key).update(contents).digest('base64url').slice(0, 16);
   }
 
-  sign(flow: string | undefined, binding: string | undefined): string {
+  sign(flow: string | undefined, binding: string | undefined, deliver = false): string {
+    if (deliver) return this.mac(`${flow ?? ''}|${binding ?? ''}|deliver`);
     return flow === undefined && binding === undefined ? this.bare : this.mac(`${flow ?? ''}|${binding ?? ''}`);
   }
 
   /** The flow and binding of an entry whose signature is ours; undefined for any other. */
-  verify(uri: SipUri): { flow?: string; binding?: string } | undefined {
+  verify(uri: SipUri): { flow?: string; binding?: string; deliver: boolean } | undefined {
     const flow = uri.param(FLOW_PARAM);
     const binding = uri.param(BINDING_PARAM);
-    return sameSecret(this.sign(flow, binding), uri.param(SIGNATURE_PARAM) ?? '') ? { flow, binding } : undefined;
+    const deliver = uri.params.has(DELIVER_PARAM);
+    return sameSecret(this.sign(flow, binding, deliver), uri.param(SIGNATURE_PARAM) ?? '') ? { flow, binding, deliver } : undefined;
   }
 }
 
@@ -61,6 +63,20 @@ export class RouteSigner {
  * handover re-registers it from a new one), its requests follow the binding there.
  */
 export const BINDING_PARAM = 'pc-bind';
+
+/**
+ * Route parameter (with `pc-bind`) in the entry one node writes to send a request through
+ * the node that holds a device's flow (multi-node, DESIGN.md §6): "deliver this to that
+ * binding's flow". Signed like every entry, with the key the nodes share.
+ */
+export const DELIVER_PARAM = 'pc-deliver';
+
+/** The Route entry that sends a request for `binding` through the node owning its flow (`flow.nodeUri`). */
+export function nodeRouteFor(nodeUri: string, bindingId: string, signer: RouteSigner): string {
+  const uri = nodeUri.replace(/^<|>$/g, '');
+  const lr = /;lr(;|=|$)/i.test(uri) ? '' : ';lr';
+  return `<${uri}${lr};${BINDING_PARAM}=${bindingId};${DELIVER_PARAM};${SIGNATURE_PARAM}=${signer.sign(undefined, bindingId, true)}>`;
+}
 
 export function protocolOfUri(uri: SipUri): TransportProtocol {
   const t = uri.transport;
@@ -215,24 +231,27 @@ export function popOwnRoutes(
   routes: NameAddr[],
   signer: RouteSigner,
   advertisedHost?: string,
-): { remaining: NameAddr[]; flows: string[]; removed: number; verified: boolean; recipientBinding?: string } {
+): { remaining: NameAddr[]; flows: string[]; removed: number; verified: boolean; recipientBinding?: string; deliverTo?: string } {
   let i = 0;
   const flows: string[] = [];
   let verified = true;
   let lastBinding: string | undefined;
+  let deliverTo: string | undefined;
   while (i < routes.length) {
     const uri = routes[i].uri;
     if (!(uri instanceof SipUri) || !isOwnUri(layer, uri, advertisedHost)) break;
     const entry = signer.verify(uri);
     if (entry === undefined) verified = false;
     if (entry?.flow) flows.push(entry.flow);
+    if (entry?.deliver) deliverTo = entry.binding;
     lastBinding = entry?.binding;
     i++;
   }
   // Of our two entries (RFC 5658), the sender's route set lists the one facing it first and
   // the one facing the recipient last: a binding there is the device the request goes to.
   const recipientBinding = i >= 2 ? lastBinding : undefined;
-  return { remaining: routes.slice(i), flows, removed: i, verified: verified && i > 0, recipientBinding };
+  verified &&= i > 0;
+  return { remaining: routes.slice(i), flows, removed: i, verified, recipientBinding, deliverTo: verified ? deliverTo : undefined };
 }
 
 /**

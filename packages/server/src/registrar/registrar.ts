@@ -62,6 +62,8 @@ export interface RegistrarOptions {
   store: BindingStore;
   clock: Clock;
   nodeId: string;
+  /** Where other nodes reach this one (multi-node), kept with every binding's flow. */
+  nodeUri?: string;
   auth?: DigestAuthenticator;
   /** Blocks addresses that fail authentication too often (auth.failureLimit). */
   authFailures?: AuthFailureLimiter;
@@ -138,6 +140,7 @@ export class Registrar {
   private readonly store: BindingStore;
   private readonly clock: Clock;
   private readonly nodeId: string;
+  private readonly nodeUri: string | undefined;
   private readonly auth: DigestAuthenticator | undefined;
   private readonly supportedProviders: () => readonly string[];
   private readonly options: RegistrarOptions;
@@ -156,6 +159,7 @@ export class Registrar {
     this.store = options.store;
     this.clock = options.clock;
     this.nodeId = options.nodeId;
+    this.nodeUri = options.nodeUri;
     this.auth = options.auth;
     this.supportedProviders = options.supportedProviders;
     this.options = options;
@@ -553,6 +557,7 @@ export class Registrar {
           localPort: flow.localPort,
           connectionId: flow.connectionId,
           nodeId: this.nodeId,
+          nodeUri: this.nodeUri,
         },
         push: p.push && detachPush(p.push),
         pnsreg: hasPnsreg,

@@ -70,7 +70,11 @@ describe('validateConfig: errors with paths', () => {
     ['trusted peer that is not an address', { auth: { trustedPeers: ['10.0.0.0/8', 'pbx.example.com'] } }, 'auth.trustedPeers.1: expected an IPv4/IPv6 address or CIDR prefix'],
     ['trusted peer with a bad prefix', { auth: { trustedPeers: ['10.0.0.0/33'] } }, 'auth.trustedPeers.0: expected an IPv4/IPv6 address or CIDR prefix'],
     ['proxy.upstream not a SIP URI', { proxy: { upstream: 'pbx.example.com:5060' } }, 'proxy.upstream: expected a SIP or SIPS URI'],
-    ['unknown store type', { store: { type: 'redis' } }, 'store.type: Invalid option'],
+    ['unknown store type', { store: { type: 'postgres' } }, 'store.type: Invalid option'],
+    ['redis store without node.uri', { store: { type: 'redis' } }, 'node.uri: node.uri is required with store.type redis'],
+    ['redis URL of another scheme', { store: { type: 'redis', redis: { url: 'http://127.0.0.1:6379' } }, node: { uri: 'sip:127.0.0.1:5070' } }, 'store.redis.url: a redis:// or rediss:// URL'],
+    ['node.uri not a SIP URI', { node: { uri: '10.0.0.2:5060' } }, 'node.uri: expected a SIP URI'],
+    ['node.id with a space', { node: { id: 'node 1' } }, 'node.id: letters, digits'],
     ['bad log level', { log: { level: 'verbose' } }, 'log.level: Invalid option'],
     ['top level not an object', ['a'], '(root): Invalid input: expected object, received array'],
   ];
@@ -119,7 +123,13 @@ describe('defaults (as documented in docs/configuration.md)', () => {
     assert.equal(config.node.id, 'node-1');
     assert.deepEqual(config.domains, []);
     assert.equal(config.dataDir, './data');
-    assert.deepEqual(config.store, { type: 'sqlite', sweepIntervalSeconds: 30, commitDelayMs: 2, checkpointIntervalMs: 1000 });
+    assert.deepEqual(config.store, {
+      type: 'sqlite',
+      redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'pushcall:', commandTimeoutMs: 2000 },
+      sweepIntervalSeconds: 30,
+      commitDelayMs: 2,
+      checkpointIntervalMs: 1000,
+    });
     assert.deepEqual(config.admin, { listen: '127.0.0.1:9060', enabled: true, eventLoopSampleMs: 50 });
     assert.deepEqual(config.log, { level: 'info' });
     assert.equal(config.tls, undefined);

@@ -23,7 +23,7 @@ function full(text: string, n: number): Binding {
     registeredAt: 1_700_000_000_000,
     updatedAt: 1_700_000_000_001,
     path: [`<sip:${text}@proxy;lr>`, '<sip:edge;lr>'],
-    flow: { protocol: 'tls', remoteAddress: '::1', remotePort: 5061, localAddress: '::1', localPort: 5061, connectionId: `c-${text}`, nodeId: text },
+    flow: { protocol: 'tls', remoteAddress: '::1', remotePort: 5061, localAddress: '::1', localPort: 5061, connectionId: `c-${text}`, nodeId: text, nodeUri: `sip:${text}` },
     push: { provider: 'apns', prid: text, param: 'TEAM.bundle.voip', environment: 'sandbox', environmentDeclared: true, alertPrid: `${text}-alert`, form: 'flexisip-multi' },
     pnsreg: true,
     purrs: [text, 'older'],

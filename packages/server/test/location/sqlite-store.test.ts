@@ -13,7 +13,8 @@ import fc from 'fast-check';
 import { StoreError, isPushcallError } from '../../src/errors.js';
 import { MemoryBindingStore } from '../../src/location/memory-store.js';
 import { SqliteBindingStore } from '../../src/location/sqlite-store.js';
-import type { Binding, BindingStore } from '../../src/location/types.js';
+import type { Binding } from '../../src/location/types.js';
+import { AORS, T0, TOKENS, binding, byId, materialize, opArb, push, run, sorted } from '../helpers/bindings.js';
 
 const dirs: string[] = [];
 function tempFile(name = 'bindings.sqlite'): string {
@@ -24,34 +25,6 @@ function tempFile(name = 'bindings.sqlite'): string {
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-const T0 = 1_700_000_000_000;
-
-function binding(id: string, aor = 'sip:alice@example.com', extra: Partial<Binding> = {}): Binding {
-  return {
-    id,
-    aor,
-    contact: `sip:${id}@192.0.2.10:5062`,
-    callId: `call-${id}`,
-    cseq: 1,
-    expiresAt: T0 + 3_600_000,
-    registeredAt: T0,
-    updatedAt: T0,
-    path: [],
-    flow: { protocol: 'udp', remoteAddress: '192.0.2.10', remotePort: 5062, localAddress: '127.0.0.1', localPort: 5060, nodeId: 'n1' },
-    pnsreg: false,
-    ...extra,
-  };
-}
-
-function push(prid: string, provider = 'apns'): Binding['push'] {
-  return { provider, prid, param: 'TEAM.com.example.voip', environment: 'production', form: 'rfc8599' };
-}
-
-const byId = (a: Binding, b: Binding) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-async function sorted(store: BindingStore): Promise<Binding[]> {
-  return (await store.all()).sort(byId);
-}
 
 /** Rows committed to the file, read through a second connection. */
 function rowsOnDisk(file: string): Array<{ id: string; aor: string; expires_at: number }> {
@@ -352,63 +325,8 @@ describe('SqliteBindingStore errors are typed StoreErrors, not crashes', () => {
   });
 });
 
-// ---------------------------------------------------------------------------------------
 // Model-based property: random interleavings of apply/remove/sweep, several per tick, leave
 // the SQLite store (after reopen) equal to a MemoryBindingStore fed the same operations.
-
-type Op =
-  | { kind: 'apply'; aor: number; upsert: Array<{ id: number; expires: number; token: number | null }>; remove: number[] }
-  | { kind: 'remove'; id: number }
-  | { kind: 'sweep'; at: number };
-
-const AORS = ['sip:a@x.test', 'sip:b@x.test', 'sip:c@x.test'];
-const TOKENS = ['aa'.repeat(32), 'bb'.repeat(32), 'cc'.repeat(32)];
-
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 5,
-    arbitrary: fc.record({
-      kind: fc.constant('apply' as const),
-      aor: fc.nat({ max: AORS.length - 1 }),
-      upsert: fc.array(fc.record({ id: fc.nat({ max: 9 }), expires: fc.integer({ min: 1, max: 100 }), token: fc.option(fc.nat({ max: TOKENS.length - 1 })) }), { maxLength: 3 }),
-      remove: fc.array(fc.nat({ max: 9 }), { maxLength: 2 }),
-    }),
-  },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), id: fc.nat({ max: 9 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('sweep' as const), at: fc.integer({ min: 0, max: 100 }) }) },
-);
-
-type Action = { kind: 'apply'; aor: string; upsert: Binding[]; remove: string[] } | { kind: 'remove'; id: string } | { kind: 'sweep'; now: number };
-
-/** Concrete operations (the same Binding values go to both stores). */
-function materialize(op: Op, seq: number): Action {
-  switch (op.kind) {
-    case 'apply': {
-      const aor = AORS[op.aor];
-      // The id space is shared by every AOR: a binding "moves" when re-upserted elsewhere.
-      const upsert = op.upsert.map((u, i) =>
-        binding(`id${u.id}`, aor, { expiresAt: T0 + u.expires * 1000, cseq: seq * 10 + i, ...(u.token === null ? {} : { push: push(TOKENS[u.token]) }) }),
-      );
-      return { kind: 'apply', aor, upsert, remove: op.remove.map((r) => `id${r}`) };
-    }
-    case 'remove':
-      return { kind: 'remove', id: `id${op.id}` };
-    case 'sweep':
-      return { kind: 'sweep', now: T0 + op.at * 1000 };
-  }
-}
-
-function run(store: BindingStore, a: Action): Promise<unknown> {
-  switch (a.kind) {
-    case 'apply':
-      return store.apply(a.aor, { upsert: a.upsert, remove: a.remove });
-    case 'remove':
-      return store.remove(a.id);
-    case 'sweep':
-      return store.sweep(a.now);
-  }
-}
-
 describe('SqliteBindingStore vs MemoryBindingStore (property)', () => {
   it('random batches of apply/remove/sweep, several per tick, then reopen: equal to the model', async () => {
     await fc.assert(

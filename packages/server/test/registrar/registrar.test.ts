@@ -142,7 +142,7 @@ describe('RFC 3261 §10.3: add, refresh, remove', () => {
     assert.equal(b.cseq, 1);
     assert.equal(b.push, undefined);
     assert.equal(b.userAgent, 'pushcall-test/1');
-    assert.deepEqual(b.flow, { ...FLOW, connectionId: undefined, nodeId: 'node-t' });
+    assert.deepEqual(b.flow, { ...FLOW, connectionId: undefined, nodeId: 'node-t', nodeUri: undefined });
   });
 
   it('Expires header applies to contacts without an expires parameter; the parameter wins', async () => {

@@ -1,0 +1,119 @@
+/**
+ * What the nodes sharing a Redis store tell each other (DESIGN.md §6):
+ * - "this device registered": a call held on node A for a sleeping phone is released when
+ *   the phone's REGISTER lands on node B (a load balancer, DNS SRV, or the phone's new
+ *   network decides which node it reaches);
+ * - "this node id is taken": two nodes with one `node.id` would each believe they own every
+ *   connection-oriented flow, so a second one is refused at startup.
+ *
+ * Events go through one Redis pub/sub channel; a node ignores its own. Delivery is at most
+ * once (pub/sub keeps nothing for a node that is reconnecting): a wake missed that way ends
+ * as the wake timeout's 480, as when the phone never registers.
+ */
+
+import { hostname } from 'node:os';
+import type { Clock } from '@pushcall/sip';
+import { Redis } from 'ioredis';
+import { StartupError } from '../errors.js';
+import { encodeBinding } from '../location/binding-json.js';
+import type { Binding } from '../location/types.js';
+
+export interface ClusterLinkOptions {
+  /** The store's connection (commands); the link opens a second one to subscribe. */
+  redis: Redis;
+  keyPrefix: string;
+  nodeId: string;
+  nodeUri: string;
+  clock: Clock;
+  /** A device registered through another node. */
+  onRemoteRegistered(binding: Binding, fromNode: string): void;
+  onError?(error: Error): void;
+}
+
+/** How long a node's claim on its id outlives its last heartbeat (a crashed node's id frees up). */
+export const NODE_CLAIM_TTL_MS = 30_000;
+const HEARTBEAT_MS = 10_000;
+
+export class ClusterLink {
+  private subscriber: Redis | undefined;
+  private heartbeat: { cancel(): void } | undefined;
+  private readonly channel: string;
+  private readonly claimKey: string;
+  /** Who holds the claim: the node's SIP URI (a restart of the same node may take it over at once) and this process. */
+  private readonly claim: string;
+  private stopped = false;
+
+  constructor(private readonly options: ClusterLinkOptions) {
+    this.channel = `${options.keyPrefix}events`;
+    this.claimKey = `${options.keyPrefix}node:${options.nodeId}`;
+    this.claim = `${options.nodeUri} ${hostname()}:${process.pid}`;
+  }
+
+  async start(): Promise<void> {
+    await this.claimNodeId();
+    const subscriber = this.options.redis.duplicate({ enableAutoPipelining: false });
+    subscriber.on('error', (error: Error) => this.options.onError?.(error));
+    this.subscriber = subscriber;
+    subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
+    await subscriber.subscribe(this.channel);
+    const beat = () => {
+      this.heartbeat = this.options.clock.setTimeout(() => {
+        void this.options.redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS).catch((error: Error) => this.options.onError?.(error));
+        if (!this.stopped) beat();
+      }, HEARTBEAT_MS);
+    };
+    beat();
+  }
+
+  /**
+   * Take `node:<id>` unless another live node holds it. The same node restarted (same
+   * `node.uri`) takes its claim over at once instead of waiting for it to expire.
+   */
+  private async claimNodeId(): Promise<void> {
+    const { redis, nodeId, nodeUri } = this.options;
+    const taken = await redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS, 'NX');
+    if (taken === 'OK') return;
+    const holder = (await redis.get(this.claimKey)) ?? '';
+    if (holder.split(' ')[0] === nodeUri) {
+      await redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS);
+      return;
+    }
+    throw new StartupError(`node.id ${nodeId} is in use by another node (${holder.split(' ')[0]}); every node sharing the Redis store needs its own node.id`);
+  }
+
+  /**
+   * Tell the other nodes a device registered here; only bindings a held call could be
+   * waiting for (wake.ts matches by push token or instance). True when it was sent.
+   */
+  registered(binding: Binding): boolean {
+    if (this.stopped || (binding.push === undefined && binding.instanceId === undefined)) return false;
+    void this.options.redis.publish(this.channel, `registered ${this.options.nodeId}\n${encodeBinding(binding)}`).catch((error: Error) => this.options.onError?.(error));
+    return true;
+  }
+
+  private onMessage(text: string): void {
+    const newline = text.indexOf('\n');
+    const [kind, from] = text.slice(0, newline).split(' ');
+    if (kind !== 'registered' || from === this.options.nodeId) return;
+    let binding: Binding;
+    try {
+      binding = JSON.parse(text.slice(newline + 1)) as Binding;
+    } catch (error) {
+      this.options.onError?.(error as Error);
+      return;
+    }
+    this.options.onRemoteRegistered(binding, from);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.heartbeat?.cancel();
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    if (subscriber) await subscriber.quit().catch(() => subscriber.disconnect());
+    // Free the id for a replacement node; only our own claim.
+    const current = await this.options.redis.get(this.claimKey).catch(() => null);
+    if (current === this.claim) await this.options.redis.del(this.claimKey).catch(() => undefined);
+  }
+}

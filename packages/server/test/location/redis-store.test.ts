@@ -1,0 +1,197 @@
+/**
+ * The Redis binding store against a real redis-server on loopback: what one node writes
+ * another reads (two store instances, two connections), the indexes stay consistent across
+ * replace, move and removal, sweep, stats, a model-based property against
+ * MemoryBindingStore, and typed errors (not hangs, not crashes) while Redis is away.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type RedisServerHandle, startRedisServer } from '@pushcall/testkit';
+import fc from 'fast-check';
+import { StoreError } from '../../src/errors.js';
+import { MemoryBindingStore } from '../../src/location/memory-store.js';
+import { RedisBindingStore } from '../../src/location/redis-store.js';
+import { AORS, T0, TOKENS, binding, byId, materialize, opArb, push, run, sorted } from '../helpers/bindings.js';
+
+let redis: RedisServerHandle;
+const stores: RedisBindingStore[] = [];
+let prefixes = 0;
+
+before(async () => {
+  redis = await startRedisServer();
+});
+after(async () => {
+  await Promise.all(stores.map((s) => s.close()));
+  await redis.stop();
+});
+
+/** A store on its own key prefix (a fresh, empty store), or on `prefix` to share one. */
+function open(prefix = `t${++prefixes}:`): RedisBindingStore {
+  const store = new RedisBindingStore({ url: redis.url, keyPrefix: prefix });
+  stores.push(store);
+  return store;
+}
+
+describe('RedisBindingStore', () => {
+  it('a binding written by one node is read, every field intact, by another', async () => {
+    const nodeA = open('shared1:');
+    const nodeB = open('shared1:');
+    const full = binding('a', 'sip:alice@example.com', {
+      instanceId: '<urn:uuid:00000000-0000-4000-8000-000000000001>',
+      regId: 1,
+      q: 0.5,
+      path: ['<sip:edge.example.com;lr>'],
+      flow: { protocol: 'tcp', remoteAddress: '192.0.2.10', remotePort: 40000, localAddress: '127.0.0.1', localPort: 5060, connectionId: 'tcp:7', nodeId: 'node-a', nodeUri: 'sip:127.0.0.1:5070;transport=tcp' },
+      push: { ...push('ab'.repeat(32))!, alertPrid: 'cd'.repeat(32), environment: 'sandbox', environmentDeclared: true, form: 'flexisip-multi' },
+      pnsreg: true,
+      purrs: ['purr-2', 'purr-1'],
+      purrIssuedAt: T0 + 5,
+      userAgent: 'Linphone/5.2 "quoted" \\ and ünïcode',
+    });
+    await nodeA.apply('sip:alice@example.com', { upsert: [full, binding('b')], remove: [] });
+    assert.deepEqual(await nodeB.get('a'), full);
+    assert.deepEqual((await nodeB.lookup('sip:alice@example.com', T0)).sort(byId), [full, binding('b')]);
+    assert.deepEqual((await nodeB.findByPushToken('apns', 'ab'.repeat(32))).map((b) => b.id), ['a']);
+    assert.equal((await nodeB.findByPurr('purr-1'))?.id, 'a');
+    assert.deepEqual(await nodeB.stats(), { bindings: 2, aors: 1, byProvider: { apns: 1, none: 1 } });
+    assert.equal(await nodeB.get('missing'), undefined);
+  });
+
+  it('lookup hides expired bindings before any sweep; sweep removes them, index entries included, and returns them', async () => {
+    const store = open();
+    await store.apply('sip:alice@example.com', {
+      upsert: [binding('old', 'sip:alice@example.com', { expiresAt: T0 + 1000, push: push('aa'.repeat(32)), purrs: ['p-old'] }), binding('new', 'sip:alice@example.com', { expiresAt: T0 + 10_000 })],
+      remove: [],
+    });
+    assert.deepEqual((await store.lookup('sip:alice@example.com', T0 + 1000)).map((b) => b.id), ['new']);
+    assert.deepEqual((await store.sweep(T0 + 1000)).map((b) => b.id), ['old']);
+    assert.deepEqual(await store.findByPushToken('apns', 'aa'.repeat(32)), []);
+    assert.equal(await store.findByPurr('p-old'), undefined);
+    assert.deepEqual(await store.sweep(T0 + 1000), [], 'nothing left to sweep');
+    assert.deepEqual(await store.stats(), { bindings: 1, aors: 1, byProvider: { none: 1 } });
+    assert.deepEqual((await store.sweep(T0 + 10_000)).map((b) => b.id), ['new']);
+    assert.deepEqual(await store.stats(), { bindings: 0, aors: 0, byProvider: {} });
+  });
+
+  it('sweeps a backlog larger than one script run', async () => {
+    const store = open();
+    const many = Array.from({ length: 1203 }, (_, i) => binding(`x${i}`, `sip:u${i % 50}@example.com`, { expiresAt: T0 + 1000 }));
+    for (let u = 0; u < 50; u++) {
+      const aor = `sip:u${u}@example.com`;
+      await store.apply(aor, { upsert: many.filter((b) => b.aor === aor), remove: [] });
+    }
+    assert.equal((await store.sweep(T0 + 2000)).length, 1203);
+    assert.deepEqual(await store.stats(), { bindings: 0, aors: 0, byProvider: {} });
+  });
+
+  it('findByPushToken stays consistent across upsert, replace (new token, same id), move to another AOR, and remove', async () => {
+    const store = open();
+    const t1 = '11'.repeat(32);
+    const t2 = '22'.repeat(32);
+    const ids = async (prid: string, provider = 'apns') => (await store.findByPushToken(provider, prid)).map((b) => b.id).sort();
+    await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { push: push(t1) }), binding('b', 'sip:alice@example.com', { push: push(t1) })], remove: [] });
+    await store.apply('sip:bob@example.com', { upsert: [binding('c', 'sip:bob@example.com', { push: push(t1) })], remove: [] });
+    assert.deepEqual(await ids(t1), ['a', 'b', 'c']);
+    assert.deepEqual(await ids(t1, 'fcm'), [], 'the provider is part of the key');
+    await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { push: push(t2) })], remove: [] });
+    assert.deepEqual(await ids(t1), ['b', 'c']);
+    assert.deepEqual(await ids(t2), ['a']);
+    await store.apply('sip:alice@example.com', { upsert: [binding('b')], remove: [] });
+    assert.deepEqual(await ids(t1), ['c']);
+    // The same id registered under another AOR leaves the first one's set.
+    await store.apply('sip:carol@example.com', { upsert: [binding('c', 'sip:carol@example.com', { push: push(t1) })], remove: [] });
+    assert.deepEqual(await store.lookup('sip:bob@example.com', T0), []);
+    assert.deepEqual((await store.lookup('sip:carol@example.com', T0)).map((b) => b.id), ['c']);
+    assert.equal(await store.remove('c'), true);
+    assert.equal(await store.remove('c'), false);
+    assert.deepEqual(await ids(t1), []);
+    assert.deepEqual(await store.stats(), { bindings: 2, aors: 1, byProvider: { apns: 1, none: 1 } });
+  });
+
+  it('a PURR found after a rotation; none after removal', async () => {
+    const store = open();
+    await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { purrs: ['p1'], purrIssuedAt: T0 })], remove: [] });
+    await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { purrs: ['p2', 'p1'], purrIssuedAt: T0 + 1 })], remove: [] });
+    assert.equal((await store.findByPurr('p1'))?.id, 'a');
+    assert.equal((await store.findByPurr('p2'))?.id, 'a');
+    await store.apply('sip:alice@example.com', { upsert: [], remove: ['a'] });
+    assert.equal(await store.findByPurr('p1'), undefined);
+  });
+
+  it('apply() rejects a binding of another AOR and changes nothing', async () => {
+    const store = open();
+    await assert.rejects(store.apply('sip:alice@example.com', { upsert: [binding('ok'), binding('x', 'sip:bob@example.com')], remove: [] }));
+    assert.deepEqual(await store.all(), []);
+  });
+});
+
+describe('RedisBindingStore vs MemoryBindingStore (property)', () => {
+  it('random batches of apply/remove/sweep, several at once, leave both equal', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(opArb, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 8 }), async (batches) => {
+        const model = new MemoryBindingStore();
+        const store = open();
+        let seq = 0;
+        for (const batch of batches) {
+          const actions = batch.map((op) => materialize(op, seq++));
+          // Issued together (one pipeline to Redis), in the same order on both stores.
+          const results = await Promise.all(actions.map((action) => run(store, action)));
+          const expected = await Promise.all(actions.map((action) => run(model, action)));
+          const normalise = (r: unknown) => (Array.isArray(r) ? [...r].sort(byId) : r);
+          assert.deepEqual(results.map(normalise), expected.map(normalise), 'same results (remove booleans, swept bindings)');
+        }
+        assert.deepEqual(await sorted(store), await sorted(model));
+        assert.deepEqual(await store.stats(), await model.stats());
+        for (const aor of AORS) assert.deepEqual((await store.lookup(aor, T0 + 50_000)).sort(byId), (await model.lookup(aor, T0 + 50_000)).sort(byId));
+        for (const token of TOKENS) assert.deepEqual((await store.findByPushToken('apns', token)).sort(byId), (await model.findByPushToken('apns', token)).sort(byId));
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe('RedisBindingStore while Redis is away', () => {
+  it('operations fail with a typed StoreError within the command timeout, and work again once Redis is back', async () => {
+    const own = await startRedisServer();
+    const store = new RedisBindingStore({ url: own.url, keyPrefix: 'away:', commandTimeoutMs: 500 });
+    try {
+      await store.ready();
+      await store.apply('sip:alice@example.com', { upsert: [binding('a')], remove: [] });
+      await own.stop();
+      const started = Date.now();
+      await assert.rejects(store.apply('sip:alice@example.com', { upsert: [binding('b')], remove: [] }), (error: unknown) => {
+        assert.ok(error instanceof StoreError, String(error));
+        assert.equal(error.code, 'PUSHCALL_ERR_STORE');
+        return true;
+      });
+      await assert.rejects(store.lookup('sip:alice@example.com', T0), StoreError);
+      assert.ok(Date.now() - started < 5000, `failed in ${Date.now() - started} ms, not after a hang`);
+      await own.restart();
+      // Nothing was persisted by that redis-server: the store starts empty and is usable again.
+      for (let i = 0; ; i++) {
+        try {
+          await store.apply('sip:alice@example.com', { upsert: [binding('c')], remove: [] });
+          break;
+        } catch (error) {
+          if (i > 50) throw error;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      assert.deepEqual((await store.lookup('sip:alice@example.com', T0)).map((b) => b.id), ['c']);
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  });
+
+  it('ready() rejects with a StoreError when nothing listens at the URL', async () => {
+    const own = await startRedisServer();
+    await own.stop();
+    const store = new RedisBindingStore({ url: own.url, commandTimeoutMs: 300 });
+    try {
+      await assert.rejects(store.ready(), StoreError);
+    } finally {
+      await store.close();
+    }
+  });
+});
