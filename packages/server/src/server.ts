@@ -252,7 +252,13 @@ export class PushcallServer implements TransactionLayerUser {
   }
 
   async start(): Promise<void> {
-    await this.joinCluster();
+    try {
+      await this.joinCluster();
+    } catch (error) {
+      // Nothing listens yet: release the store's connection, or the process would not exit.
+      await this.store.close().catch(() => undefined);
+      throw error;
+    }
     for (const spec of this.config.listen) {
       const [protocol, ...rest] = spec.split(':');
       const port = Number(rest.pop());

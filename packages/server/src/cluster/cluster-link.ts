@@ -55,7 +55,13 @@ export class ClusterLink {
     subscriber.on('error', (error: Error) => this.options.onError?.(error));
     this.subscriber = subscriber;
     subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
-    await subscriber.subscribe(this.channel);
+    try {
+      await subscriber.subscribe(this.channel);
+    } catch (error) {
+      this.subscriber = undefined;
+      subscriber.disconnect();
+      throw error;
+    }
     const beat = () => {
       this.heartbeat = this.options.clock.setTimeout(() => {
         void this.options.redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS).catch((error: Error) => this.options.onError?.(error));

@@ -347,6 +347,11 @@ export const configSchema = z
   .refine((c) => c.store.type !== 'redis' || c.node.uri !== undefined, {
     message: 'node.uri is required with store.type redis (where the other nodes reach this one)',
     path: ['node', 'uri'],
+  })
+  // The nodes sign the Route entries they send each other with a key derived from it.
+  .refine((c) => c.store.type !== 'redis' || (c.auth.nonceSecret?.length ?? 0) >= 16, {
+    message: 'auth.nonceSecret (at least 16 characters, the same on every node) is required with store.type redis',
+    path: ['auth', 'nonceSecret'],
   });
 
 export type PushcallConfig = z.infer<typeof configSchema>;

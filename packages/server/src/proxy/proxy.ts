@@ -67,7 +67,10 @@ export interface ProxyOptions {
 const TIMER_C_MS = 181_000;
 /** An INVITE server transaction's `coreData` while its bindings are read, and once a CANCEL came meanwhile. */
 const IN_LOOKUP = Symbol('in binding lookup');
-const CANCELLED_IN_LOOKUP = Symbol('cancelled during binding lookup');
+/** The CANCEL that came during the lookup, with its RFC 3326 Reason values. */
+class CancelledInLookup {
+  constructor(readonly reasons: string[]) {}
+}
 
 /** A re-INVITE held for a sleeping device (RFC 8599 §6.2.3) as its server transaction's `coreData`: its CANCEL ends the hold. */
 class HeldInDialogInvite {
@@ -102,7 +105,7 @@ export class ProxyCore {
   /**
    * Calls in progress. Each INVITE server transaction's `coreData` says what it is to the
    * proxy, for its CANCEL: its ProxyCall, the client transaction of a single-branch relay
-   * (upstream, in dialog), or IN_LOOKUP / CANCELLED_IN_LOOKUP while its bindings are read.
+   * (upstream, in dialog), or IN_LOOKUP / CancelledInLookup while its bindings are read.
    */
   private callCount = 0;
   /** One VoIP push per call per device: `${callId}|${device}` -> expiry (ms). */
@@ -164,9 +167,10 @@ export class ProxyCore {
       this.layer.cancel(relayed, reason.map((r) => ['Reason', r] as [string, string]));
       return;
     }
-    if (invite && (data === IN_LOOKUP || data === CANCELLED_IN_LOOKUP)) {
-      // The INVITE is still in its binding lookup: remember the CANCEL; route() answers 487.
-      invite.coreData = CANCELLED_IN_LOOKUP;
+    if (invite && (data === IN_LOOKUP || data instanceof CancelledInLookup)) {
+      // The INVITE is still in its binding lookup: remember the CANCEL; route() answers 487,
+      // deliverForNode() delivers and cancels.
+      invite.coreData = new CancelledInLookup(cancel.getAll('reason'));
       tx.respond(createResponse(cancel, 200));
       return;
     }
@@ -295,7 +299,7 @@ export class ProxyCore {
     try {
       found = gruu === undefined ? { aor, bindings: await this.store.lookup(aor, this.clock.now()) } : await this.gruuBindings(gruu);
     } finally {
-      if (tx.coreData === CANCELLED_IN_LOOKUP) found = undefined;
+      if (tx.coreData instanceof CancelledInLookup) found = undefined;
       tx.coreData = undefined;
     }
     if (found === undefined) return tx.respond(createResponse(request, 487));
@@ -517,7 +521,9 @@ export class ProxyCore {
   private async dialogFlowDestination(flows: string[], inbound: Flow, recipientBinding: string | undefined): Promise<Destination | undefined> {
     const recorded = outboundFlow(flows, inbound.connectionId);
     if (recipientBinding !== undefined) {
-      const device = await this.store.get(recipientBinding);
+      // Only a refinement of the recorded flow: a store that does not answer (Redis away)
+      // must not stop a dialog in progress.
+      const device = await this.store.get(recipientBinding).catch(() => undefined);
       const moved = device !== undefined && device.expiresAt > this.clock.now() ? device.flow.connectionId : undefined;
       if (moved !== undefined && moved !== recorded && moved !== inbound.connectionId) {
         const destination = this.flowDestination(moved);
@@ -617,7 +623,15 @@ export class ProxyCore {
   private async deliverForNode(request: SipRequest, tx: ServerTransaction, inbound: Flow, removed: number, bindingId: string): Promise<void> {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
-    const device = await this.store.get(bindingId);
+    tx.coreData = request.method === 'INVITE' ? IN_LOOKUP : undefined;
+    let device: Binding | undefined;
+    let cancelled: CancelledInLookup | undefined;
+    try {
+      device = await this.store.get(bindingId);
+    } finally {
+      if (tx.coreData instanceof CancelledInLookup) cancelled = tx.coreData;
+      tx.coreData = undefined;
+    }
     if (device === undefined || device.expiresAt <= this.clock.now() || device.flow.nodeId !== this.config.node.id) {
       return tx.respond(createResponse(request, 480, { reason: 'Device no longer registered on this node' }));
     }
@@ -628,6 +642,11 @@ export class ProxyCore {
     this.metrics.nodeRelays.inc({ direction: 'in' });
     if (request.method === 'INVITE') this.addRecordRoute(out, inbound, destination, true, device.id);
     this.relay(request, out, tx, destination);
+    // Cancelled while the binding was read (a ghost call: the other node sends INVITE and
+    // CANCEL back to back): the device still gets both, so that its CallKit call ends.
+    if (cancelled && tx.coreData instanceof InviteClientTransaction) {
+      this.layer.cancel(tx.coreData, cancelled.reasons.map((r) => ['Reason', r] as [string, string]));
+    }
   }
 
   /**
@@ -823,11 +842,10 @@ export class ProxyCore {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;
-    const device = deliverTo !== undefined ? await this.store.get(deliverTo) : remaining.length === 0 ? await this.gruuDevice(request) : undefined;
-    if (deliverTo !== undefined) {
-      if (device === undefined) return;
-      destination = bindingDestination(device as Binding);
-    } else if (typeof device === 'object') {
+    // deliverTo: the ACK of a call another node sent through us (a GRUU's dialog, multi-node).
+    const device = deliverTo !== undefined ? ((await this.store.get(deliverTo)) ?? 'gone') : remaining.length === 0 ? await this.gruuDevice(request) : undefined;
+    if (typeof device === 'object' && deliverTo !== undefined) destination = bindingDestination(device);
+    else if (typeof device === 'object') {
       // An ACK to a sleeping device is not held: the 2xx it answers came from an awake one.
       if (!retargetToBinding(out, device)) return;
       destination = await this.deviceDestination(out, device);

@@ -73,6 +73,7 @@ describe('validateConfig: errors with paths', () => {
     ['unknown store type', { store: { type: 'postgres' } }, 'store.type: Invalid option'],
     ['redis store without node.uri', { store: { type: 'redis' } }, 'node.uri: node.uri is required with store.type redis'],
     ['redis URL of another scheme', { store: { type: 'redis', redis: { url: 'http://127.0.0.1:6379' } }, node: { uri: 'sip:127.0.0.1:5070' } }, 'store.redis.url: a redis:// or rediss:// URL'],
+    ['redis store without a shared secret', { store: { type: 'redis' }, node: { uri: 'sip:127.0.0.1:5070' } }, 'auth.nonceSecret: auth.nonceSecret (at least 16 characters, the same on every node)'],
     ['node.uri not a SIP URI', { node: { uri: '10.0.0.2:5060' } }, 'node.uri: expected a SIP URI'],
     ['node.id with a space', { node: { id: 'node 1' } }, 'node.id: letters, digits'],
     ['bad log level', { log: { level: 'verbose' } }, 'log.level: Invalid option'],

@@ -156,6 +156,11 @@ describe('caller authentication (auth.mode digest)', () => {
         [binding.contact, `<${ours};pc-flow=${encodeURIComponent(connectionId)};pc-sig=${lab.server.proxy.routeSigner.sign(undefined, undefined)}>`],
         // The binding two entries name, towards the phone's GRUU.
         [gruu, `<${ours}>, <${ours};pc-bind=${binding.id}>`],
+        // "Deliver to this binding", as one node asks another (multi-node): unsigned, and with
+        // the genuine signature of a Record-Route entry naming it (which the phone's dialogs
+        // show) plus pc-deliver: the signature covers the flag.
+        [binding.contact, `<${ours};pc-bind=${binding.id};pc-deliver>`],
+        [binding.contact, `<${ours};pc-bind=${binding.id};pc-deliver;pc-sig=${lab.server.proxy.routeSigner.sign(undefined, binding.id)}>`],
       ];
       for (const [target, route] of forgeries) {
         const callId = uniq('forged');

@@ -1,0 +1,151 @@
+/**
+ * Two pushcall nodes sharing one real redis-server (DESIGN.md §6, store.type redis): the
+ * phone registers through node B over TCP and sleeps; a call reaches node A. Node A finds
+ * the binding in Redis, pushes, holds the call; the phone wakes and registers at node B
+ * again, on a new connection; node B tells node A, and node A sends the INVITE through
+ * node B, the only node holding the phone's connection. The dialog (ACK, BYE) follows the
+ * same way. SIPp is the caller.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { type PushcallServer, StartupError, createLogger, createPushcall, validateConfig } from '@pushcall/server';
+import {
+  type FleetEmulators,
+  type RedisServerHandle,
+  SimulatedPhone,
+  type SimulatedPhoneOptions,
+  freePort,
+  runSipp,
+  scenario,
+  startFleetEmulators,
+  startRedisServer,
+} from '../../src/index.js';
+import { waitFor } from '../support/wait.js';
+
+const SECRET = 'shared-between-the-nodes-0123456789';
+
+describe('two nodes sharing a Redis store (multi-node)', () => {
+  let redis: RedisServerHandle;
+  let emulators: FleetEmulators;
+  let nodeA: PushcallServer;
+  let nodeB: PushcallServer;
+  const phones: SimulatedPhone[] = [];
+
+  async function startNode(id: string, extra: Record<string, unknown> = {}): Promise<PushcallServer> {
+    const udp = await freePort();
+    const tcp = await freePort();
+    const config = validateConfig({
+      node: { id, uri: `sip:127.0.0.1:${tcp};transport=tcp` },
+      listen: [`udp:127.0.0.1:${udp}`, `tcp:127.0.0.1:${tcp}`],
+      store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'mn:' } },
+      auth: { mode: 'open', nonceSecret: SECRET },
+      admin: { enabled: false },
+      log: { level: 'silent' },
+      proxy: { wakeTimeoutSeconds: 5 },
+      push: emulators.pushConfig,
+      ...extra,
+    });
+    const server = await createPushcall({ config, logger: createLogger('silent') });
+    await server.start();
+    return server;
+  }
+
+  before(async () => {
+    redis = await startRedisServer();
+    emulators = await startFleetEmulators();
+    nodeA = await startNode('node-a');
+    nodeB = await startNode('node-b');
+  });
+  after(async () => {
+    for (const p of phones) await p.close();
+    await nodeA?.stop();
+    await nodeB?.stop();
+    await emulators?.close();
+    rmSync(emulators.dir, { recursive: true, force: true });
+    await redis?.stop();
+  });
+
+  /** An iPhone whose app registers through node B over TCP, then is suspended (its connection closes). */
+  async function sleepingPhoneOnB(name: string, user: string, extra: Partial<SimulatedPhoneOptions> = {}): Promise<SimulatedPhone> {
+    const phone = new SimulatedPhone({
+      name,
+      platform: 'ios',
+      user,
+      domain: '127.0.0.1',
+      server: { protocol: 'tcp', address: '127.0.0.1', port: nodeB.port('tcp') },
+      apns: emulators.apns,
+      apnsSandbox: emulators.apnsSandbox,
+      launchDelayMs: 100,
+      answer: { kind: 'answer', afterMs: 200 },
+      ...extra,
+    });
+    phones.push(phone);
+    await phone.start();
+    await phone.sleep();
+    return phone;
+  }
+
+  it('a call at node A wakes a phone registered at node B and connects through B; ACK and BYE follow', async () => {
+    const phone = await sleepingPhoneOnB('iphone-b', 'bob');
+    const onA = await nodeA.store.lookup('sip:bob@127.0.0.1', Date.now());
+    assert.equal(onA.length, 1, 'node A reads the binding node B wrote');
+    assert.equal(onA[0].flow.nodeId, 'node-b');
+    assert.equal(onA[0].flow.protocol, 'tcp');
+
+    const pushesBefore = emulators.apns.received.length;
+    const result = await runSipp({
+      remote: `127.0.0.1:${nodeA.port('udp')}`,
+      scenario: scenario('uac-call', { callee: 'bob', talk_ms: 300 }),
+      timeoutMs: 15_000,
+    });
+    assert.equal(result.exitCode, 0, `${result.errors}\n${JSON.stringify(nodeA.timelines.list(1), null, 1)}`);
+    assert.equal(emulators.apns.received.length, pushesBefore + 1, 'one VoIP push, from node A');
+
+    // The phone re-registered through node B (a new connection); node A heard of it from B.
+    assert.equal(phone.ua.received.filter((r) => r.method === 'INVITE').length, 1);
+    const invite = phone.ua.received.find((r) => r.method === 'INVITE')!;
+    const routeSet = invite.getAll('record-route').join(',');
+    assert.match(routeSet, new RegExp(`127\\.0\\.0\\.1:${nodeB.port('tcp')}`), 'node B record-routed (it holds the flow)');
+    assert.match(routeSet, new RegExp(`127\\.0\\.0\\.1:${nodeA.port('udp')}`), 'node A record-routed');
+    assert.doesNotMatch(invite.uriText, /pn-/);
+    await waitFor(() => phone.ua.received.some((r) => r.method === 'BYE'), 5000, 'BYE at the phone, through A and B');
+    await waitFor(() => phone.coordinator.calls()[0]?.state === 'ended', 5000, 'call end');
+    assert.equal(phone.coordinator.calls()[0].endReason, 'remoteEnded');
+
+    const timeline = nodeA.timelines.list(1)[0];
+    assert.equal(timeline.outcome, 'answered');
+    assert.ok(timeline.events.some((e) => e.kind === 'device-registered'), 'node A released the held call on B\'s news');
+    const a = await nodeA.metrics.registry.getSingleMetricAsString('pushcall_node_relays_total');
+    assert.match(a, /direction="out"} [1-9]/, a);
+    const b = await nodeB.metrics.registry.getSingleMetricAsString('pushcall_node_relays_total');
+    assert.match(b, /direction="in"} [1-9]/, b);
+    assert.match(await nodeA.metrics.registry.getSingleMetricAsString('pushcall_cluster_events_total'), /direction="in"} [1-9]/);
+    assert.match(await nodeB.metrics.registry.getSingleMetricAsString('pushcall_cluster_events_total'), /direction="out"} [1-9]/);
+  });
+
+  it('ghost call across nodes: the caller hangs up at A before the phone is back on B; the phone still gets INVITE then CANCEL', async () => {
+    const phone = await sleepingPhoneOnB('iphone-ghost', 'dave', { launchDelayMs: 1200, answer: { kind: 'ignore' } });
+    const result = await runSipp({
+      remote: `127.0.0.1:${nodeA.port('udp')}`,
+      scenario: scenario('uac-cancel', { callee: 'dave', ring_ms: 100 }),
+      timeoutMs: 10_000,
+    });
+    assert.equal(result.exitCode, 0, result.errors);
+    await waitFor(() => phone.ua.received.some((r) => r.method === 'CANCEL'), 6000, 'CANCEL at the phone');
+    const invite = phone.ua.received.find((r) => r.method === 'INVITE');
+    const cancel = phone.ua.received.find((r) => r.method === 'CANCEL');
+    assert.ok(invite && cancel);
+    assert.equal(cancel.callId, invite.callId);
+    await waitFor(() => phone.coordinator.calls()[0]?.state === 'ended', 3000, 'CallKit call end');
+    assert.equal(phone.coordinator.calls()[0].endReason, 'remoteEnded');
+  });
+
+  it('a second node with a node.id already in use is refused at startup', async () => {
+    await assert.rejects(startNode('node-b'), (error: unknown) => {
+      assert.ok(error instanceof StartupError, String(error));
+      assert.match(error.message, /node\.id node-b is in use by another node/);
+      return true;
+    });
+  });
+});
