@@ -42,11 +42,12 @@ import {
   startKamailio,
   startNodeFloor,
   startPushcall,
+  startPushcallWithRedis,
 } from './lib/servers.js';
 import { type SippResult, SippRun, runSipp, scenario, writeRegisterCsv } from './lib/sipp.js';
 import { stopAll } from './lib/spawned.js';
 
-const ALL_SERVERS = ['pushcall', 'kamailio-tlsf', 'kamailio-packaged', 'node-floor', 'node-floor-batch', 'node-relay-floor', 'node-register-floor'] as const;
+const ALL_SERVERS = ['pushcall', 'pushcall-redis', 'kamailio-tlsf', 'kamailio-packaged', 'node-floor', 'node-floor-batch', 'node-relay-floor', 'node-register-floor'] as const;
 type ServerName = (typeof ALL_SERVERS)[number];
 
 const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts [options]
@@ -59,7 +60,8 @@ const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts 
   --common-call-rate <n>     rate at which CPU/call is compared (default 1000)
   --servers <list>           default pushcall,kamailio-tlsf,kamailio-packaged; also node-floor,
                              node-floor-batch (canned 200), node-relay-floor (bare relay) and
-                             node-register-floor (parse, one SQLite row, a 200)
+                             node-register-floor (parse, one SQLite row, a 200), and
+                             pushcall-redis (store.type redis; redis-server's CPU counted too)
                              (pushcall is skipped, with a note, if its CLI does not exist yet)
   --only register|calls      run one part only
   --no-early-stop            run every rate even after two consecutive failing steps
@@ -151,7 +153,7 @@ if (servers.includes('pushcall') && !pushcallAvailable()) {
   notes.push(msg);
   servers = servers.filter((s) => s !== 'pushcall');
 }
-if (servers.includes('pushcall') && !opt['pushcall-source']) buildPushcall();
+if ((servers.includes('pushcall') || servers.includes('pushcall-redis')) && !opt['pushcall-source']) buildPushcall();
 if (servers.length === 0) {
   console.error('no server to benchmark');
   process.exit(2);
@@ -179,6 +181,16 @@ async function startServer(name: ServerName, registrations: number, lifetimeSec:
   if (name === 'node-relay-floor') return startNodeFloor({ udpPort: ports.pushcall + 7, workDir, io: 'relay', maxLifetimeSec: lifetimeSec });
   // The least a persisting registrar on this stack can do: parse, one SQLite row, a 200.
   if (name === 'node-register-floor') return startNodeFloor({ udpPort: ports.pushcall + 8, workDir, io: 'register', maxLifetimeSec: lifetimeSec });
+  if (name === 'pushcall-redis') {
+    return startPushcallWithRedis({
+      udpPort: ports.pushcall + 9,
+      redisPort: ports.pushcall + 10,
+      workDir,
+      maxLifetimeSec: lifetimeSec,
+      configPath: opt['pushcall-config'] !== undefined ? resolve(opt['pushcall-config']) : undefined,
+      fromSource: opt['pushcall-source'],
+    });
+  }
   if (name === 'pushcall') {
     return startPushcall({
       udpPort: ports.pushcall,

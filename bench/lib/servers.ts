@@ -242,6 +242,52 @@ function withPushProvider(configPath: string, dataDir: string): string {
   return out;
 }
 
+/** The same pushcall with its bindings in Redis (store.type redis, one node; multi-node config). */
+function withRedisStore(configPath: string, redisPort: number, udpPort: number): string {
+  const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+  config.store = { type: 'redis', redis: { url: `redis://127.0.0.1:${redisPort}`, keyPrefix: `bench${Date.now()}:` } };
+  config.node = { id: 'bench', uri: `sip:127.0.0.1:${udpPort}` };
+  config.auth = { ...(config.auth as object), nonceSecret: randomBytes(16).toString('hex') };
+  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  return configPath;
+}
+
+/**
+ * pushcall with the Redis store, and the redis-server it uses (no persistence, as
+ * Kamailio's in-memory usrloc): one handle whose pids are both processes, so that the
+ * server CPU per operation counts Redis's work too.
+ */
+export async function startPushcallWithRedis(o: PushcallOptions & { redisPort: number }): Promise<ServerHandle> {
+  const redis = spawnTracked({
+    name: 'redis-server',
+    cmd: 'redis-server',
+    args: ['--bind', '127.0.0.1', '--port', String(o.redisPort), '--save', '', '--appendonly', 'no'],
+    cwd: o.workDir,
+    logBase: join(o.workDir, `redis-${o.redisPort}-${Date.now()}`),
+    maxLifetimeSec: o.maxLifetimeSec ?? 3600,
+  });
+  for (let i = 0; !tail(redis.stdoutPath, 5).includes('Ready to accept connections'); i++) {
+    if (!redis.isRunning() || i > 100) throw new Error(`redis-server did not start:\n${tail(redis.stdoutPath, 20)}`);
+    await sleep(50);
+  }
+  let server: ServerHandle;
+  try {
+    server = await startPushcall(o);
+  } catch (e) {
+    await stopTracked(redis, 5000);
+    throw e;
+  }
+  return {
+    ...server,
+    name: 'pushcall-redis',
+    pids: () => [...server.pids(), ...processTree(redis.pid).map((p) => p.pid)],
+    stop: async () => {
+      await server.stop();
+      await stopTracked(redis, 5000);
+    },
+  };
+}
+
 /** The Node floors (bench/node-udp-floor.ts): a canned-200 responder, a bare relay, a minimal persisting registrar. */
 export async function startNodeFloor(o: { udpPort: number; workDir: string; io: 'dgram' | 'batch' | 'relay' | 'register'; maxLifetimeSec?: number }): Promise<ServerHandle> {
   const name = { dgram: 'node-floor', batch: 'node-floor-batch', relay: 'node-relay-floor', register: 'node-register-floor' }[o.io];
@@ -261,12 +307,14 @@ export async function startNodeFloor(o: { udpPort: number; workDir: string; io: 
   return h;
 }
 
-export async function startPushcall(o: PushcallOptions): Promise<ServerHandle> {
+export async function startPushcall(o: PushcallOptions & { redisPort?: number }): Promise<ServerHandle> {
   if (!pushcallAvailable()) throw new Error(`pushcall server not found: ${PUSHCALL_MAIN}`);
   assertUdpPortFree(o.udpPort, 'pushcall');
   const dataDir = o.dataDir ?? join(o.workDir, `pushcall-data-${o.udpPort}-${Date.now()}`);
   mkdirSync(dataDir, { recursive: true });
-  const { cmd, args } = pushcallCommand({ ...o, configPath: withPushProvider(o.configPath ?? PUSHCALL_CONFIG, dataDir) }, dataDir);
+  let configPath = withPushProvider(o.configPath ?? PUSHCALL_CONFIG, dataDir);
+  if (o.redisPort !== undefined) configPath = withRedisStore(configPath, o.redisPort, o.udpPort);
+  const { cmd, args } = pushcallCommand({ ...o, configPath }, dataDir);
   const proc = spawnTracked({
     name: 'pushcall',
     cmd,

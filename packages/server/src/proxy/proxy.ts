@@ -518,13 +518,20 @@ export class ProxyCore {
    * device has registered from another open connection since (a network handover; the old
    * connection may be gone, or not yet known to be dead), where its binding now leads.
    */
-  private async dialogFlowDestination(flows: string[], inbound: Flow, recipientBinding: string | undefined): Promise<Destination | undefined> {
+  private async dialogFlowDestination(out: SipRequest, flows: string[], inbound: Flow, recipientBinding: string | undefined): Promise<Destination | undefined> {
     const recorded = outboundFlow(flows, inbound.connectionId);
     if (recipientBinding !== undefined) {
       // Only a refinement of the recorded flow: a store that does not answer (Redis away)
       // must not stop a dialog in progress.
       const device = await this.store.get(recipientBinding).catch(() => undefined);
-      const moved = device !== undefined && device.expiresAt > this.clock.now() ? device.flow.connectionId : undefined;
+      const current = device !== undefined && device.expiresAt > this.clock.now() ? device : undefined;
+      // Re-registered through another node (multi-node): its new connection is there.
+      if (current !== undefined && this.routeThroughOwner(out, current)) {
+        this.metrics.dialogRetargets.inc({ reason: 'moved' });
+        return this.locate(out.routes[0].uri as SipUri);
+      }
+      // A connection id means something only on the node that holds it.
+      const moved = current?.flow.nodeId === this.config.node.id ? current.flow.connectionId : undefined;
       if (moved !== undefined && moved !== recorded && moved !== inbound.connectionId) {
         const destination = this.flowDestination(moved);
         if (destination !== undefined) {
@@ -575,7 +582,7 @@ export class ProxyCore {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
       // A flow token leads to a device's connection, unless it is where this came from.
-      destination = (await this.dialogFlowDestination(flows, inbound, recipientBinding)) ?? (await this.locate(uri));
+      destination = (await this.dialogFlowDestination(out, flows, inbound, recipientBinding)) ?? (await this.locate(uri));
     }
     if (request.method === 'INVITE' && verified) this.addRecordRoute(out, inbound, destination);
     this.relay(request, out, tx, destination, alternatives);
@@ -854,7 +861,7 @@ export class ProxyCore {
     else {
       const uri = request.uri;
       if (!(uri instanceof SipUri)) return;
-      destination = (await this.dialogFlowDestination(flows, inbound, recipientBinding)) ?? (await this.locate(uri));
+      destination = (await this.dialogFlowDestination(out, flows, inbound, recipientBinding)) ?? (await this.locate(uri));
     }
     const transport = this.layer.requireTransport(destination);
     this.layer.addVia(out, transport, this.branchFor(request));

@@ -7,6 +7,7 @@
  * same way. SIPp is the caller.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { type PushcallServer, StartupError, createLogger, createPushcall, validateConfig } from '@pushcall/server';
@@ -15,6 +16,7 @@ import {
   type RedisServerHandle,
   SimulatedPhone,
   type SimulatedPhoneOptions,
+  SipUserAgent,
   freePort,
   runSipp,
   scenario,
@@ -139,6 +141,32 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
     assert.equal(cancel.callId, invite.callId);
     await waitFor(() => phone.coordinator.calls()[0]?.state === 'ended', 3000, 'CallKit call end');
     assert.equal(phone.coordinator.calls()[0].endReason, 'remoteEnded');
+  });
+
+  it('a phone that moves to the other node mid-call (network handover) gets the caller\'s BYE there', async () => {
+    const instanceId = `urn:uuid:${randomUUID()}`;
+    const onB = new SipUserAgent({ user: 'gil', domain: '127.0.0.1', server: { protocol: 'tcp', address: '127.0.0.1', port: nodeB.port('tcp') }, instanceId, autoAnswerMs: 20 });
+    const caller = new SipUserAgent({ user: 'hal', domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: nodeA.port('udp') }, instanceId: `urn:uuid:${randomUUID()}` });
+    let onA: SipUserAgent | undefined;
+    try {
+      assert.equal((await onB.registerAsync(600)).status, 200);
+      const callId = `move-${randomUUID()}`;
+      const ok = await caller.call('sip:gil@127.0.0.1', { callId });
+      assert.equal(ok.status, 200, `${ok.status} ${ok.reason}`);
+      await waitFor(() => onB.received.some((r) => r.method === 'ACK' && r.callId === callId), 3000, 'ACK at the phone on B');
+
+      // The same device registers through node A from its new network.
+      onA = new SipUserAgent({ user: 'gil', domain: '127.0.0.1', server: { protocol: 'tcp', address: '127.0.0.1', port: nodeA.port('tcp') }, instanceId });
+      assert.equal((await onA.registerAsync(600)).status, 200);
+      const [binding] = await nodeA.store.lookup('sip:gil@127.0.0.1', Date.now());
+      assert.equal(binding.flow.nodeId, 'node-a');
+
+      caller.hangup(callId);
+      await waitFor(() => onA!.received.some((r) => r.method === 'BYE' && r.callId === callId), 3000, 'BYE at the phone, now on node A');
+      assert.equal(onB.received.filter((r) => r.method === 'BYE').length, 0, 'not on the connection the phone left');
+    } finally {
+      await Promise.all([onB.close(), caller.close(), onA?.close()]);
+    }
   });
 
   it('a second node with a node.id already in use is refused at startup', async () => {
