@@ -2,7 +2,9 @@
  * CPU cost of one REGISTER through pushcall's own layers, without sockets: bytes in →
  * parse → registrar (answered statelessly, RFC 3261 §8.2.7) → store (SQLite group commit) →
  * response serialized and handed to a transport that drops it. Isolates pushcall's work from the kernel and SIPp.
- *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite] [--alloc] [--batch N] [--tick ms] [--cpu-profile FILE]
+ *   node --conditions=source --import tsx bench/register-inprocess.ts [count] [memory|sqlite|redis] [--alloc] [--batch N] [--tick ms] [--cpu-profile FILE]
+ * redis: the Redis store at --redis-url (default redis://127.0.0.1:6379, a fresh key prefix);
+ * redis-server's own CPU for the run (INFO cpu) is reported next to pushcall's.
  * --batch: REGISTERs handed over per event-loop turn (500); 20 is about what SIPp's bursts
  * bring per turn at 10,000/s. --tick <ms>: wait that long between batches, the process idle
  * in between, as under the SIPp harness (the same work then costs more: BENCHMARKS.md,
@@ -16,14 +18,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { validateConfig, createPushcall } from '@pushcall/server';
+import { RedisBindingStore, validateConfig, createPushcall } from '@pushcall/server';
 import { startAllocationProfile } from './lib/alloc-profile.js';
 import { flagValue } from './lib/args.js';
 import { startCpuProfile } from './lib/cpu-profile.js';
 import { attachInProcessUdp } from './lib/in-process-udp.js';
 
 const count = Number(process.argv[2] ?? 200_000);
-const storeType = (process.argv[3] ?? 'sqlite') as 'memory' | 'sqlite';
+const storeType = (process.argv[3] ?? 'sqlite') as 'memory' | 'sqlite' | 'redis';
 const dir = mkdtempSync(join(tmpdir(), 'reg-inproc-'));
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 writeFileSync(join(dir, 'k.p8'), privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
@@ -31,13 +33,22 @@ writeFileSync(join(dir, 'k.p8'), privateKey.export({ type: 'pkcs8', format: 'pem
 const config = validateConfig({
   listen: ['udp:127.0.0.1:0'],
   dataDir: dir,
-  store: { type: storeType },
-  auth: { mode: 'open' },
+  store: { type: storeType, redis: { url: flagValue('--redis-url') ?? 'redis://127.0.0.1:6379', keyPrefix: `bench-${Date.now()}:` } },
+  node: storeType === 'redis' ? { id: `bench-${process.pid}`, uri: 'sip:127.0.0.1:5060' } : {},
+  auth: { mode: 'open', nonceSecret: randomBytes(16).toString('hex') },
   admin: { enabled: false },
   log: { level: 'warn' },
   push: { apns: { keyFile: join(dir, 'k.p8'), keyId: 'KEY1234567', teamId: 'TEAM123456', endpoints: { production: 'https://127.0.0.1:9', sandbox: 'https://127.0.0.1:9' }, pingIntervalMs: 0 } },
 });
 const server = await createPushcall({ config });
+const redis = server.store instanceof RedisBindingStore ? server.store.redis : undefined;
+if (redis) await server.store.lookup('sip:warm@up', 0);
+/** redis-server's CPU seconds so far (INFO cpu), for the store's share of a REGISTER. */
+async function redisCpuSeconds(): Promise<number> {
+  const info = redis ? await redis.info('cpu') : '';
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return field('used_cpu_sys') + field('used_cpu_user');
+}
 
 let sent = 0;
 const deliver = attachInProcessUdp(server.layer, 5060, () => sent++);
@@ -67,6 +78,7 @@ const messages = Array.from({ length: count }, (_, i) => register(i));
 const allocation = process.argv.includes('--alloc') ? await startAllocationProfile() : undefined;
 const profileFile = flagValue('--cpu-profile');
 const cpuProfile = profileFile === undefined ? undefined : await startCpuProfile();
+const redisCpu0 = await redisCpuSeconds();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const batch = Number(flagValue('--batch') ?? 500);
@@ -79,6 +91,7 @@ for (let i = 0; i < count; i += batch) {
 while (sent < count) await new Promise((r) => setImmediate(r));
 const cpu = process.cpuUsage(cpu0);
 const ms = performance.now() - t0;
+const redisMicros = redis ? ((await redisCpuSeconds()) - redisCpu0) * 1e6 : undefined;
 const allocated = await allocation?.stop(count);
 const profileTop = await cpuProfile?.stop(profileFile!);
 const stats = await server.store.stats();
@@ -87,6 +100,7 @@ const heapMB = Math.round(process.memoryUsage().heapUsed / 1e6);
 console.log(JSON.stringify({
   count, store: storeType, wallMs: Math.round(ms), perSecond: Math.round(count / (ms / 1000)),
   cpuMicrosPerRegister: Math.round(((cpu.user + cpu.system) / count) * 10) / 10,
+  ...(redisMicros !== undefined && { redisServerMicrosPerRegister: Math.round((redisMicros / count) * 10) / 10 }),
   bindings: stats.bindings, rssMB: Math.round(process.memoryUsage().rss / 1e6), heapMB,
   ...(allocated && { allocatedBytesPerRegister: allocated.bytesPerOp }),
 }));

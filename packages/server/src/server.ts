@@ -207,6 +207,7 @@ export class PushcallServer implements TransactionLayerUser {
     });
     await link.start();
     this.cluster = link;
+    this.proxy.wake.watcher = link;
   }
 
   /**
@@ -311,6 +312,8 @@ export class PushcallServer implements TransactionLayerUser {
     const totals = this.metrics.totals();
     return {
       node: this.config.node.id,
+      // Multi-node: every live node sharing the Redis store (an unanswered Redis shows as null).
+      cluster: this.cluster ? { nodes: await this.cluster.nodes().catch(() => null) } : undefined,
       uptimeSeconds: process.uptime(),
       bindings: await this.store.stats(),
       heldBranches: this.proxy.wake.size,

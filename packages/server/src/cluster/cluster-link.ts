@@ -6,9 +6,14 @@
  * - "this node id is taken": two nodes with one `node.id` would each believe they own every
  *   connection-oriented flow, so a second one is refused at startup.
  *
- * Events go through one Redis pub/sub channel; a node ignores its own. Delivery is at most
- * once (pub/sub keeps nothing for a node that is reconnecting): a wake missed that way ends
- * as the wake timeout's 480, as when the phone never registers.
+ * Registrations go to a Redis pub/sub channel per AOR (`<prefix>reg:<aor>`), which a node
+ * listens to only while it holds a call for that AOR: no node hears the registrations it
+ * does not wait for, whatever the number of nodes (Redis drops a message nobody listens
+ * to). A node subscribes when it holds the AOR's first branch, at the time it sends the
+ * push; a phone takes hundreds of milliseconds to wake and register, the subscription one
+ * round trip to Redis. Delivery is at most once (pub/sub keeps nothing for a node that is
+ * reconnecting): a wake missed that way ends as the wake timeout's 480, as when the phone
+ * never registers.
  */
 
 import { hostname } from 'node:os';
@@ -37,14 +42,15 @@ const HEARTBEAT_MS = 10_000;
 export class ClusterLink {
   private subscriber: Redis | undefined;
   private heartbeat: { cancel(): void } | undefined;
-  private readonly channel: string;
+  /** `<prefix>reg:`, followed by the AOR. */
+  private readonly channelPrefix: string;
   private readonly claimKey: string;
   /** Who holds the claim: the node's SIP URI (a restart of the same node may take it over at once) and this process. */
   private readonly claim: string;
   private stopped = false;
 
   constructor(private readonly options: ClusterLinkOptions) {
-    this.channel = `${options.keyPrefix}events`;
+    this.channelPrefix = `${options.keyPrefix}reg:`;
     this.claimKey = `${options.keyPrefix}node:${options.nodeId}`;
     this.claim = `${options.nodeUri} ${hostname()}:${process.pid}`;
   }
@@ -55,13 +61,8 @@ export class ClusterLink {
     subscriber.on('error', (error: Error) => this.options.onError?.(error));
     this.subscriber = subscriber;
     subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
-    try {
-      await subscriber.subscribe(this.channel);
-    } catch (error) {
-      this.subscriber = undefined;
-      subscriber.disconnect();
-      throw error;
-    }
+    // Resubscribed by the client after a reconnection (ioredis autoResubscribe).
+    await subscriber.ping();
     const beat = () => {
       this.heartbeat = this.options.clock.setTimeout(() => {
         void this.options.redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS).catch((error: Error) => this.options.onError?.(error));
@@ -87,19 +88,46 @@ export class ClusterLink {
     throw new StartupError(`node.id ${nodeId} is in use by another node (${holder.split(' ')[0]}); every node sharing the Redis store needs its own node.id`);
   }
 
+  /** The live nodes sharing the store (their claims), this one included, sorted by id. */
+  async nodes(): Promise<Array<{ id: string; uri: string }>> {
+    const { redis, keyPrefix } = this.options;
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `${keyPrefix}node:*`, 'COUNT', 100);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    const claims = keys.length > 0 ? await redis.mget(...keys) : [];
+    const nodes = keys.map((key, i) => ({ id: key.slice(`${keyPrefix}node:`.length), uri: (claims[i] ?? '').split(' ')[0] }));
+    return nodes.filter((n) => n.uri !== '').sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** This node holds a call for `aor` (its first held branch): hear its registrations at other nodes. */
+  watch(aor: string): void {
+    void this.subscriber?.subscribe(this.channelPrefix + aor).catch((error: Error) => this.options.onError?.(error));
+  }
+
+  /** This node no longer holds a call for `aor`. */
+  unwatch(aor: string): void {
+    void this.subscriber?.unsubscribe(this.channelPrefix + aor).catch((error: Error) => this.options.onError?.(error));
+  }
+
   /**
-   * Tell the other nodes a device registered here; only bindings a held call could be
-   * waiting for (wake.ts matches by push token or instance). True when it was sent.
+   * Tell the nodes holding a call for the AOR that a device registered here; only bindings a
+   * held call could be waiting for (wake.ts matches by push token or instance). True when
+   * it was sent.
    */
   registered(binding: Binding): boolean {
     if (this.stopped || (binding.push === undefined && binding.instanceId === undefined)) return false;
-    void this.options.redis.publish(this.channel, `registered ${this.options.nodeId}\n${encodeBinding(binding)}`).catch((error: Error) => this.options.onError?.(error));
+    void this.options.redis.publish(this.channelPrefix + binding.aor, `registered ${this.options.nodeId}\n${encodeBinding(binding)}`).catch((error: Error) => this.options.onError?.(error));
     return true;
   }
 
   private onMessage(text: string): void {
     const newline = text.indexOf('\n');
     const [kind, from] = text.slice(0, newline).split(' ');
+    // Its own registrations reached this node's registry directly.
     if (kind !== 'registered' || from === this.options.nodeId) return;
     let binding: Binding;
     try {

@@ -603,14 +603,14 @@ export class ProxyCore {
    * of this node, or one registered without `node.uri`.
    */
   routeThroughOwner(out: SipRequest, device: Binding): boolean {
-    if (!this.isOtherNodes(device)) return false;
+    if (!this.heldByAnotherNode(device)) return false;
     out.prepend('Route', nodeRouteFor(device.flow.nodeUri!, device.id, this.routeSigner));
     this.metrics.nodeRelays.inc({ direction: 'out' });
     return true;
   }
 
   /** The device registered through another node (multi-node), which holds its flow. */
-  private isOtherNodes(device: Binding): boolean {
+  private heldByAnotherNode(device: Binding): boolean {
     return device.flow.nodeId !== this.config.node.id && device.flow.nodeUri !== undefined;
   }
 
@@ -619,7 +619,7 @@ export class ProxyCore {
    * node holds: only that node could tell, and a push reaches the device either way.
    */
   isLive(device: Binding, now = this.clock.now()): boolean {
-    return !this.isOtherNodes(device) && isLiveBinding(this.layer, device, now, this.config.proxy.liveFlowSeconds * 1000);
+    return !this.heldByAnotherNode(device) && isLiveBinding(this.layer, device, now, this.config.proxy.liveFlowSeconds * 1000);
   }
 
   /**

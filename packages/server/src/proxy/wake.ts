@@ -16,6 +16,11 @@ export interface WakeWaiter {
 }
 
 export class WakeRegistry {
+  /**
+   * Told when an AOR gets its first held branch and when its last one goes (multi-node: the
+   * node then listens for, and stops listening for, that AOR's registrations at other nodes).
+   */
+  watcher: { watch(aor: string): void; unwatch(aor: string): void } | undefined;
   private readonly byBinding = new Map<string, Set<WakeWaiter>>();
   private readonly byInstance = new Map<string, Set<WakeWaiter>>();
   private readonly byToken = new Map<string, Set<WakeWaiter>>();
@@ -36,8 +41,10 @@ export class WakeRegistry {
     addTo(this.byBinding, b.id, waiter);
     if (b.instanceId) addTo(this.byInstance, `${b.aor}\u0000${b.instanceId}`, waiter);
     if (b.push) addTo(this.byToken, tokenKey(b.aor, b.push), waiter);
-    this.perAor.set(b.aor, (this.perAor.get(b.aor) ?? 0) + 1);
+    const held = this.perAor.get(b.aor) ?? 0;
+    this.perAor.set(b.aor, held + 1);
     this.count++;
+    if (held === 0) this.watcher?.watch(b.aor);
   }
 
   remove(waiter: WakeWaiter): void {
@@ -49,6 +56,7 @@ export class WakeRegistry {
     if (n === 0) this.perAor.delete(b.aor);
     else this.perAor.set(b.aor, n);
     this.count--;
+    if (n === 0) this.watcher?.unwatch(b.aor);
   }
 
   /** The device behind `binding` registered: release every branch waiting for it. */

@@ -48,4 +48,21 @@ describe('WakeRegistry', () => {
     assert.equal(registry.size, 0);
     assert.equal(registry.countForAor('sip:bob@example.com'), 0);
   });
+
+  it('tells its watcher when an AOR gets its first held branch and when its last one goes (multi-node subscriptions)', () => {
+    const registry = new WakeRegistry();
+    const told: string[] = [];
+    registry.watcher = { watch: (aor) => told.push(`watch ${aor}`), unwatch: (aor) => told.push(`unwatch ${aor}`) };
+    const woken: Binding[] = [];
+    const first = waiter(binding('bob-1', 'sip:bob@example.com'), woken);
+    const second = waiter(binding('bob-2', 'sip:bob@example.com', '<urn:uuid:2>'), woken);
+    registry.add(first);
+    registry.add(second);
+    registry.add(waiter(binding('carol-1', 'sip:carol@example.com'), woken));
+    assert.deepEqual(told, ['watch sip:bob@example.com', 'watch sip:carol@example.com']);
+    registry.remove(first);
+    assert.equal(told.length, 2, 'bob still has a held branch');
+    registry.registered(binding('bob-2', 'sip:bob@example.com', '<urn:uuid:2>'));
+    assert.deepEqual(told.slice(2), ['unwatch sip:bob@example.com']);
+  });
 });

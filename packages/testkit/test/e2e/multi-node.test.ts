@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { type PushcallServer, StartupError, createLogger, createPushcall, validateConfig } from '@pushcall/server';
+import { type PushcallServer, RedisBindingStore, StartupError, createLogger, createPushcall, validateConfig } from '@pushcall/server';
 import {
   type FleetEmulators,
   type RedisServerHandle,
@@ -115,6 +115,9 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
     await waitFor(() => phone.coordinator.calls()[0]?.state === 'ended', 5000, 'call end');
     assert.equal(phone.coordinator.calls()[0].endReason, 'remoteEnded');
 
+    // Node A listened for bob's registrations only while it held his call.
+    assert.ok(nodeA.store instanceof RedisBindingStore);
+    assert.deepEqual(await nodeA.store.redis.pubsub('CHANNELS', 'mn:reg:*'), [], 'no subscription left once the call is delivered');
     const timeline = nodeA.timelines.list(1)[0];
     assert.equal(timeline.outcome, 'answered');
     assert.ok(timeline.events.some((e) => e.kind === 'device-registered'), 'node A released the held call on B\'s news');
@@ -167,6 +170,15 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
     } finally {
       await Promise.all([onB.close(), caller.close(), onA?.close()]);
     }
+  });
+
+  it('each node\'s summary (admin /api/summary) lists the live nodes', async () => {
+    const expected = [
+      { id: 'node-a', uri: `sip:127.0.0.1:${nodeA.port('tcp')};transport=tcp` },
+      { id: 'node-b', uri: `sip:127.0.0.1:${nodeB.port('tcp')};transport=tcp` },
+    ];
+    assert.deepEqual((await nodeA.summary()).cluster, { nodes: expected });
+    assert.deepEqual((await nodeB.summary()).cluster, { nodes: expected });
   });
 
   it('a second node with a node.id already in use is refused at startup', async () => {
