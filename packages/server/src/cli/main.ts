@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerCheckConfigCommand } from './check-config.js';
+import { registerMigrateStoreCommand } from './migrate-store.js';
 import { registerServeCommand } from './serve.js';
 
 const program = new Command();
 program.name('pushcall').description('Ring a sleeping phone over SIP: RFC 8599 registrar/proxy with a push gateway').version('0.1.0');
 registerServeCommand(program);
 registerCheckConfigCommand(program);
+registerMigrateStoreCommand(program);
 
 try {
   const { registerPushCommand } = await import('./push-command.js');
