@@ -28,7 +28,7 @@ import { type AdminServer, startAdminServer } from './admin/http.js';
 import { DigestAuthenticator } from './auth/digest.js';
 import { AuthFailureLimiter } from './auth/failure-limit.js';
 import type { PushcallConfig } from './config/schema.js';
-import { StartupError } from './errors.js';
+import { StartupError, StoreError } from './errors.js';
 import { ClusterLink } from './cluster/cluster-link.js';
 import { MemoryBindingStore } from './location/memory-store.js';
 import { RedisBindingStore } from './location/redis-store.js';
@@ -480,8 +480,16 @@ export class PushcallServer implements TransactionLayerUser {
   private register(request: SipRequest, flow: Flow, reply: (response: SipResponse) => void): void {
     this.registrar.handle(request, flow).then(reply, (error: unknown) => {
       this.logger.error({ err: error }, 'REGISTER failed');
-      this.metrics.countRegister(500);
-      reply(createResponse(request, 500, { reason: 'Registrar error' }));
+      // A store that does not answer (Redis away, a failed commit) is a temporary condition:
+      // 503 with Retry-After (RFC 3261 §21.5.4), which a UA answers by trying again later
+      // or another server (RFC 3263 §4.3). Anything else is a bug: 500.
+      const unavailable = error instanceof StoreError;
+      this.metrics.countRegister(unavailable ? 503 : 500);
+      reply(
+        unavailable
+          ? createResponse(request, 503, { reason: 'Binding store unavailable', headers: [['Retry-After', '5']] })
+          : createResponse(request, 500, { reason: 'Registrar error' }),
+      );
     });
   }
 

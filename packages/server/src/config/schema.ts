@@ -102,7 +102,7 @@ export const configSchema = z
           .object({
             url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
             keyPrefix: z.string().min(1).default('pushcall:'),
-            /** A Redis command unanswered this long fails (the REGISTER gets 500) instead of waiting. */
+            /** A Redis command unanswered this long fails (the REGISTER gets 503) instead of waiting. */
             commandTimeoutMs: z.number().int().positive().max(60_000).default(2000),
           })
           .strict()

@@ -118,7 +118,7 @@ export interface RedisStoreOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. */
   url: string;
   keyPrefix?: string;
-  /** A command unanswered this long fails (the REGISTER gets 500) instead of waiting for Redis to return. */
+  /** A command unanswered this long fails (the REGISTER gets 503) instead of waiting for Redis to return. */
   commandTimeoutMs?: number;
   /** The client's connection, events and retries (tests). */
   redisOptions?: RedisOptions;

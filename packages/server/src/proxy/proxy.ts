@@ -29,6 +29,7 @@ import {
   randomToken,
 } from '@pushcall/sip';
 import type { DigestAuthenticator } from '../auth/digest.js';
+import { StoreError } from '../errors.js';
 import { type AuthFailureLimiter, TOO_MANY_FAILURES } from '../auth/failure-limit.js';
 import type { PushcallConfig } from '../config/schema.js';
 import { type GruuTarget, gruuTarget } from '../location/gruu.js';
@@ -144,7 +145,13 @@ export class ProxyCore {
   onRequest(request: SipRequest, tx: ServerTransaction, flow: Flow): void {
     this.route(request, tx, flow).catch((error: unknown) => {
       this.logger.error({ err: error, method: request.method }, 'proxy error');
-      if (!tx.isFinal) tx.respond(createResponse(request, 500, { reason: 'Proxy error' }));
+      if (tx.isFinal) return;
+      // As for a REGISTER (server.ts): a store that does not answer is temporary.
+      tx.respond(
+        error instanceof StoreError
+          ? createResponse(request, 503, { reason: 'Binding store unavailable', headers: [['Retry-After', '5']] })
+          : createResponse(request, 500, { reason: 'Proxy error' }),
+      );
     });
   }
 

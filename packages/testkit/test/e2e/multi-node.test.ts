@@ -40,7 +40,7 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
     const config = validateConfig({
       node: { id, uri: `sip:127.0.0.1:${tcp};transport=tcp` },
       listen: [`udp:127.0.0.1:${udp}`, `tcp:127.0.0.1:${tcp}`],
-      store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'mn:' } },
+      store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'mn:', commandTimeoutMs: 500 } },
       auth: { mode: 'open', nonceSecret: SECRET },
       admin: { enabled: false },
       log: { level: 'silent' },
@@ -187,5 +187,27 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
       assert.match(error.message, /node\.id node-b is in use by another node/);
       return true;
     });
+  });
+
+  // Last: it takes the shared Redis away.
+  it('while Redis is away a REGISTER gets 503 with Retry-After (the node stays up); once Redis is back, registrations work again', async () => {
+    const ua = new SipUserAgent({ user: 'ivy', domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: nodeA.port('udp') }, instanceId: `urn:uuid:${randomUUID()}` });
+    try {
+      await redis.stop();
+      const refused = await ua.registerAsync(600);
+      assert.equal(refused.status, 503, `${refused.status} ${refused.reason}`);
+      assert.equal(refused.reason, 'Binding store unavailable');
+      assert.equal(refused.get('retry-after'), '5');
+      await redis.restart();
+      let accepted = await ua.registerAsync(600);
+      for (let i = 0; accepted.status !== 200 && i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        accepted = await ua.registerAsync(600);
+      }
+      assert.equal(accepted.status, 200, `${accepted.status} ${accepted.reason}`);
+      assert.equal((await nodeB.store.lookup('sip:ivy@127.0.0.1', Date.now())).length, 1, 'the other node sees it');
+    } finally {
+      await ua.close();
+    }
   });
 });
