@@ -59,6 +59,7 @@ interface SimFlags {
   rate: number;
   duration: number;
   server?: string;
+  callServer?: string;
   admin?: string;
   domain: string;
   latency: number | [number, number];
@@ -91,6 +92,7 @@ export function registerSimCommand(program: Command): void {
     .option('--rate <calls/s>', 'calls per second', num('--rate', 0.01), d.rate)
     .option('--duration <s>', 'length of the call phase, seconds', num('--duration', 0.1), d.durationSec)
     .option('--server <udp:host:port>', 'use an external RFC 8599 server (default: an in-process pushcall lab)')
+    .option('--call-server <udp:host:port>', 'with --server: callers call this server instead (another node of a multi-node cluster)')
     .option('--admin <host:port>', 'external pushcall admin API, to read call timelines (server-side latencies)')
     .option('--domain <domain>', 'SIP domain of the phones and callers', d.domain)
     .option('--latency <ms|min-max>', 'one-way network latency phones <-> server', parseRange, d.latencyMs)
@@ -118,6 +120,7 @@ export function registerSimCommand(program: Command): void {
     )
     .action(async (f: SimFlags) => {
       if (f.store !== 'sqlite' && f.store !== 'memory') throw new Error('--store: sqlite or memory');
+      if (f.callServer && !f.server) throw new Error('--call-server needs --server (the node the phones register with)');
       const log = f.quiet ? undefined : (line: string) => process.stderr.write(`sim: ${line}\n`);
       const report = await runFleet({
         phones: f.phones,
@@ -125,6 +128,7 @@ export function registerSimCommand(program: Command): void {
         rate: f.rate,
         durationSec: f.duration,
         server: f.server,
+        callServer: f.callServer,
         admin: f.admin,
         domain: f.domain,
         latencyMs: f.latency,

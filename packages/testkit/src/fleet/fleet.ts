@@ -41,6 +41,12 @@ export interface FleetOptions {
   durationSec: number;
   /** External server (`udp:127.0.0.1:5060`); default: an in-process lab. */
   server?: string;
+  /**
+   * With an external server: where the callers send their calls, when not to `server` (the
+   * phones') — another node of a multi-node cluster (docs/multi-node.md). `admin` is then
+   * this node's, which holds the calls' timelines.
+   */
+  callServer?: string;
   /** With an external server: its admin HTTP address (host:port) to read call timelines. */
   admin?: string;
   /** With an external server: emulators already started (the benchmark does this). */
@@ -284,8 +290,10 @@ export async function runFleet(input: Partial<FleetOptions> = {}): Promise<Fleet
         log(`emulators started; configure ${o.server} with:\n${emulators.describe()}`);
       }
       ({ apns, apnsSandbox, fcm } = emulators);
-      log(`waiting for the SIP server at ${o.server} ...`);
-      if (!(await waitForSipServer(serverAddress, 30_000))) throw new Error(`no answer to OPTIONS from ${o.server}`);
+      for (const spec of o.callServer ? [o.server, o.callServer] : [o.server]) {
+        log(`waiting for the SIP server at ${spec} ...`);
+        if (!(await waitForSipServer(parseServer(spec), 30_000))) throw new Error(`no answer to OPTIONS from ${spec}`);
+      }
     } else {
       lab = await startLab({
         apns: pushOpts,
@@ -357,7 +365,7 @@ export async function runFleet(input: Partial<FleetOptions> = {}): Promise<Fleet
       const ua = new SipUserAgent({
         user: `caller${String(k).padStart(3, '0')}`,
         domain: o.domain,
-        server: serverAddress,
+        server: o.callServer ? parseServer(o.callServer) : serverAddress,
         instanceId: `urn:uuid:00000000-0000-4000-8000-${String(k).padStart(12, '0')}`,
         displayName: `Caller ${k}`,
         clock,
