@@ -3,6 +3,7 @@
  * interleavings of apply/remove/sweep that a store must handle exactly as MemoryBindingStore
  * (the model) does.
  */
+import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Binding, BindingStore } from '../../src/location/types.js';
 
@@ -87,3 +88,36 @@ export function run(store: BindingStore, a: Action): Promise<unknown> {
   }
 }
 
+
+/**
+ * The push-token index through upsert, a replaced token (same id), a dropped push, another
+ * provider's identical token, a move to another AOR and removal: what every store must keep
+ * consistent. Leaves alice with `a` (token t2) and `b` (no push); t1 finds nothing.
+ */
+export async function exerciseTokenIndex(store: BindingStore): Promise<{ t1: string; t2: string }> {
+  const t1 = '11'.repeat(32);
+  const t2 = '22'.repeat(32);
+  const ids = async (prid: string, provider = 'apns') => (await store.findByPushToken(provider, prid)).map((b) => b.id).sort();
+  await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { push: push(t1) }), binding('b', 'sip:alice@example.com', { push: push(t1) })], remove: [] });
+  await store.apply('sip:bob@example.com', { upsert: [binding('c', 'sip:bob@example.com', { push: push(t1) })], remove: [] });
+  assert.deepEqual(await ids(t1), ['a', 'b', 'c']);
+  assert.deepEqual(await ids(t1, 'fcm'), [], 'the provider is part of the key');
+  await store.apply('sip:dave@example.com', { upsert: [binding('d', 'sip:dave@example.com', { push: push(t1, 'fcm') })], remove: [] });
+  assert.deepEqual(await ids(t1, 'fcm'), ['d'], 'the same token under another provider is another token');
+  assert.deepEqual(await ids(t1), ['a', 'b', 'c']);
+  await store.apply('sip:dave@example.com', { upsert: [], remove: ['d'] });
+  // Same id, new token.
+  await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { push: push(t2) })], remove: [] });
+  assert.deepEqual(await ids(t1), ['b', 'c']);
+  assert.deepEqual(await ids(t2), ['a']);
+  // Same id, push dropped.
+  await store.apply('sip:alice@example.com', { upsert: [binding('b')], remove: [] });
+  assert.deepEqual(await ids(t1), ['c']);
+  // The same id registered under another AOR leaves the first one's list.
+  await store.apply('sip:carol@example.com', { upsert: [binding('c', 'sip:carol@example.com', { push: push(t1) })], remove: [] });
+  assert.deepEqual(await store.lookup('sip:bob@example.com', T0), []);
+  assert.deepEqual((await store.lookup('sip:carol@example.com', T0)).map((b) => b.id), ['c']);
+  await store.apply('sip:carol@example.com', { upsert: [], remove: ['c'] });
+  assert.deepEqual(await ids(t1), []);
+  return { t1, t2 };
+}

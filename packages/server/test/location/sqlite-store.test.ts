@@ -14,7 +14,7 @@ import { StoreError, isPushcallError } from '../../src/errors.js';
 import { MemoryBindingStore } from '../../src/location/memory-store.js';
 import { SqliteBindingStore } from '../../src/location/sqlite-store.js';
 import type { Binding } from '../../src/location/types.js';
-import { AORS, T0, TOKENS, binding, byId, materialize, opArb, push, run, sorted } from '../helpers/bindings.js';
+import { AORS, T0, TOKENS, binding, byId, exerciseTokenIndex, materialize, opArb, push, run, sorted } from '../helpers/bindings.js';
 
 const dirs: string[] = [];
 function tempFile(name = 'bindings.sqlite'): string {
@@ -167,31 +167,10 @@ describe('SqliteBindingStore', () => {
     await store.close();
   });
 
-  it('findByPushToken stays consistent across upsert, replace (new token, same id), move to another AOR, and remove', async () => {
+  it('findByPushToken stays consistent across upsert, replace (new token, same id), move to another AOR, and remove, and after a reopen', async () => {
     const file = tempFile();
     const store = new SqliteBindingStore(file);
-    const t1 = '11'.repeat(32);
-    const t2 = '22'.repeat(32);
-    const ids = async (prid: string, provider = 'apns') => (await store.findByPushToken(provider, prid)).map((b) => b.id).sort();
-    await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { push: push(t1) }), binding('b', 'sip:alice@example.com', { push: push(t1) })], remove: [] });
-    await store.apply('sip:bob@example.com', { upsert: [binding('c', 'sip:bob@example.com', { push: push(t1) })], remove: [] });
-    assert.deepEqual(await ids(t1), ['a', 'b', 'c']);
-    assert.deepEqual(await ids(t1, 'fcm'), [], 'the provider is part of the key');
-    await store.apply('sip:dave@example.com', { upsert: [binding('d', 'sip:dave@example.com', { push: push(t1, 'fcm') })], remove: [] });
-    assert.deepEqual(await ids(t1, 'fcm'), ['d'], 'the same token under another provider is another token');
-    assert.deepEqual(await ids(t1), ['a', 'b', 'c']);
-    await store.apply('sip:dave@example.com', { upsert: [], remove: ['d'] });
-    // Same id, new token.
-    await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { push: push(t2) })], remove: [] });
-    assert.deepEqual(await ids(t1), ['b', 'c']);
-    assert.deepEqual(await ids(t2), ['a']);
-    // Same id, push dropped.
-    await store.apply('sip:alice@example.com', { upsert: [binding('b')], remove: [] });
-    assert.deepEqual(await ids(t1), ['c']);
-    // Remove.
-    await store.apply('sip:bob@example.com', { upsert: [], remove: ['c'] });
-    assert.deepEqual(await ids(t1), []);
-    assert.deepEqual((await store.lookup('sip:bob@example.com', T0)).length, 0);
+    const { t1, t2 } = await exerciseTokenIndex(store);
     await store.close();
     const reopened = new SqliteBindingStore(file);
     assert.deepEqual((await reopened.findByPushToken('apns', t2)).map((b) => b.id), ['a']);
