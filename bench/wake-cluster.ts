@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { type FleetReport, type Percentiles, formatFleetReport, hiResClock, runFleet, startFleetEmulators } from '../packages/testkit/src/fleet/index.js';
 import { freePort } from '../packages/testkit/src/sipp/run.js';
 import { cpuDelta, cpuInfo, cpuSample, type CpuSample, processTree, versions } from './lib/proc.js';
+import { WAKE_SCENARIO } from './lib/wake-scenario.js';
 import { spawnTracked, stopTracked, tail } from './lib/spawned.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -94,17 +95,11 @@ try {
     admin: `127.0.0.1:${nodeA.adminPort}`,
     emulators,
     phones,
-    iosShare: 0.5,
     rate,
     durationSec: duration,
     loss: 0,
     launchDelayMs: [100, 300],
-    answerMix: { answer: 1, decline: 0, ignore: 0 },
-    answerDelayMs: [300, 1000],
-    talkMs: 500,
-    giveUpMs: 15_000,
-    callers: 20,
-    registerConcurrency: 200,
+    ...WAKE_SCENARIO,
     log: (line) => process.stderr.write(`wake-cluster: ${line}\n`),
     onCallsStart: () => {
       for (const [name, pids] of Object.entries(processes)) before[name] = cpuSample(pids());

@@ -24,6 +24,7 @@ import { type FleetReport, type Percentiles, formatFleetReport, hiResClock, runF
 import { freePort } from '../packages/testkit/src/sipp/run.js';
 import { cpuDelta, cpuInfo, cpuSample, type CpuSample, memSample, processTree, udpPortStats, versions } from './lib/proc.js';
 import { connectHeapSampler } from './lib/inspector-heap.js';
+import { WAKE_SCENARIO } from './lib/wake-scenario.js';
 import { spawnTracked, stopTracked } from './lib/spawned.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -139,17 +140,11 @@ async function runOnce(loss: number): Promise<RunResult> {
       admin: `127.0.0.1:${adminPort}`,
       emulators,
       phones,
-      iosShare: 0.5,
       rate,
       durationSec: duration,
       loss,
       launchDelayMs: launch,
-      answerMix: { answer: 1, decline: 0, ignore: 0 },
-      answerDelayMs: [300, 1000],
-      talkMs: 500,
-      giveUpMs: 15_000,
-      callers: 20,
-      registerConcurrency: 200,
+      ...WAKE_SCENARIO,
       log: (line) => process.stderr.write(`wake-bench: ${line}\n`),
       onCallsStart: () => {
         before = cpuSample(serverPids());
