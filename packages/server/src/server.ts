@@ -31,7 +31,7 @@ import type { PushcallConfig } from './config/schema.js';
 import { StartupError, StoreError } from './errors.js';
 import { ClusterLink } from './cluster/cluster-link.js';
 import { MemoryBindingStore } from './location/memory-store.js';
-import { RedisBindingStore } from './location/redis-store.js';
+import { RedisBindingStore, redisStoreFor } from './location/redis-store.js';
 import { SqliteBindingStore } from './location/sqlite-store.js';
 import type { BindingStore } from './location/types.js';
 import { type Logger, createLogger } from './observability/logger.js';
@@ -172,7 +172,7 @@ export class PushcallServer implements TransactionLayerUser {
       case 'memory':
         return new MemoryBindingStore();
       case 'redis':
-        return new RedisBindingStore({ url: store.redis.url, keyPrefix: store.redis.keyPrefix, commandTimeoutMs: store.redis.commandTimeoutMs });
+        return redisStoreFor(store.redis);
       case 'sqlite':
         return new SqliteBindingStore(store.file ?? join(this.config.dataDir, 'bindings.sqlite'), {
           commitDelayMs: store.commitDelayMs,

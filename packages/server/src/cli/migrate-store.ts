@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { isPushcallError } from '../errors.js';
-import { RedisBindingStore } from '../location/redis-store.js';
+import { redisStoreFor } from '../location/redis-store.js';
 import { SqliteBindingStore } from '../location/sqlite-store.js';
 import type { Binding } from '../location/types.js';
 
@@ -41,8 +41,8 @@ export function registerMigrateStoreCommand(program: Command): void {
         if (!isPushcallError(error)) throw error;
         return fail(error.message);
       }
-      const { url, keyPrefix, commandTimeoutMs } = config.store.redis;
-      const target = new RedisBindingStore({ url, keyPrefix, commandTimeoutMs });
+      const keyPrefix = config.store.redis.keyPrefix;
+      const target = redisStoreFor(config.store.redis);
       try {
         await target.ready();
         const now = Date.now();

@@ -104,8 +104,18 @@ export const configSchema = z
             keyPrefix: z.string().min(1).default('pushcall:'),
             /** A Redis command unanswered this long fails (the REGISTER gets 503) instead of waiting. */
             commandTimeoutMs: z.number().int().positive().max(60_000).default(2000),
+            /**
+             * Redis Sentinel (`host:port` each): the nodes ask them for the current primary of
+             * `masterName` and follow a failover. `url` then gives only the password and db.
+             */
+            sentinels: z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')).min(1).optional(),
+            masterName: z.string().min(1).optional(),
           })
           .strict()
+          .refine((r) => (r.sentinels === undefined) === (r.masterName === undefined), {
+            message: 'store.redis.sentinels and store.redis.masterName go together',
+            path: ['masterName'],
+          })
           .prefault({}),
         /** SQLite file; default `<dataDir>/bindings.sqlite`. */
         file: z.string().optional(),

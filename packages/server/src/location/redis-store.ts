@@ -117,6 +117,9 @@ type ScriptedRedis = Redis & {
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. */
   url: string;
+  /** Redis Sentinel: ask these for the primary of `masterName` (`url` then gives only credentials and db). */
+  sentinels?: Array<{ host: string; port: number }>;
+  masterName?: string;
   keyPrefix?: string;
   /** A command unanswered this long fails (the REGISTER gets 503) instead of waiting for Redis to return. */
   commandTimeoutMs?: number;
@@ -131,7 +134,7 @@ export class RedisBindingStore implements BindingStore {
 
   constructor(options: RedisStoreOptions) {
     this.prefix = options.keyPrefix ?? 'pushcall:';
-    const redis = new Redis(options.url, {
+    const common: RedisOptions = {
       // Concurrent REGISTERs share round trips: commands issued in one event-loop turn go as
       // one pipeline (ioredis auto-pipelining).
       enableAutoPipelining: true,
@@ -141,7 +144,10 @@ export class RedisBindingStore implements BindingStore {
       maxRetriesPerRequest: 1,
       lazyConnect: false,
       ...options.redisOptions,
-    });
+    };
+    const redis = options.sentinels
+      ? new Redis({ ...credentialsOf(options.url), sentinels: options.sentinels, name: options.masterName, ...common })
+      : new Redis(options.url, common);
     // Connection errors surface as failed commands (typed below); an unheard 'error' event
     // would crash the process.
     redis.on('error', () => undefined);
@@ -230,6 +236,32 @@ export class RedisBindingStore implements BindingStore {
       throw new StoreError(`Redis store ${operation} failed: ${(error as Error).message}`, { cause: error });
     }
   }
+}
+
+/** The user, password and db of a `redis://` URL (with Sentinel, its host is not used). */
+function credentialsOf(url: string): RedisOptions {
+  const u = new URL(url);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : undefined;
+  return {
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: Number.isInteger(db) ? db : undefined,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+  };
+}
+
+/** The store `store.redis` of a configuration describes (standalone, or through Sentinel). */
+export function redisStoreFor(redis: { url: string; keyPrefix: string; commandTimeoutMs: number; sentinels?: string[]; masterName?: string }): RedisBindingStore {
+  return new RedisBindingStore({
+    url: redis.url,
+    keyPrefix: redis.keyPrefix,
+    commandTimeoutMs: redis.commandTimeoutMs,
+    masterName: redis.masterName,
+    sentinels: redis.sentinels?.map((hostPort) => {
+      const i = hostPort.lastIndexOf(':');
+      return { host: hostPort.slice(0, i), port: Number(hostPort.slice(i + 1)) };
+    }),
+  });
 }
 
 function parseOne(json: string | null | undefined): Binding | undefined {

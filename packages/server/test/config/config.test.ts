@@ -73,6 +73,12 @@ describe('validateConfig: errors with paths', () => {
     ['unknown store type', { store: { type: 'postgres' } }, 'store.type: Invalid option'],
     ['redis store without node.uri', { store: { type: 'redis' } }, 'node.uri: node.uri is required with store.type redis'],
     ['redis URL of another scheme', { store: { type: 'redis', redis: { url: 'http://127.0.0.1:6379' } }, node: { uri: 'sip:127.0.0.1:5070' } }, 'store.redis.url: a redis:// or rediss:// URL'],
+    [
+      'Sentinel addresses without the master name',
+      { store: { type: 'redis', redis: { sentinels: ['10.0.0.5:26379'] } }, node: { uri: 'sip:127.0.0.1:5070' }, auth: { nonceSecret: 'shared-between-the-nodes' } },
+      'store.redis.masterName: store.redis.sentinels and store.redis.masterName go together',
+    ],
+    ['a Sentinel address without a port', { store: { type: 'redis', redis: { sentinels: ['10.0.0.5'], masterName: 'pc' } } }, 'store.redis.sentinels.0: expected host:port'],
     ['redis store without a shared secret', { store: { type: 'redis' }, node: { uri: 'sip:127.0.0.1:5070' } }, 'auth.nonceSecret: auth.nonceSecret (at least 16 characters, the same on every node)'],
     ['node.uri not a SIP URI', { node: { uri: '10.0.0.2:5060' } }, 'node.uri: expected a SIP URI'],
     ['node.id with a space', { node: { id: 'node 1' } }, 'node.id: letters, digits'],

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type RedisServerHandle, startRedisServer } from '@pushcall/testkit';
+import { type RedisServerHandle, startRedisSentinel, startRedisServer } from '@pushcall/testkit';
+import { Redis } from 'ioredis';
 import fc from 'fast-check';
 import { StoreError } from '../../src/errors.js';
 import { MemoryBindingStore } from '../../src/location/memory-store.js';
@@ -178,3 +179,51 @@ describe('RedisBindingStore while Redis is away', () => {
     }
   });
 });
+
+describe('RedisBindingStore through Redis Sentinel', () => {
+  it('finds the primary through the Sentinel, and after the primary dies goes on with the promoted replica, bindings included', async () => {
+    const primary = await startRedisServer();
+    const replica = await startRedisServer({ replicaOf: primary.port });
+    const direct = new Redis(replica.url, { lazyConnect: true });
+    let sentinel: RedisServerHandle | undefined;
+    let store: RedisBindingStore | undefined;
+    try {
+      await direct.connect();
+      await waitUntil(async () => /master_link_status:up/.test(await direct.info('replication')), 'the replica in sync');
+      // Started after the replica is attached: it learns of the replica from the primary at once.
+      sentinel = await startRedisSentinel({ primaryPort: primary.port, masterName: 'pushcall' });
+      store = new RedisBindingStore({ url: 'redis://unused:1', sentinels: [{ host: '127.0.0.1', port: sentinel.port }], masterName: 'pushcall', keyPrefix: 'ha:', commandTimeoutMs: 1000 });
+      await store.ready();
+      await store.apply('sip:alice@example.com', { upsert: [binding('before')], remove: [] });
+      await waitUntil(async () => (await direct.get('ha:b:before')) !== null, 'the binding replicated');
+
+      await primary.stop();
+      // Sentinel sees the primary down after 1 s and promotes the replica; the store follows.
+      await waitUntil(async () => {
+        try {
+          await store!.apply('sip:alice@example.com', { upsert: [binding('after')], remove: [] });
+          return true;
+        } catch (error) {
+          assert.ok(error instanceof StoreError, String(error));
+          return false;
+        }
+      }, 'a write after the failover', 30_000);
+      assert.match(await direct.info('replication'), /role:master/, 'the replica was promoted');
+      assert.deepEqual((await store.lookup('sip:alice@example.com', T0)).map((b) => b.id).sort(), ['after', 'before']);
+    } finally {
+      await store?.close();
+      direct.disconnect();
+      await sentinel?.stop();
+      await replica.stop();
+      await primary.stop();
+    }
+  });
+});
+
+async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

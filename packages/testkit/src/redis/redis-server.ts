@@ -1,10 +1,14 @@
 /**
  * A real redis-server (Debian package `redis-server`) on loopback for the multi-node tests:
  * no persistence, a port of its own, stopped with the test. Restartable on the same port,
- * so a test can take Redis away under a running pushcall and bring it back.
+ * so a test can take Redis away under a running pushcall and bring it back. Also a replica
+ * (`replicaOf`) and a Sentinel watching a primary, for failover tests.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePort } from '../sipp/run.js';
 
 export interface RedisServerHandle {
@@ -17,10 +21,13 @@ export interface RedisServerHandle {
   restart(): Promise<void>;
 }
 
-export async function startRedisServer(options: { port?: number; timeoutMs?: number } = {}): Promise<RedisServerHandle> {
+export async function startRedisServer(options: { port?: number; timeoutMs?: number; replicaOf?: number } = {}): Promise<RedisServerHandle> {
   const port = options.port ?? (await freePort());
   const timeoutMs = options.timeoutMs ?? 10_000;
-  let child: ChildProcess | undefined = await launch(port, timeoutMs);
+  const args = ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'];
+  if (options.replicaOf !== undefined) args.push('--replicaof', '127.0.0.1', String(options.replicaOf));
+  const start = () => launch(args, 'Ready to accept connections', timeoutMs);
+  let child: ChildProcess | undefined = await start();
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -31,15 +38,41 @@ export async function startRedisServer(options: { port?: number; timeoutMs?: num
     },
     async restart() {
       if (child) throw new Error('redis-server is running');
-      child = await launch(port, timeoutMs);
+      child = await start();
     },
   };
 }
 
-function launch(port: number, timeoutMs: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * A Redis Sentinel (redis-server in sentinel mode) watching the primary on `primaryPort` as
+ * `masterName`, with a quorum of one and short timeouts, so that a test sees a failover in
+ * seconds.
+ */
+export async function startRedisSentinel(options: { primaryPort: number; masterName: string; timeoutMs?: number }): Promise<RedisServerHandle> {
+  const port = await freePort();
+  const file = join(mkdtempSync(join(tmpdir(), 'pushcall-sentinel-')), 'sentinel.conf');
+  writeFileSync(
+    file,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `sentinel monitor ${options.masterName} 127.0.0.1 ${options.primaryPort} 1`,
+      `sentinel down-after-milliseconds ${options.masterName} 1000`,
+      `sentinel failover-timeout ${options.masterName} 5000`,
+      '',
+    ].join('\n'),
+  );
+  const child = await launch([file, '--sentinel'], '+monitor master', options.timeoutMs ?? 10_000);
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => terminate(child),
+    restart: () => Promise.reject(new Error('a Sentinel is not restarted')),
+  };
+}
+
+function launch(args: string[], readyLine: string, timeoutMs: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let output = '';
     const timer = setTimeout(() => fail(new Error(`redis-server did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
@@ -54,7 +87,7 @@ function launch(port: number, timeoutMs: number): Promise<ChildProcess> {
     child.on('exit', onExit);
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
+      if (output.includes(readyLine)) {
         clearTimeout(timer);
         child.off('exit', onExit);
         child.off('error', onError);
