@@ -18,7 +18,7 @@
 
 import { hostname } from 'node:os';
 import type { Clock } from '@pushcall/sip';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { StartupError } from '../errors.js';
 import { encodeBinding } from '../location/binding-json.js';
 import type { Binding } from '../location/types.js';

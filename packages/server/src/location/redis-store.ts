@@ -12,7 +12,8 @@
  * a change set of one AOR is atomic (the BindingStore contract), whichever node writes it.
  */
 
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
 import { StoreError } from '../errors.js';
 import { encodeBinding } from './binding-json.js';
 import { checkAor } from './memory-store.js';
@@ -145,9 +146,11 @@ export class RedisBindingStore implements BindingStore {
       lazyConnect: false,
       ...options.redisOptions,
     };
+    // Loaded when a Redis store is made: a single node never pays for the client's modules.
+    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
     const redis = options.sentinels
-      ? new Redis({ ...credentialsOf(options.url), sentinels: options.sentinels, name: options.masterName, ...common })
-      : new Redis(options.url, common);
+      ? new RedisClient({ ...credentialsOf(options.url), sentinels: options.sentinels, name: options.masterName, ...common })
+      : new RedisClient(options.url, common);
     // Connection errors surface as failed commands (typed below); an unheard 'error' event
     // would crash the process.
     redis.on('error', () => undefined);
