@@ -146,6 +146,25 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
     assert.equal(phone.coordinator.calls()[0].endReason, 'remoteEnded');
   });
 
+  it('desk phone on node A answers first: the iPhone woken through node B gets CANCEL with Reason cause=200 (answered elsewhere)', async () => {
+    const phone = await sleepingPhoneOnB('iphone-elsewhere', 'carol', { launchDelayMs: 1200, answer: { kind: 'ignore' } });
+    const desk = new SipUserAgent({ user: 'carol', domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: nodeA.port('udp') }, instanceId: `urn:uuid:${randomUUID()}`, autoAnswerMs: 200 });
+    const caller = new SipUserAgent({ user: 'kim', domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: nodeA.port('udp') }, instanceId: `urn:uuid:${randomUUID()}` });
+    try {
+      assert.equal((await desk.registerAsync(600)).status, 200);
+      const ok = await caller.call('sip:carol@127.0.0.1');
+      assert.equal(ok.status, 200, `${ok.status} ${ok.reason}`);
+      // The iPhone was pushed at the same time; it registers through node B after the desk
+      // phone answered, and still learns the call is over, and why.
+      await waitFor(() => phone.ua.received.some((r) => r.method === 'CANCEL'), 6000, 'CANCEL at the iPhone');
+      assert.equal(phone.ua.received.find((r) => r.method === 'CANCEL')!.get('reason'), 'SIP;cause=200;text="Call completed elsewhere"');
+      await waitFor(() => phone.coordinator.calls()[0]?.state === 'ended', 3000, 'CallKit call end');
+      assert.equal(phone.coordinator.calls()[0].endReason, 'answeredElsewhere');
+    } finally {
+      await Promise.all([desk.close(), caller.close()]);
+    }
+  });
+
   it('a phone that moves to the other node mid-call (network handover) gets the caller\'s BYE there', async () => {
     const instanceId = `urn:uuid:${randomUUID()}`;
     const onB = new SipUserAgent({ user: 'gil', domain: '127.0.0.1', server: { protocol: 'tcp', address: '127.0.0.1', port: nodeB.port('tcp') }, instanceId, autoAnswerMs: 20 });
