@@ -208,6 +208,7 @@ export class PushcallServer implements TransactionLayerUser {
     await link.start();
     this.cluster = link;
     this.proxy.wake.watcher = link;
+    this.proxy.nodeAlive = (nodeId, lastHeardAt) => link.isAlive(nodeId, lastHeardAt);
   }
 
   /**

@@ -38,6 +38,8 @@ export interface ClusterLinkOptions {
 /** How long a node's claim on its id outlives its last heartbeat (a crashed node's id frees up). */
 export const NODE_CLAIM_TTL_MS = 30_000;
 const HEARTBEAT_MS = 10_000;
+/** How often a node reads which nodes are alive (their claims): a stopped node is known gone within this. */
+const LIVE_NODES_REFRESH_MS = 2_000;
 
 export class ClusterLink {
   private subscriber: Redis | undefined;
@@ -48,6 +50,11 @@ export class ClusterLink {
   /** Who holds the claim: the node's SIP URI (a restart of the same node may take it over at once) and this process. */
   private readonly claim: string;
   private stopped = false;
+  private liveRefresh: { cancel(): void } | undefined;
+  /** Ids of the nodes with a live claim, as last read (this node always counts as alive). */
+  private live = new Set<string>();
+  /** When that read started (ms since the epoch). */
+  private liveReadAt = 0;
 
   constructor(private readonly options: ClusterLinkOptions) {
     this.channelPrefix = `${options.keyPrefix}reg:`;
@@ -70,6 +77,31 @@ export class ClusterLink {
       }, HEARTBEAT_MS);
     };
     beat();
+    await this.refreshLiveNodes();
+  }
+
+  /**
+   * Does `nodeId` hold a live claim (as read at most LIVE_NODES_REFRESH_MS ago)? A node that
+   * was heard from at `lastHeardAt` (a binding it wrote) after that read counts as alive: it
+   * may have started since.
+   */
+  isAlive(nodeId: string, lastHeardAt = 0): boolean {
+    return nodeId === this.options.nodeId || this.live.has(nodeId) || lastHeardAt >= this.liveReadAt;
+  }
+
+  /**
+   * Read the live nodes, then again every LIVE_NODES_REFRESH_MS. While Redis does not
+   * answer the last answer stands: no node is declared gone for want of news.
+   */
+  private async refreshLiveNodes(): Promise<void> {
+    try {
+      const readAt = this.options.clock.now();
+      this.live = new Set((await this.nodes()).map((n) => n.id));
+      this.liveReadAt = readAt;
+    } catch (error) {
+      this.options.onError?.(error as Error);
+    }
+    if (!this.stopped) this.liveRefresh = this.options.clock.setTimeout(() => void this.refreshLiveNodes(), LIVE_NODES_REFRESH_MS);
   }
 
   /**
@@ -143,6 +175,7 @@ export class ClusterLink {
     if (this.stopped) return;
     this.stopped = true;
     this.heartbeat?.cancel();
+    this.liveRefresh?.cancel();
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     if (subscriber) await subscriber.quit().catch(() => subscriber.disconnect());

@@ -39,7 +39,7 @@ import { buildPayload } from '../push/payload.js';
 import { type PushBinding, type PushOutcome, type SendOptions, deliveredInOtherEnvironment } from '../push/types.js';
 import type { RateLimiter } from './limits.js';
 import type { DeviceTarget, ProxyCore } from './proxy.js';
-import { bindingDestination, retargetToBinding } from './routing.js';
+import { retargetToBinding } from './routing.js';
 import type { CallTimeline } from './timeline.js';
 import type { WakeWaiter } from './wake.js';
 
@@ -443,7 +443,7 @@ export class ProxyCall {
       return;
     }
     // Through its Path, or through the node holding its flow (multi-node), else straight to it.
-    const destination = binding.path.length > 0 || proxy.routeThroughOwner(out, binding) ? undefined : bindingDestination(binding);
+    const destination = binding.path.length > 0 || proxy.routeThroughOwner(out, binding) ? undefined : proxy.directDestination(binding);
     void this.resolveAndSend(branch, out, destination, cancelWith);
   }
 

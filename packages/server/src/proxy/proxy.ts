@@ -600,7 +600,7 @@ export class ProxyCore {
    * else the node that owns its flow (routeThroughOwner), else its flow.
    */
   deviceDestination(out: SipRequest, device: Binding): Promise<Destination> | Destination {
-    return device.path.length > 0 || this.routeThroughOwner(out, device) ? this.locate(out.routes[0].uri as SipUri) : bindingDestination(device);
+    return device.path.length > 0 || this.routeThroughOwner(out, device) ? this.locate(out.routes[0].uri as SipUri) : this.directDestination(device);
   }
 
   /**
@@ -616,9 +616,26 @@ export class ProxyCore {
     return true;
   }
 
-  /** The device registered through another node (multi-node), which holds its flow. */
+  /**
+   * Multi-node: is this node alive (a live claim in Redis)? Set by the server when it joins
+   * a cluster; a device whose node is gone is reached directly, if at all.
+   */
+  nodeAlive: ((nodeId: string, lastHeardAt: number) => boolean) | undefined;
+
+  /** The device registered through another node (multi-node) that is alive and holds its flow. */
   private heldByAnotherNode(device: Binding): boolean {
-    return device.flow.nodeId !== this.config.node.id && device.flow.nodeUri !== undefined;
+    return device.flow.nodeId !== this.config.node.id && device.flow.nodeUri !== undefined && (this.nodeAlive?.(device.flow.nodeId, device.updatedAt) ?? true);
+  }
+
+  /**
+   * Where a binding's flow leads from this node (routing.ts bindingDestination). A
+   * connection id means something only on the node that holds it: the flow of a device
+   * registered through a node that is gone is its address alone (UDP reaches it if its NAT
+   * lets us; a connection-oriented one is unreachable, and gets 480).
+   */
+  directDestination(device: Binding): Destination {
+    const destination = bindingDestination(device);
+    return device.flow.nodeId === this.config.node.id ? destination : { ...destination, connectionId: undefined };
   }
 
   /**
@@ -721,7 +738,12 @@ export class ProxyCore {
     const waiter: WakeWaiter = {
       binding: device,
       wake: (woken) => {
-        if (settle()) this.relay(request, out, tx, bindingDestination(woken));
+        if (!settle()) return;
+        // Its Path, the node it registered through (it may have woken at another), or its flow.
+        void Promise.resolve(this.deviceDestination(out, woken)).then(
+          (destination) => this.relay(request, out, tx, destination),
+          () => tx.respond(createResponse(request, 480, { reason: 'Device unreachable' })),
+        );
       },
     };
     const timer = this.clock.setTimeout(() => {
