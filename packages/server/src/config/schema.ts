@@ -267,6 +267,12 @@ export const configSchema = z
          */
         forking: z.enum(['parallel', 'sequential']).default('parallel'),
         sequentialGroupSeconds: z.number().positive().default(20),
+        /**
+         * RFC 3261 §16.5: a 3xx from a branch whose Contacts are users of our domains (call
+         * forwarding from a desk phone to another user) adds those users' devices to the call,
+         * woken by push like any other; other Contacts stay in the 3xx for the caller.
+         */
+        recurseOnRedirect: z.boolean().default(true),
         /** Send 180 Ringing to the caller once a push is accepted. */
         ringingOnPush: z.boolean().default(true),
         /** Outbound proxy for requests to non-local domains (in front of a PBX). */

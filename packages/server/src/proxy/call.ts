@@ -17,6 +17,7 @@
 import {
   type ClientTransaction,
   type ClientTransactionUser,
+  type ContactValue,
   type Destination,
   type Flow,
   InviteClientTransaction,
@@ -38,7 +39,7 @@ import type { PushPayload, RefreshPayload } from '../push/payload.js';
 import { buildPayload } from '../push/payload.js';
 import { type PushBinding, type PushOutcome, type SendOptions, deliveredInOtherEnvironment } from '../push/types.js';
 import type { RateLimiter } from './limits.js';
-import type { DeviceTarget, ProxyCore } from './proxy.js';
+import { type DeviceTarget, type ProxyCore, deviceTargets } from './proxy.js';
 import { retargetToBinding } from './routing.js';
 import type { CallTimeline } from './timeline.js';
 import type { WakeWaiter } from './wake.js';
@@ -59,6 +60,8 @@ export const reasonDeclined = (status: number) => `SIP;cause=${status};text="${s
 
 /** Non-INVITE transactions time out after 64*T1 = 32 s: a held non-INVITE request must be answered before. */
 export const NON_INVITE_WAKE_CAP_MS = 25_000;
+/** Users a call may be redirected to by 3xx responses (ProxyCall.recurse), a bound on forwarding loops and fan-out. */
+const MAX_REDIRECT_TARGETS = 5;
 /** After a caller's CANCEL, wait this long for branches' 487 before answering 487 ourselves. */
 const CANCEL_GRACE_MS = 2_000;
 
@@ -103,6 +106,8 @@ export class Branch implements WakeWaiter {
 
   /** Monotonic ms when the waking REGISTER arrived. */
   registerReceivedAt: number | undefined = undefined;
+  /** Its 3xx was followed to every Contact in it (ProxyCall.recurse). */
+  followed = false;
 
   wake(binding: Binding, registerReceivedAt?: number): void {
     this.registerReceivedAt = registerReceivedAt;
@@ -141,6 +146,8 @@ export class ProxyCall {
   private graceTimer: TimerHandle | undefined;
   /** Sequential forking (§16.6): the targets of the lower q-values, not started yet, highest first. */
   private readonly laterGroups: Array<readonly DeviceTarget[]> = [];
+  /** The AORs this call was sent to: its own, and those a 3xx added (§16.5: never twice). */
+  private readonly targetAors = new Set<string>();
   private groupTimer: TimerHandle | undefined;
 
   constructor(
@@ -161,6 +168,7 @@ export class ProxyCall {
     this.caller = caller;
     this.isInvite = request.method === 'INVITE';
     this.startedAt = proxy.clock.now();
+    this.targetAors.add(aor);
     this.timeline = proxy.timelines.start(request.callId, request.method, request.from.uri.toString(), aor, receivedAt);
     proxy.timelines.record(this.timeline, this.isInvite ? 'invite-in' : 'message-in', {
       from: `${inbound.protocol}:${inbound.remoteAddress}:${inbound.remotePort}`,
@@ -552,7 +560,65 @@ export class ProxyCall {
       else this.dropWaiters();
       return;
     }
+    if (status < 400 && proxy.config.proxy.recurseOnRedirect && !this.finalSent) {
+      this.recurse(branch, response).catch((error: unknown) => {
+        proxy.logger.warn({ err: (error as Error).message, callId: this.request.callId }, 'redirect not followed');
+        this.checkDone();
+      });
+      return;
+    }
     this.checkDone();
+  }
+
+  /**
+   * §16.5 and §16.7 step 5: follow a branch's 3xx to the users of our domains it names (call
+   * forwarding to another user, whose phones are woken like any other), at most
+   * MAX_REDIRECT_TARGETS per call, never to a user already tried. The Contacts followed leave
+   * the 3xx; one with none left does not compete for the best response. Other Contacts stay
+   * in it for the caller.
+   */
+  private async recurse(branch: Branch, response: SipResponse): Promise<void> {
+    const proxy = this.proxy;
+    let contacts: readonly ContactValue[] = [];
+    try {
+      const listed = response.contacts;
+      // q-values order the targets (§16.6); a malformed one ranks last.
+      const q = (c: ContactValue) => {
+        try {
+          return c.q ?? 1;
+        } catch {
+          return 0;
+        }
+      };
+      if (listed !== '*') contacts = [...listed].sort((a, b) => q(b) - q(a));
+    } catch (error) {
+      if (!(error instanceof SipParseError)) throw error;
+    }
+    const aors: string[] = [];
+    const kept: string[] = [];
+    for (const contact of contacts) {
+      const uri = contact.uri;
+      const local = uri instanceof SipUri && uri.user !== undefined && proxy.isLocalDomain(uri.hostname);
+      const aor = local ? uri.toAor() : undefined;
+      if (aor !== undefined && !this.targetAors.has(aor) && this.targetAors.size < MAX_REDIRECT_TARGETS) {
+        this.targetAors.add(aor);
+        aors.push(aor);
+      } else if (aor === undefined || !this.targetAors.has(aor)) kept.push(contact.toString());
+    }
+    if (aors.length === 0) return this.checkDone();
+    const now = proxy.clock.now();
+    const targets = deviceTargets((await Promise.all(aors.map((aor) => proxy.store.lookup(aor, now)))).flat());
+    // Users with no device registered: nothing to follow; the 3xx stays as it came.
+    if (this.finalSent || this.cancelled || targets.length === 0) return this.checkDone();
+    proxy.timelines.record(this.timeline, 'redirect', { status: response.status, to: aors.join(', ') }, branch.id);
+    if (kept.length === 0) branch.followed = true;
+    else {
+      const rest = response.clone();
+      rest.remove('contact');
+      for (const c of kept) rest.append('Contact', c);
+      branch.final = { status: response.status, reason: response.reason, response: rest };
+    }
+    this.startBranches(this.addBranches(targets));
   }
 
   private onBranchFailure(branch: Branch, status: number, reason: string): void {
@@ -674,7 +740,8 @@ export class ProxyCall {
     // §16.10: a cancelled INVITE ends 487 even when a branch ended otherwise (one that never
     // answered the CANCEL times out, §9.1).
     if (this.cancelled) return this.sendFinal({ status: 487, reason: 'Request Terminated' }, 'cancelled');
-    const results = this.branches.map((b) => b.final!);
+    // §16.7 step 5: a 3xx whose every Contact was followed is not a response of its own.
+    const results = this.branches.filter((b) => !b.followed).map((b) => b.final!);
     const best = withAllChallenges(chooseBest(results), results);
     this.sendFinal(best, best.status === 480 ? 'unavailable' : 'failed');
   }

@@ -113,7 +113,7 @@ export class ProxyCore {
   private readonly pushedDevices = new Map<string, number>();
   private readonly calleeLimiter: RateLimiter;
   private readonly callerLimiter: RateLimiter;
-  private readonly isLocalDomain: (host: string) => boolean;
+  readonly isLocalDomain: (host: string) => boolean;
 
   constructor(options: ProxyOptions) {
     this.config = options.config;

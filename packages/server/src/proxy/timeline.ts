@@ -26,6 +26,7 @@ export type TimelineEventKind =
   | 'wake-timeout'
   | 'ring-timeout'
   | 'next-group'
+  | 'redirect'
   | 'alert-push'
   | 'ack'
   | 'bye'

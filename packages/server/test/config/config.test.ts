@@ -179,6 +179,7 @@ describe('defaults (as documented in docs/configuration.md)', () => {
       liveFlowSeconds: 120,
       forking: 'parallel',
       sequentialGroupSeconds: 20,
+      recurseOnRedirect: true,
       ringingOnPush: true,
       missedCallAlert: true,
       answeredElsewhereAlert: false,
