@@ -208,6 +208,25 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
     });
   });
 
+  it('a node that cannot reach Redis does not start, and its error leaves the Redis password out', async () => {
+    const port = await freePort();
+    const config = validateConfig({
+      node: { id: 'node-x', uri: 'sip:127.0.0.1:5999' },
+      listen: ['udp:127.0.0.1:0'],
+      store: { type: 'redis', redis: { url: `redis://:very-secret-password@127.0.0.1:${port}/0`, commandTimeoutMs: 300 } },
+      auth: { mode: 'open', nonceSecret: SECRET },
+      admin: { enabled: false },
+      log: { level: 'silent' },
+    });
+    const server = await createPushcall({ config, logger: createLogger('silent') });
+    await assert.rejects(server.start(), (error: unknown) => {
+      assert.ok(error instanceof StartupError, String(error));
+      assert.match(error.message, new RegExp(`Cannot reach Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0`));
+      assert.doesNotMatch(error.message, /very-secret-password/);
+      return true;
+    });
+  });
+
   // Stops node B: the tests after it use node A alone.
   it('once the node a desk phone registered through is gone, calls reach the phone directly', async () => {
     const desk = new SipUserAgent({ user: 'lou', domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: nodeB.port('udp') }, instanceId: `urn:uuid:${randomUUID()}`, autoAnswerMs: 20 });
