@@ -486,6 +486,7 @@ export class PushcallServer implements TransactionLayerUser {
       // or another server (RFC 3263 §4.3). Anything else is a bug: 500.
       const unavailable = error instanceof StoreError;
       this.metrics.countRegister(unavailable ? 503 : 500);
+      if (unavailable) this.metrics.storeUnavailable.inc({ operation: 'register' });
       reply(
         unavailable
           ? createResponse(request, 503, { reason: 'Binding store unavailable', headers: [['Retry-After', '5']] })

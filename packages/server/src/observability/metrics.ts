@@ -19,6 +19,7 @@ export class ServerMetrics {
   readonly dialogRetargets: Counter<'reason'>;
   readonly nodeRelays: Counter<'direction'>;
   readonly clusterEvents: Counter<'direction'>;
+  readonly storeUnavailable: Counter<'operation'>;
   readonly refreshScheduled: Gauge;
   /** Inbound requests by kind, REGISTERs by status, calls by outcome: see Tally. */
   private readonly inbound = new Tally();
@@ -114,6 +115,12 @@ export class ServerMetrics {
       name: 'pushcall_cluster_events_total',
       help: 'Registrations told to the other nodes (out) and heard from them (in), so that a call held on one node wakes on a REGISTER at another',
       labelNames: ['direction'],
+      registers: [this.registry],
+    });
+    this.storeUnavailable = new Counter({
+      name: 'pushcall_store_unavailable_total',
+      help: 'Requests answered 503 because the binding store did not answer or failed (Redis away, a failed SQLite commit), by what they needed it for',
+      labelNames: ['operation'],
       registers: [this.registry],
     });
     this.refreshScheduled = new Gauge({

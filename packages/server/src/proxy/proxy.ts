@@ -147,6 +147,7 @@ export class ProxyCore {
       this.logger.error({ err: error, method: request.method }, 'proxy error');
       if (tx.isFinal) return;
       // As for a REGISTER (server.ts): a store that does not answer is temporary.
+      if (error instanceof StoreError) this.metrics.storeUnavailable.inc({ operation: 'route' });
       tx.respond(
         error instanceof StoreError
           ? createResponse(request, 503, { reason: 'Binding store unavailable', headers: [['Retry-After', '5']] })

@@ -254,6 +254,7 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
       assert.equal(refused.status, 503, `${refused.status} ${refused.reason}`);
       assert.equal(refused.reason, 'Binding store unavailable');
       assert.equal(refused.get('retry-after'), '5');
+      assert.match(await nodeA.metrics.registry.getSingleMetricAsString('pushcall_store_unavailable_total'), /operation="register"} 1/);
       await redis.restart();
       let accepted = await ua.registerAsync(600);
       for (let i = 0; accepted.status !== 200 && i < 50; i++) {
