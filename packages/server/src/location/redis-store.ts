@@ -8,6 +8,7 @@
  *   aor:<aor>   set of binding ids          tok:<prid>  set of binding ids
  *   purr:<purr> binding id                  exp         sorted set id -> expiresAt
  *   prov        hash provider -> bindings   naor        AORs with a binding
+ *   nb:<node>   set of the ids registered through that node (flow.nodeId)
  * Every change runs as one Lua script, so the indexes never disagree with the bindings and
  * a change set of one AOR is atomic (the BindingStore contract), whichever node writes it.
  */
@@ -37,6 +38,7 @@ local function unindex(id)
     redis.call('SREM', P .. 'tok:' .. b.push.prid, id)
   end
   redis.call('HINCRBY', P .. 'prov', provider, -1)
+  redis.call('SREM', P .. 'nb:' .. b.flow.nodeId, id)
   if type(b.purrs) == 'table' then
     for _, purr in ipairs(b.purrs) do
       local purrKey = P .. 'purr:' .. purr
@@ -65,6 +67,7 @@ for i = 3 + removals, #ARGV, 3 do
     redis.call('SADD', P .. 'tok:' .. b.push.prid, id)
   end
   redis.call('HINCRBY', P .. 'prov', provider, 1)
+  redis.call('SADD', P .. 'nb:' .. b.flow.nodeId, id)
   if type(b.purrs) == 'table' then
     for _, purr in ipairs(b.purrs) do redis.call('SET', P .. 'purr:' .. purr, id) end
   end
@@ -215,11 +218,26 @@ export class RedisBindingStore implements BindingStore {
   }
 
   async all(): Promise<Binding[]> {
-    const ids = await this.run('all', () => this.redis.zrange(`${this.prefix}exp`, 0, -1));
+    return this.bindingsOf('all', await this.run('all', () => this.redis.zrange(`${this.prefix}exp`, 0, -1)));
+  }
+
+  async forNode(nodeId: string): Promise<Binding[]> {
+    const ids: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.run('forNode', () => this.redis.sscan(`${this.prefix}nb:${nodeId}`, cursor, 'COUNT', 1000));
+      cursor = next;
+      ids.push(...batch);
+    } while (cursor !== '0');
+    return this.bindingsOf('forNode', ids);
+  }
+
+  /** The bindings of `ids`, read a thousand at a time (one MGET each). */
+  private async bindingsOf(operation: string, ids: readonly string[]): Promise<Binding[]> {
     const out: Binding[] = [];
     for (let i = 0; i < ids.length; i += 1000) {
       const keys = ids.slice(i, i + 1000).map((id) => `${this.prefix}b:${id}`);
-      out.push(...parseAll(await this.run('all', () => this.redis.mget(...keys))));
+      out.push(...parseAll(await this.run(operation, () => this.redis.mget(...keys))));
     }
     return out;
   }

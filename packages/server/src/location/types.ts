@@ -99,6 +99,12 @@ export interface BindingStore {
   stats(): Promise<StoreStats>;
   /** Every binding (admin, tests). */
   all(): Promise<Binding[]>;
+  /**
+   * The bindings registered through one node (`flow.nodeId`), for work each node does for its
+   * own (refresh pushes). A shared store implements it so that a node does not read the
+   * whole cluster's bindings; without it, callers filter `all()`.
+   */
+  forNode?(nodeId: string): Promise<Binding[]>;
   /** Persist everything pending and release resources. */
   close(): Promise<void>;
 }

@@ -76,7 +76,9 @@ export class BindingRefresher {
 
   /** Schedule every binding already in the store (after a restart). */
   async start(): Promise<void> {
-    for (const binding of await this.options.store.all()) this.track(binding);
+    const { store, nodeId } = this.options;
+    // A shared store: this node's bindings only, not the whole cluster's.
+    for (const binding of store.forNode ? await store.forNode(nodeId) : await store.all()) this.track(binding);
   }
 
   /** A binding was registered or refreshed: (re)schedule its refresh push. */

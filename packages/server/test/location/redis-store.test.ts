@@ -92,6 +92,28 @@ describe('RedisBindingStore', () => {
     assert.deepEqual(await store.stats(), { bindings: 2, aors: 1, byProvider: { apns: 1, none: 1 } });
   });
 
+  it('forNode: the bindings registered through one node, following re-registrations through another, removals and sweeps', async () => {
+    const store = open();
+    const through = (nodeId: string) => ({ protocol: 'udp' as const, remoteAddress: '192.0.2.10', remotePort: 5062, localAddress: '127.0.0.1', localPort: 5060, nodeId });
+    const ids = async (nodeId: string) => (await store.forNode(nodeId)).map((b) => b.id).sort();
+    await store.apply('sip:alice@example.com', { upsert: [binding('a1', 'sip:alice@example.com', { flow: through('node-a') }), binding('a2', 'sip:alice@example.com', { flow: through('node-b'), expiresAt: T0 + 1000 })], remove: [] });
+    await store.apply('sip:bob@example.com', { upsert: [binding('b1', 'sip:bob@example.com', { flow: through('node-a') })], remove: [] });
+    assert.deepEqual(await ids('node-a'), ['a1', 'b1']);
+    assert.deepEqual(await ids('node-b'), ['a2']);
+    // b1 registers again through node B.
+    await store.apply('sip:bob@example.com', { upsert: [binding('b1', 'sip:bob@example.com', { flow: through('node-b') })], remove: [] });
+    assert.deepEqual(await ids('node-a'), ['a1']);
+    assert.deepEqual(await ids('node-b'), ['a2', 'b1']);
+    await store.sweep(T0 + 1000);
+    await store.remove('a1');
+    assert.deepEqual(await ids('node-a'), []);
+    assert.deepEqual(await ids('node-b'), ['b1']);
+    // More than one SSCAN page.
+    const many = Array.from({ length: 2500 }, (_, i) => binding(`m${i}`, `sip:m${i}@example.com`, { flow: through('node-c') }));
+    await Promise.all(many.map((b) => store.apply(b.aor, { upsert: [b], remove: [] })));
+    assert.equal((await store.forNode('node-c')).length, 2500);
+  });
+
   it('a PURR found after a rotation; none after removal', async () => {
     const store = open();
     await store.apply('sip:alice@example.com', { upsert: [binding('a', 'sip:alice@example.com', { purrs: ['p1'], purrIssuedAt: T0 })], remove: [] });
