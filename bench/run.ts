@@ -4,7 +4,8 @@
  *
  *   npm run bench                      # all, full length (~30 min on the 2-core machine)
  *   npm run bench -- --quick           # all, short steps (~8 min)
- *   npm run bench -- --only sip,push   # a subset: message, register, call, push, sip, wake, memory, held, refresh
+ *   npm run bench -- --only sip,push   # a subset: message, register, call, push, sip, wake, memory, held, refresh,
+ *                                      #   cluster (needs redis-server)
  *
  * The server benchmarks (register, call, sip) measure the compiled packages (scripts/build.mjs,
  * run first), as a deployment runs them; the rest run the sources through tsx.
@@ -36,6 +37,13 @@ const steps: Step[] = [
   { name: 'wake', what: 'wake at scale: 5,000 sleeping phones, 100 calls/s', argv: [...tsx, 'bench/wake.ts', ...(quick ? ['--quick'] : [])] },
   { name: 'memory', what: 'memory per binding (100,000 bindings) and SQLite file size', argv: ['--expose-gc', ...tsx, 'bench/bindings-memory.ts', '100000'] },
   { name: 'held', what: 'memory per held call', argv: ['--expose-gc', ...tsx, 'bench/held-memory.ts', '2000'] },
+  {
+    name: 'cluster',
+    what: 'several nodes sharing Redis: REGISTER with the Redis store vs SQLite vs Kamailio, and the wake across two nodes',
+    argv: [...tsx, 'bench/sip-compare.ts', '--servers', 'pushcall,pushcall-redis,kamailio-tlsf', '--only', 'register', '--register-rates', '2000,5000,10000', '--common-register-rate', '5000', '--duration', quick ? '5' : '10', '--no-early-stop', '--out', 'bench/results/sip-compare-redis'],
+    compiled: true,
+  },
+  { name: 'cluster-wake', what: 'wake across two nodes: phones on node B, calls to node A', argv: [...tsx, 'bench/wake-cluster.ts', ...(quick ? ['--phones', '500', '--rate', '20', '--duration', '10'] : [])] },
   { name: 'refresh', what: 'refresh-push scheduling: CPU per REGISTER and heap per push binding', argv: ['--expose-gc', ...tsx, 'bench/refresh-scheduler.ts', '200000'] },
 ];
 
