@@ -115,7 +115,9 @@ function pushes(call) {
 }
 
 function renderSummary(s) {
-  $('node').textContent = 'node ' + s.node + ' · up ' + Math.round(s.uptimeSeconds) + ' s';
+  // Multi-node: the live nodes sharing the store (null: Redis did not answer).
+  const cluster = s.cluster ? ' · cluster ' + (s.cluster.nodes ? s.cluster.nodes.map((n) => n.id).join(', ') : 'unreachable') : '';
+  $('node').textContent = 'node ' + s.node + ' · up ' + Math.round(s.uptimeSeconds) + ' s' + cluster;
   $('bindings').textContent = String(s.bindings.bindings);
   $('aors').textContent = String(s.bindings.aors);
   $('providers').textContent = lines(s.bindings.byProvider);

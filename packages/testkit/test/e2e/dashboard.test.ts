@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
-import { type Lab, SimulatedPhone, startLab } from '../../src/index.js';
+import { type Lab, SimulatedPhone, freePort, startLab, startRedisServer } from '../../src/index.js';
 import { callerUa, waitFor } from '../proxy/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -106,6 +106,25 @@ describe('admin dashboard (Chromium)', () => {
       await page.close();
     } finally {
       await secured.close();
+    }
+  });
+
+  it('multi-node: the header lists the live nodes sharing the Redis store', async () => {
+    const redis = await startRedisServer();
+    const port = await freePort();
+    const clustered = await startLab({
+      listen: [`udp:127.0.0.1:${port}`],
+      config: { node: { id: 'dash-a', uri: `sip:127.0.0.1:${port}` }, store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'dash:' } } as never, auth: { nonceSecret: 'dashboard-cluster-shared-secret' } as never },
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://${clustered.server.adminAddress}/`);
+      await page.locator('#node').filter({ hasText: 'cluster dash-a' }).waitFor({ timeout: 5000 });
+      assert.match((await page.locator('#node').textContent()) ?? '', /^node dash-a · up \d+ s · cluster dash-a$/);
+      await page.close();
+    } finally {
+      await clustered.close();
+      await redis.stop();
     }
   });
 });
