@@ -235,7 +235,7 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
       assert.equal((await desk.registerAsync(600)).status, 200);
       await nodeB.stop();
       // Node A reads the live nodes every 2 s; node B gave its claim up as it stopped.
-      await new Promise((r) => setTimeout(r, 2500));
+      await waitFor(() => nodeA.proxy.nodeAlive?.('node-b', 0) === false, 6000, 'node A to see node B gone');
       const ok = await caller.call('sip:lou@127.0.0.1');
       assert.equal(ok.status, 200, `${ok.status} ${ok.reason}`);
       assert.equal(desk.received.filter((r) => r.method === 'INVITE').length, 1);
