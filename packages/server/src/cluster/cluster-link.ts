@@ -47,6 +47,8 @@ export class ClusterLink {
   /** `<prefix>reg:`, followed by the AOR. */
   private readonly channelPrefix: string;
   private readonly claimKey: string;
+  /** The set of node ids that claimed one (`<prefix>nodes`). */
+  private readonly nodesKey: string;
   /** Who holds the claim: the node's SIP URI (a restart of the same node may take it over at once) and this process. */
   private readonly claim: string;
   private stopped = false;
@@ -59,6 +61,7 @@ export class ClusterLink {
   constructor(private readonly options: ClusterLinkOptions) {
     this.channelPrefix = `${options.keyPrefix}reg:`;
     this.claimKey = `${options.keyPrefix}node:${options.nodeId}`;
+    this.nodesKey = `${options.keyPrefix}nodes`;
     this.claim = `${options.nodeUri} ${hostname()}:${process.pid}`;
   }
 
@@ -72,7 +75,11 @@ export class ClusterLink {
     await subscriber.ping();
     const beat = () => {
       this.heartbeat = this.options.clock.setTimeout(() => {
-        void this.options.redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS).catch((error: Error) => this.options.onError?.(error));
+        const { redis, nodeId } = this.options;
+        // Also back in the set, should another node have dropped it while Redis was away.
+        void Promise.all([redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS), redis.sadd(this.nodesKey, nodeId)]).catch((error: Error) =>
+          this.options.onError?.(error),
+        );
         if (!this.stopped) beat();
       }, HEARTBEAT_MS);
     };
@@ -111,28 +118,29 @@ export class ClusterLink {
   private async claimNodeId(): Promise<void> {
     const { redis, nodeId, nodeUri } = this.options;
     const taken = await redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS, 'NX');
-    if (taken === 'OK') return;
-    const holder = (await redis.get(this.claimKey)) ?? '';
-    if (holder.split(' ')[0] === nodeUri) {
-      await redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS);
+    const holder = taken === 'OK' ? nodeUri : ((await redis.get(this.claimKey)) ?? '').split(' ')[0];
+    if (holder === nodeUri) {
+      if (taken !== 'OK') await redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS);
+      await redis.sadd(this.nodesKey, nodeId);
       return;
     }
-    throw new StartupError(`node.id ${nodeId} is in use by another node (${holder.split(' ')[0]}); every node sharing the Redis store needs its own node.id`);
+    throw new StartupError(`node.id ${nodeId} is in use by another node (${holder}); every node sharing the Redis store needs its own node.id`);
   }
 
-  /** The live nodes sharing the store (their claims), this one included, sorted by id. */
+  /**
+   * The live nodes sharing the store, this one included, sorted by id: the members of the
+   * `nodes` set whose claim has not expired. Read every 2 s by every node, so it touches
+   * only those keys (a SCAN of the keyspace would walk every binding). A member whose
+   * claim expired (a node that crashed) is dropped from the set on the way.
+   */
   async nodes(): Promise<Array<{ id: string; uri: string }>> {
     const { redis, keyPrefix } = this.options;
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${keyPrefix}node:*`, 'COUNT', 100);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    const claims = keys.length > 0 ? await redis.mget(...keys) : [];
-    const nodes = keys.map((key, i) => ({ id: key.slice(`${keyPrefix}node:`.length), uri: (claims[i] ?? '').split(' ')[0] }));
-    return nodes.filter((n) => n.uri !== '').sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const ids = await redis.smembers(this.nodesKey);
+    const claims = ids.length > 0 ? await redis.mget(...ids.map((id) => `${keyPrefix}node:${id}`)) : [];
+    const gone = ids.filter((_, i) => claims[i] === null);
+    if (gone.length > 0) await redis.srem(this.nodesKey, ...gone);
+    const nodes = ids.flatMap((id, i) => (claims[i] ? [{ id, uri: claims[i]!.split(' ')[0] }] : []));
+    return nodes.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** This node holds a call for `aor` (its first held branch): hear its registrations at other nodes. */
@@ -181,6 +189,9 @@ export class ClusterLink {
     if (subscriber) await subscriber.quit().catch(() => subscriber.disconnect());
     // Free the id for a replacement node; only our own claim.
     const current = await this.options.redis.get(this.claimKey).catch(() => null);
-    if (current === this.claim) await this.options.redis.del(this.claimKey).catch(() => undefined);
+    if (current === this.claim) {
+      await this.options.redis.del(this.claimKey).catch(() => undefined);
+      await this.options.redis.srem(this.nodesKey, this.options.nodeId).catch(() => undefined);
+    }
   }
 }

@@ -196,8 +196,12 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
       { id: 'node-a', uri: `sip:127.0.0.1:${nodeA.port('tcp')};transport=tcp` },
       { id: 'node-b', uri: `sip:127.0.0.1:${nodeB.port('tcp')};transport=tcp` },
     ];
+    // A node that crashed: still in the set, its claim expired.
+    assert.ok(nodeA.store instanceof RedisBindingStore);
+    await nodeA.store.redis.sadd('mn:nodes', 'node-crashed');
     assert.deepEqual((await nodeA.summary()).cluster, { nodes: expected });
     assert.deepEqual((await nodeB.summary()).cluster, { nodes: expected });
+    assert.equal(await nodeA.store.redis.sismember('mn:nodes', 'node-crashed'), 0, 'dropped from the set on the way');
   });
 
   it('a second node with a node.id already in use is refused at startup', async () => {
