@@ -73,9 +73,21 @@ export const DELIVER_PARAM = 'pc-deliver';
 
 /** The Route entry that sends a request for `binding` through the node owning its flow (`flow.nodeUri`). */
 export function nodeRouteFor(nodeUri: string, bindingId: string, signer: RouteSigner): string {
-  const uri = nodeUri.replace(/^<|>$/g, '');
-  const lr = /;lr(;|=|$)/i.test(uri) ? '' : ';lr';
-  return `<${uri}${lr};${BINDING_PARAM}=${bindingId};${DELIVER_PARAM};${SIGNATURE_PARAM}=${signer.sign(undefined, bindingId, true)}>`;
+  return looseRouteTo(parseSipUriStrict(nodeUri), signedParams(signer, undefined, bindingId, true));
+}
+
+/** A Route entry for `uri` as a loose router (RFC 3261 §16.12: with `lr`), followed by `params`. */
+export function looseRouteTo(uri: SipUri, params = ''): string {
+  return `<${uri.toString()}${uri.params.has('lr') ? '' : ';lr'}${params}>`;
+}
+
+/** The parameters of an entry pushcall writes: its flow, binding and delivery flag, and their signature (RouteSigner). */
+function signedParams(signer: RouteSigner, flow: string | undefined, binding: string | undefined, deliver = false): string {
+  let params = '';
+  if (flow) params += `;${FLOW_PARAM}=${encodeURIComponent(flow)}`;
+  if (binding) params += `;${BINDING_PARAM}=${binding}`;
+  if (deliver) params += `;${DELIVER_PARAM}`;
+  return `${params};${SIGNATURE_PARAM}=${signer.sign(flow, binding, deliver)}`;
 }
 
 export function protocolOfUri(uri: SipUri): TransportProtocol {
@@ -196,11 +208,7 @@ export function isOwnUri(layer: TransactionLayer, uri: SipUri, advertisedHost?: 
 /** Our Record-Route URI for a listener (RFC 3261 §16.6 step 4: with `lr`). */
 export function recordRouteFor(layer: TransactionLayer, transport: Transport, signer: RouteSigner, flowConnectionId?: string, bindingId?: string): string {
   const { host, port } = layer.sentBy(transport);
-  let uri = `sip:${host}:${port};transport=${VIA_TRANSPORT[transport.protocol].toLowerCase()};lr`;
-  if (flowConnectionId) uri += `;${FLOW_PARAM}=${encodeURIComponent(flowConnectionId)}`;
-  if (bindingId) uri += `;${BINDING_PARAM}=${bindingId}`;
-  uri += `;${SIGNATURE_PARAM}=${signer.sign(flowConnectionId, bindingId)}`;
-  return `<${uri}>`;
+  return `<sip:${host}:${port};transport=${VIA_TRANSPORT[transport.protocol].toLowerCase()};lr${signedParams(signer, flowConnectionId, bindingId)}>`;
 }
 
 /**
