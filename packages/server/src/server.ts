@@ -36,10 +36,10 @@ import { SqliteBindingStore } from './location/sqlite-store.js';
 import type { BindingStore } from './location/types.js';
 import { type Logger, createLogger } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
-import { redactToken } from './observability/redact.js';
+import { redactToken, redactUrl } from './observability/redact.js';
 import { Registrar, hasOptionTag, outboundEdgeFor } from './registrar/registrar.js';
 import type { Pusher } from './proxy/call.js';
-import { ProxyCore } from './proxy/proxy.js';
+import { ProxyCore, STORE_UNAVAILABLE, unavailableFor } from './proxy/proxy.js';
 import { BindingRefresher } from './proxy/refresh.js';
 
 export interface ServerOptions {
@@ -481,17 +481,12 @@ export class PushcallServer implements TransactionLayerUser {
   private register(request: SipRequest, flow: Flow, reply: (response: SipResponse) => void): void {
     this.registrar.handle(request, flow).then(reply, (error: unknown) => {
       this.logger.error({ err: error }, 'REGISTER failed');
-      // A store that does not answer (Redis away, a failed commit) is a temporary condition:
-      // 503 with Retry-After (RFC 3261 §21.5.4), which a UA answers by trying again later
-      // or another server (RFC 3263 §4.3). Anything else is a bug: 500.
+      // A store that does not answer (Redis away, a failed commit) is temporary: 503 with
+      // Retry-After. Anything else is a bug: 500.
       const unavailable = error instanceof StoreError;
       this.metrics.countRegister(unavailable ? 503 : 500);
       if (unavailable) this.metrics.storeUnavailable.inc({ operation: 'register' });
-      reply(
-        unavailable
-          ? createResponse(request, 503, { reason: 'Binding store unavailable', headers: [['Retry-After', '5']] })
-          : createResponse(request, 500, { reason: 'Registrar error' }),
-      );
+      reply(unavailable ? unavailableFor(request, STORE_UNAVAILABLE) : createResponse(request, 500, { reason: 'Registrar error' }));
     });
   }
 
@@ -524,9 +519,4 @@ export class PushcallServer implements TransactionLayerUser {
   onWarning(warning: { code: string; message: string; flow?: Flow }): void {
     this.logger.warn({ code: warning.code }, warning.message);
   }
-}
-
-/** A Redis URL for a log line: the password left out. */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, (_match, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
 }

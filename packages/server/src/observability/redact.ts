@@ -60,3 +60,8 @@ export function redactContact(contact: string): string {
 export function redactProviderText(text: string): string {
   return text.replace(/[A-Za-z0-9_\-:.\/%+=]{24,}/g, (run) => redactToken(run));
 }
+
+/** A URL with credentials (a Redis URL) for a log line or an error: the password left out. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, (_match, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
+}

@@ -42,7 +42,7 @@ import { removeIfTokenUnchanged } from '../location/push-followups.js';
 import { cancelledElsewhere, finishedClientUser, NON_INVITE_WAKE_CAP_MS, ProxyCall, type Pusher, toPushBinding, wantsIdPrivacy } from './call.js';
 import { RateLimiter } from './limits.js';
 import { isTrusted } from './net.js';
-import { bindingDestination, isLiveBinding, isOwnUri, nodeRouteFor, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding, RouteSigner } from './routing.js';
+import { bindingDestination, isLiveBinding, isOwnUri, looseRouteTo, nodeRouteFor, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding, RouteSigner } from './routing.js';
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
@@ -72,6 +72,18 @@ const IN_LOOKUP = Symbol('in binding lookup');
 class CancelledInLookup {
   constructor(readonly reasons: string[]) {}
 }
+
+/**
+ * 503 with Retry-After (RFC 3261 §21.5.4): this server cannot take the request now (shutting
+ * down, its binding store not answering); a UA tries again later or another server of the
+ * SRV set (RFC 3263 §4.3).
+ */
+export function unavailableFor(request: SipRequest, reason: string): SipResponse {
+  return createResponse(request, 503, { reason, headers: [['Retry-After', '5']] });
+}
+
+/** The reason phrase of a 503 for a binding store that did not answer (StoreError). */
+export const STORE_UNAVAILABLE = 'Binding store unavailable';
 
 /** A re-INVITE held for a sleeping device (RFC 8599 §6.2.3) as its server transaction's `coreData`: its CANCEL ends the hold. */
 class HeldInDialogInvite {
@@ -148,11 +160,7 @@ export class ProxyCore {
       if (tx.isFinal) return;
       // As for a REGISTER (server.ts): a store that does not answer is temporary.
       if (error instanceof StoreError) this.metrics.storeUnavailable.inc({ operation: 'route' });
-      tx.respond(
-        error instanceof StoreError
-          ? createResponse(request, 503, { reason: 'Binding store unavailable', headers: [['Retry-After', '5']] })
-          : createResponse(request, 500, { reason: 'Proxy error' }),
-      );
+      tx.respond(error instanceof StoreError ? unavailableFor(request, STORE_UNAVAILABLE) : createResponse(request, 500, { reason: 'Proxy error' }));
     });
   }
 
@@ -265,7 +273,7 @@ export class ProxyCore {
 
     // Draining before a shutdown: new requests go elsewhere (RFC 3261 §21.5.4, RFC 3263 §4.3
     // makes the client try the next server of the SRV set); dialogs and held calls finish here.
-    if (this.draining) return tx.respond(createResponse(request, 503, { reason: 'Shutting down', headers: [['Retry-After', '5']] }));
+    if (this.draining) return tx.respond(unavailableFor(request, 'Shutting down'));
 
     const uri = request.uri;
     if (!(uri instanceof SipUri)) return tx.respond(createResponse(request, 416));
@@ -301,19 +309,28 @@ export class ProxyCore {
     const gruu = gruuTarget(uri);
     if (gruu?.kind === 'unknown') return tx.respond(createResponse(request, 404, { reason: 'Unknown GRUU' }));
     const aor = uri.toAor();
-    // A CANCEL may arrive while the lookup is in flight (a network store): note it (§16.10).
-    tx.coreData = IN_LOOKUP;
-    let found: { aor: string; bindings: Binding[] } | undefined;
-    try {
-      found = gruu === undefined ? { aor, bindings: await this.store.lookup(aor, this.clock.now()) } : await this.gruuBindings(gruu);
-    } finally {
-      if (tx.coreData instanceof CancelledInLookup) found = undefined;
-      tx.coreData = undefined;
-    }
-    if (found === undefined) return tx.respond(createResponse(request, 487));
+    const { value: found, cancelled } = await this.readBeforeCancel(tx, () =>
+      gruu === undefined ? this.store.lookup(aor, this.clock.now()).then((bindings) => ({ aor, bindings })) : this.gruuBindings(gruu),
+    );
+    if (cancelled) return tx.respond(createResponse(request, 487));
     if (found.bindings.length === 0) return tx.respond(createResponse(request, 480, { reason: gruu ? 'GRUU has no current registration' : 'Not registered' }));
 
     this.startCall(request, tx, flow, found.aor, found.bindings, caller, receivedAt);
+  }
+
+  /**
+   * Read the store for an INVITE while a CANCEL may arrive (a network store answers after
+   * the event-loop turn): the transaction's `coreData` says so meanwhile, and onCancel
+   * answers the CANCEL and leaves it here with its Reason values (§16.10).
+   */
+  private async readBeforeCancel<T>(tx: ServerTransaction, read: () => Promise<T>): Promise<{ value: T; cancelled: CancelledInLookup | undefined }> {
+    tx.coreData = IN_LOOKUP;
+    try {
+      const value = await read();
+      return { value, cancelled: tx.coreData instanceof CancelledInLookup ? tx.coreData : undefined };
+    } finally {
+      tx.coreData = undefined;
+    }
   }
 
   /** The current bindings of the instance a GRUU names, and its AOR. */
@@ -655,15 +672,7 @@ export class ProxyCore {
   private async deliverForNode(request: SipRequest, tx: ServerTransaction, inbound: Flow, removed: number, bindingId: string): Promise<void> {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
-    tx.coreData = request.method === 'INVITE' ? IN_LOOKUP : undefined;
-    let device: Binding | undefined;
-    let cancelled: CancelledInLookup | undefined;
-    try {
-      device = await this.store.get(bindingId);
-    } finally {
-      if (tx.coreData instanceof CancelledInLookup) cancelled = tx.coreData;
-      tx.coreData = undefined;
-    }
+    const { value: device, cancelled } = await this.readBeforeCancel(tx, () => this.store.get(bindingId));
     if (device === undefined || device.expiresAt <= this.clock.now() || device.flow.nodeId !== this.config.node.id) {
       return tx.respond(createResponse(request, 480, { reason: 'Device no longer registered on this node' }));
     }
@@ -794,7 +803,7 @@ export class ProxyCore {
     const parsed = parseSipUriStrict(upstream);
     // A PBX cluster behind SRV records: the next server when one fails (RFC 3263 §4.3).
     const [destination, ...alternatives] = await this.locateAll(parsed);
-    out.prepend('Route', `<${parsed.clone().toString()}${parsed.params.has('lr') ? '' : ';lr'}>`);
+    out.prepend('Route', looseRouteTo(parsed));
     this.assertIdentity(out, request, caller, true);
     this.addRecordRoute(out, inbound, destination, false, undefined, request.method === 'INVITE' ? await this.callerBinding(request, inbound) : undefined);
     this.relay(request, out, tx, destination, alternatives);
@@ -879,10 +888,13 @@ export class ProxyCore {
     const out = this.prepareForward(request);
     for (let i = 0; i < removed; i++) out.removeFirstValue('route');
     let destination: Destination;
-    // deliverTo: the ACK of a call another node sent through us (a GRUU's dialog, multi-node).
-    const device = deliverTo !== undefined ? ((await this.store.get(deliverTo)) ?? 'gone') : remaining.length === 0 ? await this.gruuDevice(request) : undefined;
-    if (typeof device === 'object' && deliverTo !== undefined) destination = bindingDestination(device);
-    else if (typeof device === 'object') {
+    const device = deliverTo === undefined && remaining.length === 0 ? await this.gruuDevice(request) : undefined;
+    if (deliverTo !== undefined) {
+      // The ACK of a call another node sent through us (a GRUU's dialog, multi-node).
+      const owned = await this.store.get(deliverTo);
+      if (owned === undefined) return;
+      destination = bindingDestination(owned);
+    } else if (typeof device === 'object') {
       // An ACK to a sleeping device is not held: the 2xx it answers came from an awake one.
       if (!retargetToBinding(out, device)) return;
       destination = await this.deviceDestination(out, device);
