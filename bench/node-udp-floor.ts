@@ -18,13 +18,24 @@
  * 200 with the Contact is built and serialized by pushcall's message layer after the commit.
  * No validation, authentication, binding model, indexes or RFC 8599 handling: no registrar
  * that parses and persists in this stack can cost less.
+ * proxy: the floor of a stateful proxy on this stack, on the batched addon: every datagram is
+ * parsed by pushcall's parser and every datagram sent is serialized by its message layer. An
+ * INVITE or BYE gets a server-transaction entry (a retransmission is absorbed), a 100 Trying
+ * (INVITE), Max-Forwards decremented, our Route entry popped, a Record-Route (INVITE) and a Via
+ * of our own with a fresh branch, and a client-transaction entry with one timeout timer; the
+ * Request-URI's user is looked up in an in-memory location Map filled by REGISTER. A response
+ * loses our Via, finds its client transaction by branch, and goes to the address the request
+ * came from; a final response ends both transactions. An ACK for a 2xx is forwarded statelessly
+ * (RFC 3261 §16.11). No authentication, loop detection, retransmission timers, forking, 64*T1
+ * retention or timelines: a stateful proxy that parses and serializes with this message layer
+ * cannot cost less.
  */
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ContactValue, type SipRequest, createResponse, parseMessage, randomToken } from '@pushcall/sip';
+import { ContactValue, type SipMessage, type SipRequest, type SipResponse, type SipUri, createResponse, isRequest, isSipUri, parseMessage, randomToken } from '@pushcall/sip';
 import { loadUdpBatch, openBatchSocket } from '../packages/sip/src/transport/udp-batch.js';
 
 const port = Number(process.argv[2] ?? 5085);
@@ -110,6 +121,78 @@ if (io === 'register') {
       rmSync(dir, { recursive: true, force: true });
     },
   );
+} else if (io === 'proxy') {
+  interface ServerTx { address: string; port: number; last?: Buffer }
+  interface ClientTx { server: ServerTx; serverKey: string; timer: NodeJS.Timeout }
+  const self = `127.0.0.1:${port}`;
+  const location = new Map<string, { address: string; port: number }>();
+  const servers = new Map<string, ServerTx>();
+  const clients = new Map<string, ClientTx>();
+  const TIMER_B_MS = 32_000;
+  const send = openFloorSocket('node-proxy-floor', (msg, address, fromPort) => {
+    let message: SipMessage;
+    try {
+      message = parseMessage(msg);
+    } catch {
+      return;
+    }
+    if (!isRequest(message)) {
+      const response = message as SipResponse;
+      const branch = response.via.branch ?? '';
+      const client = clients.get(branch);
+      if (!client) return;
+      response.removeFirstValue('Via');
+      const data = response.toBuffer();
+      if (response.status >= 200) {
+        clearTimeout(client.timer);
+        clients.delete(branch);
+        servers.delete(client.serverKey);
+      }
+      client.server.last = data;
+      return send(data, client.server.port, client.server.address);
+    }
+    const request = message;
+    if (request.method === 'REGISTER' || request.method === 'OPTIONS') {
+      const contacts = request.contacts;
+      if (request.method === 'REGISTER' && contacts !== '*' && contacts.length > 0) {
+        const uri = contacts[0].uri as SipUri;
+        location.set((request.to.uri as SipUri).user ?? '', { address: uri.host, port: uri.port ?? 5060 });
+      }
+      return send(createResponse(request, 200).toBuffer(), fromPort, address);
+    }
+    const stateful = request.method !== 'ACK';
+    const serverKey = `${request.via.branch}|${request.method}`;
+    let server: ServerTx | undefined;
+    if (stateful) {
+      const known = servers.get(serverKey);
+      if (known) return void (known.last && send(known.last, known.port, known.address));
+      server = { address, port: fromPort };
+      servers.set(serverKey, server);
+      if (request.method === 'INVITE') {
+        server.last = createResponse(request, 100).toBuffer();
+        send(server.last, fromPort, address);
+      }
+    }
+    const routes = request.routes;
+    const top = routes[0]?.uri;
+    const ours = isSipUri(top) && `${top.host}:${top.port}` === self;
+    if (ours) request.removeFirstValue('Route');
+    const target = (ours ? routes[1]?.uri : top) ?? request.uri;
+    if (!isSipUri(target) || !isSipUri(request.uri)) return;
+    const destination = location.get(request.uri.user ?? '') ?? { address: target.host, port: target.port ?? 5060 };
+    request.set('Max-Forwards', String((request.maxForwards ?? 70) - 1));
+    if (request.method === 'INVITE') request.prepend('Record-Route', `<sip:${self};lr>`);
+    const branch = `z9hG4bK${randomToken(12)}`;
+    request.prepend('Via', `SIP/2.0/UDP ${self};branch=${branch}`);
+    if (server) {
+      const timer = setTimeout(() => {
+        clients.delete(branch);
+        servers.delete(serverKey);
+      }, TIMER_B_MS);
+      clients.set(branch, { server, serverKey, timer });
+    }
+    send(request.toBuffer(), destination.port, destination.address);
+  });
 } else if (io === 'relay') {
   const recordRoute = `Record-Route: <sip:127.0.0.1:${port};lr>\r\n`;
   let uasPort = 0;

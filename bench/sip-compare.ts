@@ -47,7 +47,7 @@ import {
 import { type SippResult, SippRun, runSipp, scenario, writeRegisterCsv } from './lib/sipp.js';
 import { stopAll } from './lib/spawned.js';
 
-const ALL_SERVERS = ['pushcall', 'pushcall-redis', 'kamailio-tlsf', 'kamailio-packaged', 'node-floor', 'node-floor-batch', 'node-relay-floor', 'node-register-floor'] as const;
+const ALL_SERVERS = ['pushcall', 'pushcall-redis', 'kamailio-tlsf', 'kamailio-packaged', 'node-floor', 'node-floor-batch', 'node-relay-floor', 'node-register-floor', 'node-proxy-floor'] as const;
 type ServerName = (typeof ALL_SERVERS)[number];
 
 const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts [options]
@@ -60,7 +60,8 @@ const HELP = `usage: node --conditions=source --import tsx bench/sip-compare.ts 
   --common-call-rate <n>     rate at which CPU/call is compared (default 1000)
   --servers <list>           default pushcall,kamailio-tlsf,kamailio-packaged; also node-floor,
                              node-floor-batch (canned 200), node-relay-floor (bare relay) and
-                             node-register-floor (parse, one SQLite row, a 200), and
+                             node-register-floor (parse, one SQLite row, a 200),
+                             node-proxy-floor (a minimal stateful proxy on pushcall's parser), and
                              pushcall-redis (store.type redis; redis-server's CPU counted too)
                              (pushcall is skipped, with a note, if its CLI does not exist yet)
   --only register|calls      run one part only
@@ -153,7 +154,8 @@ if (servers.includes('pushcall') && !pushcallAvailable()) {
   notes.push(msg);
   servers = servers.filter((s) => s !== 'pushcall');
 }
-if ((servers.includes('pushcall') || servers.includes('pushcall-redis')) && !opt['pushcall-source']) buildPushcall();
+// The floors run on the compiled packages too (bench/lib/servers.ts compiledFloor).
+if ((servers.some((s) => s.startsWith('pushcall') || s.endsWith('-floor')) && !opt['pushcall-source']) || servers.some((s) => s.endsWith('-floor'))) buildPushcall();
 if (servers.length === 0) {
   console.error('no server to benchmark');
   process.exit(2);
@@ -181,6 +183,8 @@ async function startServer(name: ServerName, registrations: number, lifetimeSec:
   if (name === 'node-relay-floor') return startNodeFloor({ udpPort: ports.pushcall + 7, workDir, io: 'relay', maxLifetimeSec: lifetimeSec });
   // The least a persisting registrar on this stack can do: parse, one SQLite row, a 200.
   if (name === 'node-register-floor') return startNodeFloor({ udpPort: ports.pushcall + 8, workDir, io: 'register', maxLifetimeSec: lifetimeSec });
+  // The least a stateful proxy on this stack can do: parse and serialize every message, two transaction Maps.
+  if (name === 'node-proxy-floor') return startNodeFloor({ udpPort: ports.pushcall + 4, workDir, io: 'proxy', maxLifetimeSec: lifetimeSec });
   if (name === 'pushcall-redis') {
     return startPushcallWithRedis({
       udpPort: ports.pushcall + 9,

@@ -6,6 +6,7 @@ import { createSocket } from 'node:dgram';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processTree, udpPortStats } from './proc.js';
@@ -288,23 +289,42 @@ export async function startPushcallWithRedis(o: PushcallOptions & { redisPort: n
   };
 }
 
-/** The Node floors (bench/node-udp-floor.ts): a canned-200 responder, a bare relay, a minimal persisting registrar. */
-export async function startNodeFloor(o: { udpPort: number; workDir: string; io: 'dgram' | 'batch' | 'relay' | 'register'; maxLifetimeSec?: number }): Promise<ServerHandle> {
-  const name = { dgram: 'node-floor', batch: 'node-floor-batch', relay: 'node-relay-floor', register: 'node-register-floor' }[o.io];
+/** The Node floors (bench/node-udp-floor.ts): a canned-200 responder, a bare relay, a minimal persisting registrar, a minimal stateful proxy. */
+export async function startNodeFloor(o: { udpPort: number; workDir: string; io: 'dgram' | 'batch' | 'relay' | 'register' | 'proxy'; maxLifetimeSec?: number }): Promise<ServerHandle> {
+  const name = { dgram: 'node-floor', batch: 'node-floor-batch', relay: 'node-relay-floor', register: 'node-register-floor', proxy: 'node-proxy-floor' }[o.io];
   assertUdpPortFree(o.udpPort, name);
-  const args = [join(REPO_ROOT, 'bench', 'node-udp-floor.ts'), String(o.udpPort), o.io];
+  const args = [compiledFloor(), String(o.udpPort), o.io];
   const proc = spawnTracked({
     name,
     cmd: process.execPath,
-    args: ['--import', 'tsx', ...args],
+    args,
     cwd: REPO_ROOT,
     logBase: join(o.workDir, `${name}-${o.udpPort}-${Date.now()}`),
     maxLifetimeSec: o.maxLifetimeSec ?? 3600,
     env: process.env,
   });
-  const h = handle(name, o.udpPort, ['node', '--import', 'tsx', ...args].join(' '), proc);
+  const h = handle(name, o.udpPort, ['node', ...args].join(' '), proc);
   await waitReady(h, 30_000);
   return h;
+}
+
+/**
+ * bench/node-udp-floor.ts as plain JavaScript against the compiled packages, as pushcall runs
+ * in the harness: through tsx every closure would pay for esbuild's keepNames, a handicap the
+ * floors must not have. Written to bench/.build/ (git-ignored).
+ */
+function compiledFloor(): string {
+  const source = join(REPO_ROOT, 'bench', 'node-udp-floor.ts');
+  const outDir = join(REPO_ROOT, 'bench', '.build');
+  const out = join(outDir, 'node-udp-floor.mjs');
+  const requireTs = createRequire(import.meta.url);
+  const ts = requireTs('typescript') as typeof import('typescript');
+  const { outputText } = ts.transpileModule(readFileSync(source, 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  });
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(out, outputText.replaceAll('../packages/sip/src/', '../../packages/sip/dist/'));
+  return out;
 }
 
 export async function startPushcall(o: PushcallOptions & { redisPort?: number }): Promise<ServerHandle> {
