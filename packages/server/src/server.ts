@@ -187,14 +187,15 @@ export class PushcallServer implements TransactionLayerUser {
    * hear the other nodes' registrations, before any listener opens.
    */
   private async joinCluster(): Promise<void> {
-    if (!(this.store instanceof RedisBindingStore)) return;
+    const store = this.store;
+    if (!(store instanceof RedisBindingStore)) return;
     try {
-      await this.store.ready();
+      await store.ready();
     } catch (error) {
       throw new StartupError(`Cannot reach Redis at ${redactUrl(this.config.store.redis.url)}: ${(error as Error).message}`, { cause: error });
     }
     const link = new ClusterLink({
-      redis: this.store.redis,
+      redis: store.redis,
       keyPrefix: this.config.store.redis.keyPrefix,
       nodeId: this.config.node.id,
       nodeUri: this.config.node.uri!,
@@ -203,12 +204,19 @@ export class PushcallServer implements TransactionLayerUser {
         this.metrics.clusterEvents.inc({ direction: 'in' });
         this.proxy.onRegistered(binding);
       },
+      onAdopt: async (nodeId) => {
+        const count = (await this.refresher?.adopt(nodeId)) ?? 0;
+        this.logger.info({ node: nodeId, bindings: count }, 'sending the refresh pushes of a node that is gone');
+      },
+      onRelease: (nodeId) => this.refresher?.release(nodeId),
+      countBindings: (nodeId) => store.countForNode(nodeId),
       onError: (error) => this.logger.warn({ err: error.message }, 'cluster link'),
     });
     await link.start();
     this.cluster = link;
     this.proxy.wake.watcher = link;
     this.proxy.nodeAlive = (nodeId, lastHeardAt) => link.isAlive(nodeId, lastHeardAt);
+    this.proxy.claimPushInCluster = (key, ttlMs) => link.claimPush(key, ttlMs);
   }
 
   /**
@@ -313,8 +321,9 @@ export class PushcallServer implements TransactionLayerUser {
     const totals = this.metrics.totals();
     return {
       node: this.config.node.id,
-      // Multi-node: every live node sharing the Redis store (an unanswered Redis shows as null).
-      cluster: this.cluster ? { nodes: await this.cluster.nodes().catch(() => null) } : undefined,
+      // Multi-node: every live node sharing the Redis store (an unanswered Redis shows as null),
+      // and the gone nodes whose refresh pushes this node sends.
+      cluster: this.cluster ? { nodes: await this.cluster.nodes().catch(() => null), adopted: this.cluster.adoptedNodes } : undefined,
       uptimeSeconds: process.uptime(),
       bindings: await this.store.stats(),
       heldBranches: this.proxy.wake.size,

@@ -4,7 +4,14 @@
  *   the phone's REGISTER lands on node B (a load balancer, DNS SRV, or the phone's new
  *   network decides which node it reaches);
  * - "this node id is taken": two nodes with one `node.id` would each believe they own every
- *   connection-oriented flow, so a second one is refused at startup.
+ *   connection-oriented flow, so a second one is refused at startup;
+ * - "this device was pushed for this call": a PBX that forks one call to two nodes must not
+ *   wake the phone twice (`push:<Call-ID>|<device>`, SET NX for the ring timeout);
+ * - "this node is gone, its phones need refresh pushes": refresh pushes (RFC 8599 §5.5) are
+ *   sent by the node a binding registered through. A node that stopped or crashed leaves its
+ *   id in the `orphans` set; the live node with the lowest id adopts them (its refresher
+ *   schedules their bindings) until the node comes back or its bindings are gone. Adoption is
+ *   recomputed from Redis every LIVE_NODES_REFRESH_MS, so it survives the adopter's own end.
  *
  * Registrations go to a Redis pub/sub channel per AOR (`<prefix>reg:<aor>`), which a node
  * listens to only while it holds a call for that AOR: no node hears the registrations it
@@ -32,6 +39,12 @@ export interface ClusterLinkOptions {
   clock: Clock;
   /** A device registered through another node. */
   onRemoteRegistered(binding: Binding, fromNode: string): void;
+  /** This node now sends the refresh pushes of a node that is gone (`nodeId`'s bindings). */
+  onAdopt?(nodeId: string): Promise<void>;
+  /** …and no longer: the node is back, its bindings are gone, or another node adopts. */
+  onRelease?(nodeId: string): void;
+  /** How many bindings registered through `nodeId` are left (an orphan with none is forgotten). */
+  countBindings?(nodeId: string): Promise<number>;
   onError?(error: Error): void;
 }
 
@@ -49,6 +62,10 @@ export class ClusterLink {
   private readonly claimKey: string;
   /** The set of node ids that claimed one (`<prefix>nodes`). */
   private readonly nodesKey: string;
+  /** Ids of nodes that are gone and may have left bindings behind (`<prefix>orphans`). */
+  private readonly orphansKey: string;
+  /** The orphans whose refresh pushes this node sends. */
+  private readonly adopted = new Set<string>();
   /** Who holds the claim: the node's SIP URI (a restart of the same node may take it over at once) and this process. */
   private readonly claim: string;
   private stopped = false;
@@ -62,6 +79,7 @@ export class ClusterLink {
     this.channelPrefix = `${options.keyPrefix}reg:`;
     this.claimKey = `${options.keyPrefix}node:${options.nodeId}`;
     this.nodesKey = `${options.keyPrefix}nodes`;
+    this.orphansKey = `${options.keyPrefix}orphans`;
     this.claim = `${options.nodeUri} ${hostname()}:${process.pid}`;
   }
 
@@ -105,10 +123,46 @@ export class ClusterLink {
       const readAt = this.options.clock.now();
       this.live = new Set((await this.nodes()).map((n) => n.id));
       this.liveReadAt = readAt;
+      await this.reviewAdoptions();
     } catch (error) {
       this.options.onError?.(error as Error);
     }
     if (!this.stopped) this.liveRefresh = this.options.clock.setTimeout(() => void this.refreshLiveNodes(), LIVE_NODES_REFRESH_MS);
+  }
+
+  /**
+   * The live node with the lowest id adopts every orphan that is not alive; any other node
+   * releases what it had adopted. An orphan with no binding left is forgotten.
+   */
+  private async reviewAdoptions(): Promise<void> {
+    const { redis, nodeId } = this.options;
+    const adopter = [...this.live].concat(nodeId).sort()[0] === nodeId;
+    const orphans = adopter ? (await redis.smembers(this.orphansKey)).filter((id) => !this.live.has(id) && id !== nodeId) : [];
+    const keep = new Set<string>();
+    for (const id of orphans) {
+      if (this.options.countBindings && (await this.options.countBindings(id)) === 0) {
+        await redis.srem(this.orphansKey, id);
+        continue;
+      }
+      keep.add(id);
+      if (this.adopted.has(id)) continue;
+      try {
+        await this.options.onAdopt?.(id);
+        this.adopted.add(id);
+      } catch (error) {
+        this.options.onError?.(error as Error); // tried again at the next review
+      }
+    }
+    for (const id of this.adopted) {
+      if (keep.has(id)) continue;
+      this.adopted.delete(id);
+      this.options.onRelease?.(id);
+    }
+  }
+
+  /** The ids of gone nodes whose refresh pushes this node sends. */
+  get adoptedNodes(): string[] {
+    return [...this.adopted].sort();
   }
 
   /**
@@ -122,6 +176,8 @@ export class ClusterLink {
     if (holder === nodeUri) {
       if (taken !== 'OK') await redis.set(this.claimKey, this.claim, 'PX', NODE_CLAIM_TTL_MS);
       await redis.sadd(this.nodesKey, nodeId);
+      // Back: its bindings are its own again.
+      await redis.srem(this.orphansKey, nodeId);
       return;
     }
     throw new StartupError(`node.id ${nodeId} is in use by another node (${holder}); every node sharing the Redis store needs its own node.id`);
@@ -131,14 +187,17 @@ export class ClusterLink {
    * The live nodes sharing the store, this one included, sorted by id: the members of the
    * `nodes` set whose claim has not expired. Read every 2 s by every node, so it touches
    * only those keys (a SCAN of the keyspace would walk every binding). A member whose
-   * claim expired (a node that crashed) is dropped from the set on the way.
+   * claim expired (a node that crashed) is moved to the orphans on the way.
    */
   async nodes(): Promise<Array<{ id: string; uri: string }>> {
     const { redis, keyPrefix } = this.options;
     const ids = await redis.smembers(this.nodesKey);
     const claims = ids.length > 0 ? await redis.mget(...ids.map((id) => `${keyPrefix}node:${id}`)) : [];
     const gone = ids.filter((_, i) => claims[i] === null);
-    if (gone.length > 0) await redis.srem(this.nodesKey, ...gone);
+    if (gone.length > 0) {
+      await redis.sadd(this.orphansKey, ...gone);
+      await redis.srem(this.nodesKey, ...gone);
+    }
     const nodes = ids.flatMap((id, i) => (claims[i] ? [{ id, uri: claims[i]!.split(' ')[0] }] : []));
     return nodes.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -164,6 +223,14 @@ export class ClusterLink {
     return true;
   }
 
+  /**
+   * The first node to claim `key` (a Call-ID and a device) within `ttlMs` pushes the device;
+   * the others hold their branch for the registration that push brings.
+   */
+  async claimPush(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.options.redis.set(`${this.options.keyPrefix}push:${key}`, this.options.nodeId, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
   private onMessage(text: string): void {
     const newline = text.indexOf('\n');
     const [kind, from] = text.slice(0, newline).split(' ');
@@ -187,9 +254,11 @@ export class ClusterLink {
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     if (subscriber) await subscriber.quit().catch(() => subscriber.disconnect());
-    // Free the id for a replacement node; only our own claim.
+    // Free the id for a replacement node; only our own claim. Its bindings' refresh pushes
+    // go to an adopter until a node with this id is back.
     const current = await this.options.redis.get(this.claimKey).catch(() => null);
     if (current === this.claim) {
+      await this.options.redis.sadd(this.orphansKey, this.options.nodeId).catch(() => undefined);
       await this.options.redis.del(this.claimKey).catch(() => undefined);
       await this.options.redis.srem(this.nodesKey, this.options.nodeId).catch(() => undefined);
     }

@@ -221,6 +221,11 @@ export class RedisBindingStore implements BindingStore {
     return this.bindingsOf('all', await this.run('all', () => this.redis.zrange(`${this.prefix}exp`, 0, -1)));
   }
 
+  /** How many bindings registered through `nodeId` (its index's size). */
+  async countForNode(nodeId: string): Promise<number> {
+    return this.run('countForNode', () => this.redis.scard(`${this.prefix}nb:${nodeId}`));
+  }
+
   async forNode(nodeId: string): Promise<Binding[]> {
     const ids: string[] = [];
     let cursor = '0';

@@ -283,8 +283,11 @@ export class ProxyCall {
     branch.pushedAt = proxy.clock.now();
 
     // One VoIP push per call per device (retransmissions never get here; the same call
-    // forked to us twice does).
-    if (!proxy.claimPush(this.request.callId, binding)) {
+    // forked to us twice, or to two nodes of a cluster, does). The device's registration
+    // still releases this branch: the other node's push wakes it.
+    const first = await proxy.claimPush(this.request.callId, binding);
+    if (branch.state === 'done') return;
+    if (!first) {
       branch.state = 'waiting';
       proxy.timelines.record(this.timeline, 'push-deduplicated', { provider: push.provider }, branch.id);
       return;

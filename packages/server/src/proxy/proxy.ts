@@ -409,17 +409,34 @@ export class ProxyCore {
     this.callCount--;
   }
 
-  /** True (and remembered) the first time a device is pushed for a Call-ID. */
-  claimPush(callId: string, binding: Binding): boolean {
-    const device = binding.instanceId ?? `${binding.push?.provider}:${binding.push?.prid}`;
-    const key = `${callId}|${device}`;
+  /**
+   * True (and remembered) the first time a device is pushed for a Call-ID on this node; in a
+   * cluster, also the first time on any node (the same call forked to two nodes), through
+   * `claimPushInCluster`.
+   */
+  async claimPush(callId: string, binding: Binding): Promise<boolean> {
+    const key = `${callId}|${binding.instanceId ?? `${binding.push?.provider}:${binding.push?.prid}`}`;
+    const ttlMs = this.config.proxy.ringTimeoutSeconds * 1000;
     const now = this.clock.now();
     const until = this.pushedDevices.get(key);
     if (until !== undefined && until > now) return false;
-    this.pushedDevices.set(key, now + this.config.proxy.ringTimeoutSeconds * 1000);
+    this.pushedDevices.set(key, now + ttlMs);
     if (this.pushedDevices.size > 50_000) for (const [k, t] of this.pushedDevices) if (t <= now) this.pushedDevices.delete(k);
-    return true;
+    if (this.claimPushInCluster === undefined) return true;
+    try {
+      return await this.claimPushInCluster(key, ttlMs);
+    } catch (error) {
+      // Better a second push than a phone left asleep: push when Redis does not answer.
+      this.logger.warn({ err: (error as Error).message, aor: binding.aor }, 'cannot claim the push in the cluster; pushing anyway');
+      return true;
+    }
   }
+
+  /**
+   * Multi-node: true when no other node has pushed this device for this call (`key` is
+   * Call-ID and device) within `ttlMs`. Set by the server when it joins a cluster.
+   */
+  claimPushInCluster: ((key: string, ttlMs: number) => Promise<boolean>) | undefined;
 
   /** A push said the binding's token is dead: remove it if it still carries that token. */
   removeDeadBinding(binding: Binding, reason: string): void {

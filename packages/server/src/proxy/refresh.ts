@@ -11,8 +11,8 @@
  * a new bucket. Whether to push is decided when the bucket comes due, from the store, so a
  * binding that expired or was removed is never pushed again (§5.5 MUST NOT).
  *
- * Only bindings this node owns are refreshed (with a shared store, each node pushes its own),
- * and only those with a token that may receive a silent push: FCM, Web Push and webhook
+ * Only bindings this node owns are refreshed (with a shared store, each node pushes its own,
+ * and one node those of the nodes that are gone: `adopt`), and only those with a token that may receive a silent push: FCM, Web Push and webhook
  * tokens, and for APNs the alert ("remote") token. A PushKit token cannot be used: iOS
  * requires every VoIP push to report a call.
  */
@@ -66,6 +66,8 @@ export class BindingRefresher {
   private readonly ready: Array<[string, number]> = [];
   private readyHead = 0;
   private inFlight = 0;
+  /** Gone nodes whose bindings this node refreshes (multi-node). */
+  private readonly adopted = new Set<string>();
 
   constructor(private readonly options: BindingRefresherOptions) {}
 
@@ -79,6 +81,28 @@ export class BindingRefresher {
     const { store, nodeId } = this.options;
     // A shared store: this node's bindings only, not the whole cluster's.
     for (const binding of store.forNode ? await store.forNode(nodeId) : await store.all()) this.track(binding);
+  }
+
+  /**
+   * Multi-node: refresh the bindings registered through `nodeId`, a node that is gone, as if
+   * they were this node's. Returns how many were scheduled.
+   */
+  async adopt(nodeId: string): Promise<number> {
+    const { store } = this.options;
+    if (this.closed || !store.forNode) return 0;
+    this.adopted.add(nodeId);
+    let count = 0;
+    for (const binding of await store.forNode(nodeId)) {
+      if (!this.adopted.has(nodeId)) break; // released meanwhile
+      this.track(binding);
+      if (this.scheduled.has(binding.id)) count++;
+    }
+    return count;
+  }
+
+  /** The node is back (or another adopts it): its bindings are dropped as they come due. */
+  release(nodeId: string): void {
+    this.adopted.delete(nodeId);
   }
 
   /** A binding was registered or refreshed: (re)schedule its refresh push. */
@@ -105,7 +129,8 @@ export class BindingRefresher {
   }
 
   private eligible(binding: Binding): boolean {
-    return binding.push !== undefined && canTakeAlertPush(binding.push) && binding.flow.nodeId === this.options.nodeId;
+    const node = binding.flow.nodeId;
+    return binding.push !== undefined && canTakeAlertPush(binding.push) && (node === this.options.nodeId || this.adopted.has(node));
   }
 
   private place(id: string, dueAtMs: number, attempt: number): void {

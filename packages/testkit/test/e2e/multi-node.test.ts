@@ -231,6 +231,45 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
     });
   });
 
+  it('the same call forked to both nodes (a PBX with both in its dial string) pushes the phone once', async () => {
+    const phone = await sleepingPhoneOnB('iphone-fork', 'nia');
+    await phone.close();
+    const callId = `fork-${randomUUID()}@pbx`;
+    const invite = (branch: string) =>
+      Buffer.from(
+        [
+          'INVITE sip:nia@127.0.0.1 SIP/2.0',
+          `Via: SIP/2.0/UDP 127.0.0.1:9;branch=${branch};rport`,
+          'Max-Forwards: 70',
+          'From: <sip:pbx@127.0.0.1>;tag=fork',
+          'To: <sip:nia@127.0.0.1>',
+          `Call-ID: ${callId}`,
+          'CSeq: 1 INVITE',
+          'Contact: <sip:pbx@127.0.0.1:9>',
+          'Content-Length: 0',
+          '',
+          '',
+        ].join('\r\n'),
+      );
+    const { createSocket } = await import('node:dgram');
+    const socket = createSocket('udp4');
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+    const send = (data: Buffer, port: number) => new Promise<void>((r) => socket.send(data, port, '127.0.0.1', () => r()));
+    try {
+      // Both at once, as a parallel fork sends them: each node's local memory says "first".
+      await Promise.all([send(invite('z9hG4bKforkA'), nodeA.port('udp')), send(invite('z9hG4bKforkB'), nodeB.port('udp'))]);
+      const held = (node: PushcallServer) => node.timelines.list(50).find((t) => t.callId === callId);
+      await waitFor(() => [nodeA, nodeB].every((n) => held(n)?.events.some((e) => e.kind === 'push-sent' || e.kind === 'push-deduplicated')), 3000, 'both nodes to decide');
+      await new Promise((r) => setTimeout(r, 200));
+      const pushes = emulators.apns.received.filter((p) => (p.payload as { pushcall?: { call_id?: string } }).pushcall?.call_id === callId);
+      assert.equal(pushes.length, 1, 'one VoIP push for the call, whichever node sent it');
+      const kinds = [nodeA, nodeB].map((n) => held(n)!.events.filter((e) => e.kind.startsWith('push-')).map((e) => e.kind)[0]).sort();
+      assert.deepEqual(kinds, ['push-deduplicated', 'push-sent']);
+    } finally {
+      socket.close();
+    }
+  });
+
   // Stops node B: the tests after it use node A alone.
   it('once the node a desk phone registered through is gone, calls reach the phone directly', async () => {
     const desk = new SipUserAgent({ user: 'lou', domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: nodeB.port('udp') }, instanceId: `urn:uuid:${randomUUID()}`, autoAnswerMs: 20 });
