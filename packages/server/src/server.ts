@@ -4,7 +4,7 @@
  * lifecycle: start listening, stop cleanly (store flushed) on SIGTERM.
  */
 
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   type Clock,
   type Flow,
@@ -33,13 +33,15 @@ import { ClusterLink } from './cluster/cluster-link.js';
 import { MemoryBindingStore } from './location/memory-store.js';
 import { RedisBindingStore, redisStoreFor } from './location/redis-store.js';
 import { SqliteBindingStore } from './location/sqlite-store.js';
-import type { BindingStore } from './location/types.js';
+import { MemoryMessageStore, type MessageStore, RedisMessageStore, SqliteMessageStore } from './location/messages.js';
+import type { Binding, BindingStore } from './location/types.js';
 import { type Logger, createLogger } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
 import { redactToken, redactUrl } from './observability/redact.js';
 import { Registrar, hasOptionTag, outboundEdgeFor } from './registrar/registrar.js';
 import type { Pusher } from './proxy/call.js';
 import { ProxyCore, STORE_UNAVAILABLE, unavailableFor } from './proxy/proxy.js';
+import { OfflineMessages } from './proxy/offline-messages.js';
 import { BindingRefresher } from './proxy/refresh.js';
 
 export interface ServerOptions {
@@ -50,6 +52,8 @@ export interface ServerOptions {
   supportedProviders?: readonly string[];
   /** Use this store instead of the configured one. */
   store?: BindingStore;
+  /** Use this store for offline messages instead of the configured one. */
+  messages?: MessageStore;
 }
 
 /** Methods the core answers (Allow header, RFC 3261 §20.5). */
@@ -130,6 +134,7 @@ export class PushcallServer implements TransactionLayerUser {
         },
         onAccepted: (event) => {
           this.proxy.onRegistered(event.binding, event.receivedAt);
+          this.deliverOfflineMessages(event.binding);
           if (this.cluster?.registered(event.binding)) this.metrics.clusterEvents.inc({ direction: 'out' });
         },
         onRemoved: (binding, reason) => {
@@ -150,6 +155,9 @@ export class PushcallServer implements TransactionLayerUser {
       authFailures,
       isLocalDomain: (host) => this.registrar.isLocalDomain(host),
     });
+    if (this.config.proxy.offlineMessages.enabled) {
+      this.proxy.offline = new OfflineMessages(this.proxy, options.messages ?? this.openMessageStore(options.store !== undefined));
+    }
     const refresh = this.config.proxy.refreshPush;
     if (refresh.enabled) {
       const refresher = new BindingRefresher({
@@ -164,6 +172,25 @@ export class PushcallServer implements TransactionLayerUser {
       this.refresher = refresher;
       this.metrics.refreshScheduledCount = () => refresher.size;
     }
+  }
+
+  /**
+   * Offline messages live where the bindings do: in memory, in `messages.sqlite` next to the
+   * SQLite binding store, or in the same Redis. With a binding store handed in (tests), in memory.
+   */
+  private openMessageStore(storeGiven: boolean): MessageStore {
+    const store = this.config.store;
+    if (storeGiven || store.type === 'memory') return new MemoryMessageStore();
+    if (this.store instanceof RedisBindingStore) return new RedisMessageStore(this.store.redis, store.redis.keyPrefix);
+    const bindingsFile = store.file ?? join(this.config.dataDir, 'bindings.sqlite');
+    return new SqliteMessageStore(join(dirname(bindingsFile), 'messages.sqlite'));
+  }
+
+  /** A push device registered: send it the offline messages it is owed (only pushed devices are owed any). */
+  private deliverOfflineMessages(binding: Binding): void {
+    const offline = this.proxy.offline;
+    if (!offline || binding.push === undefined || offline.store.mayHold?.(binding.aor) === false) return;
+    offline.deliverTo(binding).catch((error: unknown) => this.logger.warn({ err: (error as Error).message, aor: binding.aor }, 'cannot read offline messages'));
   }
 
   private openStore(): BindingStore {
@@ -330,6 +357,7 @@ export class PushcallServer implements TransactionLayerUser {
       calls: totals.calls,
       registers: totals.registers,
       requests: totals.requests,
+      offlineMessages: this.proxy.offline ? await this.proxy.offline.store.count(this.clock.now()).catch(() => null) : undefined,
     };
   }
 
@@ -349,6 +377,7 @@ export class PushcallServer implements TransactionLayerUser {
         },
         (error: unknown) => this.logger.error({ err: error }, 'sweep failed'),
       );
+      this.proxy.offline?.sweep(this.clock.now()).catch((error: unknown) => this.logger.error({ err: error }, 'offline message sweep failed'));
       this.auth?.prune();
       if (!this.stopped) this.scheduleSweep();
     }, this.config.store.sweepIntervalSeconds * 1000);
@@ -443,6 +472,7 @@ export class PushcallServer implements TransactionLayerUser {
     await this.admin?.close();
     await this.layer.close();
     await this.cluster?.stop();
+    await this.proxy.offline?.store.close();
     await this.store.close();
     await this.pushGateway?.close();
     this.logger.info('pushcall stopped');

@@ -296,6 +296,23 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /**
+         * Offline messages: a MESSAGE (RFC 3428) whose pushed devices did not wake within
+         * `acceptAfterSeconds` is answered `202 Accepted`, kept for `keepSeconds` (Flexisip:
+         * 7 days), and delivered to each of those devices when it registers again. At most
+         * `maxPerUser` are kept per AOR and `maxBytes` per message; past either, the sender
+         * gets the 480 it would have had without this.
+         */
+        offlineMessages: z
+          .object({
+            enabled: z.boolean().default(true),
+            acceptAfterSeconds: z.number().positive().default(5),
+            keepSeconds: z.number().int().positive().default(7 * 24 * 3600),
+            maxPerUser: z.number().int().positive().default(100),
+            maxBytes: z.number().int().positive().default(65_536),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -20,6 +20,7 @@ export class ServerMetrics {
   readonly nodeRelays: Counter<'direction'>;
   readonly clusterEvents: Counter<'direction'>;
   readonly storeUnavailable: Counter<'operation'>;
+  readonly offlineMessages: Counter<'event'>;
   readonly refreshScheduled: Gauge;
   /** Inbound requests by kind, REGISTERs by status, calls by outcome: see Tally. */
   private readonly inbound = new Tally();
@@ -121,6 +122,12 @@ export class ServerMetrics {
       name: 'pushcall_store_unavailable_total',
       help: 'Requests answered 503 because the binding store did not answer or failed (Redis away, a failed SQLite commit), by what they needed it for',
       labelNames: ['operation'],
+      registers: [this.registry],
+    });
+    this.offlineMessages = new Counter({
+      name: 'pushcall_offline_messages_total',
+      help: 'Offline messages (proxy.offlineMessages): kept (stored), not kept (full, too-large, failed), and deliveries to devices (delivered, rejected, unreachable: tried again at the next registration), expired',
+      labelNames: ['event'],
       registers: [this.registry],
     });
     this.refreshScheduled = new Gauge({

@@ -106,6 +106,8 @@ export class Branch implements WakeWaiter {
 
   /** Monotonic ms when the waking REGISTER arrived. */
   registerReceivedAt: number | undefined = undefined;
+  /** The binding it woke with while its MESSAGE was being kept for later (ProxyCall.keepForLater). */
+  wokeWhileKeeping: Binding | undefined = undefined;
   /** Its 3xx was followed to every Contact in it (ProxyCall.recurse). */
   followed = false;
 
@@ -149,6 +151,9 @@ export class ProxyCall {
   /** The AORs this call was sent to: its own, and those a 3xx added (§16.5: never twice). */
   private readonly targetAors = new Set<string>();
   private groupTimer: TimerHandle | undefined;
+  /** Offline messages: when a MESSAGE whose devices sleep on is answered 202 and kept. */
+  private acceptTimer: TimerHandle | undefined;
+  private keeping = false;
 
   constructor(
     proxy: ProxyCore,
@@ -228,6 +233,10 @@ export class ProxyCall {
     const cfg = this.proxy.config.proxy;
     if (this.isInvite) {
       this.ringTimer = this.proxy.clock.setTimeout(() => this.ringTimeout(), cfg.ringTimeoutSeconds * 1000);
+    } else if (this.proxy.offline && cfg.offlineMessages.enabled && this.branches.some((b) => b.kind === 'push')) {
+      // Armed before the wake timers, so that at equal delays it comes first.
+      const delay = Math.min(cfg.offlineMessages.acceptAfterSeconds * 1000, this.wakeTimeoutMs());
+      this.acceptTimer = this.proxy.clock.setTimeout(() => void this.keepForLater(), delay);
     }
     this.startBranches(this.branches);
   }
@@ -420,7 +429,45 @@ export class ProxyCall {
       return;
     }
     if (branch.state === 'done') return;
+    if (this.keeping) {
+      branch.wokeWhileKeeping = binding;
+      return;
+    }
     this.sendTo(branch, binding);
+  }
+
+  /**
+   * Offline messages: the devices pushed for this MESSAGE slept through it. Keep it for them
+   * (each gets it when it registers again) and answer 202 Accepted (RFC 3428 §7: accepted,
+   * not yet delivered). Not while a device reached directly, or one that woke, may still
+   * answer; if the message cannot be kept, the call goes on as before (480 in the end).
+   */
+  private async keepForLater(): Promise<void> {
+    this.acceptTimer = undefined;
+    const offline = this.proxy.offline;
+    if (this.finalSent || this.keeping || !offline) return;
+    if (this.branches.some((b) => b.state === 'calling' || b.state === 'proceeding')) return;
+    const sleepers = this.branches.filter((b) => b.state === 'pushing' || b.state === 'waiting');
+    if (sleepers.length === 0) return;
+    this.keeping = true;
+    const outcome = await offline.keep(this.request, this.aor, sleepers.map((b) => b.binding));
+    this.keeping = false;
+    const woke = sleepers.filter((b) => b.wokeWhileKeeping !== undefined);
+    if (outcome !== 'stored' || this.finalSent) {
+      for (const b of woke) if (b.state !== 'done') this.sendTo(b, b.wokeWhileKeeping!);
+      return;
+    }
+    this.proxy.timelines.record(this.timeline, 'kept-offline', { devices: sleepers.length });
+    for (const b of sleepers) {
+      b.wakeTimer?.cancel();
+      b.wakeTimer = undefined;
+      this.releaseWaiter(b);
+      b.state = 'done';
+      b.final ??= { status: 202, reason: 'Accepted' };
+    }
+    this.sendFinal({ status: 202, reason: 'Accepted' }, 'kept-offline');
+    // Registered while the message was being kept: delivered from the store now.
+    for (const b of woke) void offline.deliverTo(b.wokeWhileKeeping!).catch(() => undefined);
   }
 
   private wakeTimeout(branch: Branch): void {
@@ -755,6 +802,7 @@ export class ProxyCall {
     this.ringTimer?.cancel();
     this.graceTimer?.cancel();
     this.groupTimer?.cancel();
+    this.acceptTimer?.cancel();
     const proxy = this.proxy;
     let response: SipResponse;
     // §16.7 step 6: a 503 is not forwarded as such (the caller would take it as this proxy

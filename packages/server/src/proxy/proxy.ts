@@ -45,6 +45,7 @@ import { isTrusted } from './net.js';
 import { bindingDestination, isLiveBinding, isOwnUri, looseRouteTo, nodeRouteFor, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding, RouteSigner } from './routing.js';
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
+import type { OfflineMessages } from './offline-messages.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
 
 /** Our branch ids carry a loop-detection hash (RFC 3261 §16.6 step 8, §16.3 step 4). */
@@ -102,6 +103,8 @@ export class ProxyCore {
   /** Signs our Record-Route and Path entries; only signed ones count as ours. */
   readonly routeSigner: RouteSigner;
   pusher: Pusher | undefined;
+  /** Offline messages (proxy.offlineMessages), once the server attached their store. */
+  offline: OfflineMessages | undefined;
   readonly wake = new WakeRegistry();
   /** RFC 3263 lookups for host names (config `dns`). */
   readonly resolver: SipResolver;

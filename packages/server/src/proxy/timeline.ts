@@ -28,6 +28,7 @@ export type TimelineEventKind =
   | 'next-group'
   | 'redirect'
   | 'alert-push'
+  | 'kept-offline'
   | 'ack'
   | 'bye'
   | 'ended';
