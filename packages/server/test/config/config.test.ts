@@ -186,6 +186,7 @@ describe('defaults (as documented in docs/configuration.md)', () => {
       timelineRetentionSeconds: 3600,
       timelineMaxCalls: 10000,
       refreshPush: { enabled: true, leadSeconds: 120, retries: 2, retryIntervalSeconds: 30 },
+      offlineMessages: { enabled: true, acceptAfterSeconds: 5, keepSeconds: 604800, maxPerUser: 100, maxBytes: 65536 },
     });
     assert.deepEqual(config.limits, { perCalleePerMinute: 30, perCallerPerMinute: 60, maxHeldPerAor: 5, maxHeldTotal: 10000 });
     assert.deepEqual(config.push, {});

@@ -44,7 +44,7 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
       auth: { mode: 'open', nonceSecret: SECRET },
       admin: { enabled: false },
       log: { level: 'silent' },
-      proxy: { wakeTimeoutSeconds: 5 },
+      proxy: { wakeTimeoutSeconds: 5, offlineMessages: { acceptAfterSeconds: 1 } },
       push: emulators.pushConfig,
       ...extra,
     });
@@ -268,6 +268,34 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
       assert.deepEqual(kinds, ['push-deduplicated', 'push-sent']);
     } finally {
       socket.close();
+    }
+  });
+
+  it('a MESSAGE kept at node A for a sleeping phone (202) is delivered by node B when the phone registers there', async () => {
+    const instanceId = `urn:uuid:${randomUUID()}`;
+    const push = { pnProvider: 'fcm', pnPrid: randomUUID().replaceAll('-', ''), pnParam: 'pushcall-lab' };
+    const app = () => new SipUserAgent({ user: 'rio', domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: nodeB.port('udp') }, instanceId });
+    const first = app();
+    const sender = new SipUserAgent({ user: 'sid', domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: nodeA.port('udp') }, instanceId: `urn:uuid:${randomUUID()}` });
+    const later = app();
+    try {
+      first.register(push);
+      await waitFor(() => first.registered, 3000, 'rio registered at B');
+      await first.sleep();
+      const response = await sender.message('sip:rio@127.0.0.1', 'kept in Redis');
+      assert.equal(response.status, 202, `${response.status} ${response.reason}`);
+      assert.ok(nodeA.store instanceof RedisBindingStore);
+      assert.equal(await nodeA.store.redis.zcard('mn:mall'), 1, 'kept in the shared Redis');
+
+      const received: string[] = [];
+      later.events.onMessage = (_from, body) => received.push(body);
+      later.register(push);
+      await waitFor(() => received.length === 1, 3000, 'the kept message, from node B');
+      assert.deepEqual(received, ['kept in Redis']);
+      const redisClient = nodeA.store.redis;
+      await waitFor(async () => (await redisClient.zcard('mn:mall')) === 0, 2000, 'the message to be gone');
+    } finally {
+      await Promise.all([first.close(), sender.close(), later.close()]);
     }
   });
 
