@@ -38,6 +38,8 @@ const config = validateConfig({
   auth: { mode: 'open', nonceSecret: randomBytes(16).toString('hex') },
   admin: { enabled: false },
   log: { level: 'warn' },
+  // --no-offline-messages: without the lookup of kept messages a push REGISTER may trigger.
+  proxy: { offlineMessages: { enabled: !process.argv.includes('--no-offline-messages') } },
   push: { apns: { keyFile: join(dir, 'k.p8'), keyId: 'KEY1234567', teamId: 'TEAM123456', endpoints: { production: 'https://127.0.0.1:9', sandbox: 'https://127.0.0.1:9' }, pingIntervalMs: 0 } },
 });
 const server = await createPushcall({ config });

@@ -292,7 +292,8 @@ export class PushcallServer implements TransactionLayerUser {
     try {
       await this.joinCluster();
     } catch (error) {
-      // Nothing listens yet: release the store's connection, or the process would not exit.
+      // Nothing listens yet: release the stores' connections, or the process would not exit.
+      await this.proxy.offline?.store.close().catch(() => undefined);
       await this.store.close().catch(() => undefined);
       throw error;
     }

@@ -198,8 +198,9 @@ export class SqliteMessageStore implements MessageStore {
 }
 
 /**
- * Keep a message unless its AOR has ARGV[3] current ones already. KEYS: the AOR's index, the
- * message, the index of all messages. ARGV: id, json, max, expiresAt, now.
+ * Keep a message unless its AOR has ARGV[3] current ones already, and tell every node the
+ * AOR has one. KEYS: the AOR's index, the message, the index of all messages, the AORs with
+ * messages. ARGV: id, json, max, expiresAt, now, aor, channel.
  */
 const ADD = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
@@ -210,28 +211,97 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PXAT', ARGV[4])
 local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], latest[2])
+redis.call('SADD', KEYS[4], ARGV[6])
+redis.call('PUBLISH', ARGV[7], ARGV[6])
+return 1
+`;
+
+/** Forget a delivered message; the AOR leaves the AORs with messages with its last. KEYS: message, AOR's index, all, AORs. ARGV: id, aor. */
+const REMOVE = `
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[4], ARGV[2]) end
+return 1
+`;
+
+/** Drop from `maors` (KEYS[1]) the AORs whose messages all expired. ARGV: prefix, now. */
+const SWEEP_AORS = `
+for _, aor in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('ZCOUNT', ARGV[1] .. 'maor:' .. aor, '(' .. ARGV[2], '+inf') == 0 then redis.call('SREM', KEYS[1], aor) end
+end
 return 1
 `;
 
 /**
  * Layout under the binding store's prefix: `msg:<id>` the message's JSON (expiring with it),
  * `maor:<aor>` the AOR's message ids by expiry (expiring with the last), `mall` every
- * message id by expiry (for the count). Redis drops expired messages by itself; the indexes
- * are trimmed as messages are added, so `sweep` has nothing to do.
+ * message id by expiry (for the count), `maors` the AORs that have messages, and the channel
+ * `msgs` on which a node says "this AOR has one now". Redis drops expired messages by itself.
+ *
+ * Every push REGISTER asks "does this device have messages?". So that the answer is not a
+ * Redis command per REGISTER, each node keeps the AORs with messages in memory (`mayHold`):
+ * read from `maors` when its subscription is (re)established, grown by the channel, so it
+ * may say yes for an AOR whose messages are gone (one read), never no for one that has some.
+ * While the subscription is down it says "ask".
  */
 export class RedisMessageStore implements MessageStore {
+  private readonly subscriber: Redis;
+  private readonly channel: string;
+  /** AORs that may have messages; meaningful while `synced`. */
+  private aors = new Set<string>();
+  private synced = false;
+  /** AORs heard of while a resync reads `maors` (its answer may predate them). */
+  private heardDuringResync: Set<string> | undefined;
+  private closed = false;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
-
-  async add(message: StoredMessage, maxPerAor: number, now: number): Promise<boolean> {
-    const added = await this.run('add', () =>
-      this.redis.eval(ADD, 3, `${this.prefix}maor:${message.aor}`, `${this.prefix}msg:${message.id}`, `${this.prefix}mall`, message.id, JSON.stringify(message), maxPerAor, message.expiresAt, now),
-    );
-    return added === 1;
+  ) {
+    this.channel = `${prefix}msgs`;
+    this.subscriber = redis.duplicate({ enableAutoPipelining: false });
+    this.subscriber.on('error', () => undefined); // the command connection reports Redis trouble
+    this.subscriber.on('message', (_channel: string, aor: string) => {
+      this.aors.add(aor);
+      this.heardDuringResync?.add(aor);
+    });
+    this.subscriber.on('close', () => {
+      this.synced = false;
+    });
+    this.subscriber.on('ready', () => void this.resync());
   }
 
+  /** Subscribe, then read the AORs with messages: from then on `mayHold` answers from memory. */
+  private async resync(): Promise<void> {
+    this.synced = false;
+    const heard = (this.heardDuringResync = new Set());
+    try {
+      await this.subscriber.subscribe(this.channel);
+      const members = await this.redis.smembers(`${this.prefix}maors`);
+      if (this.closed) return;
+      this.aors = new Set([...members, ...heard]);
+      this.synced = true;
+    } catch {
+      // Not synced: every registration asks Redis until the next 'ready'.
+    } finally {
+      if (this.heardDuringResync === heard) this.heardDuringResync = undefined;
+    }
+  }
+
+  mayHold(aor: string): boolean {
+    return !this.synced || this.aors.has(aor);
+  }
+
+  async add(message: StoredMessage, maxPerAor: number, now: number): Promise<boolean> {
+    const p = this.prefix;
+    const added = await this.run('add', () =>
+      this.redis.eval(ADD, 4, `${p}maor:${message.aor}`, `${p}msg:${message.id}`, `${p}mall`, `${p}maors`, message.id, JSON.stringify(message), maxPerAor, message.expiresAt, now, message.aor, this.channel),
+    );
+    if (added !== 1) return false;
+    this.aors.add(message.aor);
+    return true;
+  }
   async forAor(aor: string, now: number): Promise<StoredMessage[]> {
     const ids = await this.run('forAor', () => this.redis.zrangebyscore(`${this.prefix}maor:${aor}`, `(${now}`, '+inf'));
     if (ids.length === 0) return [];
@@ -242,15 +312,18 @@ export class RedisMessageStore implements MessageStore {
 
   async delivered(message: StoredMessage, device: string): Promise<void> {
     const left = withoutDevice(message, device);
-    const key = `${this.prefix}msg:${message.id}`;
+    const p = this.prefix;
+    const key = `${p}msg:${message.id}`;
     await this.run<unknown>('delivered', () =>
       left.devices.length > 0
         ? this.redis.set(key, JSON.stringify(left), 'PXAT', message.expiresAt, 'XX')
-        : this.redis.multi().del(key).zrem(`${this.prefix}maor:${message.aor}`, message.id).zrem(`${this.prefix}mall`, message.id).exec(),
+        : this.redis.eval(REMOVE, 4, key, `${p}maor:${message.aor}`, `${p}mall`, `${p}maors`, message.id, message.aor),
     );
   }
 
-  async sweep(): Promise<number> {
+  /** Expired messages are gone by themselves; AORs left with none leave `maors`. */
+  async sweep(now: number): Promise<number> {
+    await this.run('sweep', () => this.redis.eval(SWEEP_AORS, 1, `${this.prefix}maors`, this.prefix, now));
     return 0;
   }
 
@@ -258,7 +331,11 @@ export class RedisMessageStore implements MessageStore {
     return this.run('count', () => this.redis.zcount(`${this.prefix}mall`, `(${now}`, '+inf'));
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+    this.synced = false;
+    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+  }
 
   private async run<T>(operation: string, command: () => Promise<T>): Promise<T> {
     try {
