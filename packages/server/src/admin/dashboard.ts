@@ -29,6 +29,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="card"><div class="label">bindings</div><div class="value" id="bindings">–</div><div class="sub" id="providers"></div></div>
     <div class="card"><div class="label">AORs</div><div class="value" id="aors">–</div></div>
     <div class="card"><div class="label">waiting for a device to wake</div><div class="value" id="held">–</div></div>
+    <div class="card"><div class="label">offline messages kept</div><div class="value" id="offline">–</div></div>
     <div class="card"><div class="label">wake, INVITE in → INVITE to the woken device</div><div class="value" id="wake">–</div><div class="sub" id="wake-n"></div></div>
     <div class="card"><div class="label">calls by outcome</div><div class="sub" id="outcomes"></div></div>
     <div class="card"><div class="label">REGISTERs by status</div><div class="sub" id="registers"></div></div>
@@ -116,12 +117,15 @@ function pushes(call) {
 
 function renderSummary(s) {
   // Multi-node: the live nodes sharing the store (null: Redis did not answer).
-  const cluster = s.cluster ? ' · cluster ' + (s.cluster.nodes ? s.cluster.nodes.map((n) => n.id).join(', ') : 'unreachable') : '';
+  const adopted = s.cluster && s.cluster.adopted && s.cluster.adopted.length > 0 ? ' · refreshing for ' + s.cluster.adopted.join(', ') : '';
+  const cluster = s.cluster ? ' · cluster ' + (s.cluster.nodes ? s.cluster.nodes.map((n) => n.id).join(', ') : 'unreachable') + adopted : '';
   $('node').textContent = 'node ' + s.node + ' · up ' + Math.round(s.uptimeSeconds) + ' s' + cluster;
   $('bindings').textContent = String(s.bindings.bindings);
   $('aors').textContent = String(s.bindings.aors);
   $('providers').textContent = lines(s.bindings.byProvider);
   $('held').textContent = String(s.heldBranches);
+  // Off (undefined) or its store did not answer (null).
+  $('offline').textContent = s.offlineMessages === undefined ? 'off' : s.offlineMessages === null ? '?' : String(s.offlineMessages);
   $('outcomes').textContent = lines(s.calls);
   $('registers').textContent = lines(s.registers);
 }

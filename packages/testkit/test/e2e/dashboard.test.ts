@@ -67,6 +67,7 @@ describe('admin dashboard (Chromium)', () => {
     assert.equal(cells[6], 'answered (200)');
     assert.match((await page.locator('#wake').textContent()) ?? '', /^p50 \d+ ms$/);
     assert.match((await page.locator('#outcomes').textContent()) ?? '', /answered: 1/);
+    assert.equal(await page.locator('#offline').textContent(), '0', 'offline messages kept');
 
     await row.click();
     const kinds = await page.locator('#timeline tbody tr td:nth-child(2)').allTextContents();
