@@ -244,6 +244,7 @@ export class PushcallServer implements TransactionLayerUser {
     this.proxy.wake.watcher = link;
     this.proxy.nodeAlive = (nodeId, lastHeardAt) => link.isAlive(nodeId, lastHeardAt);
     this.proxy.claimPushInCluster = (key, ttlMs) => link.claimPush(key, ttlMs);
+    this.proxy.rateLimitInCluster = (kind, key, limit) => link.rateLimit(kind, key, limit);
   }
 
   /**

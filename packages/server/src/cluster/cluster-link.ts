@@ -7,6 +7,8 @@
  *   connection-oriented flow, so a second one is refused at startup;
  * - "this device was pushed for this call": a PBX that forks one call to two nodes must not
  *   wake the phone twice (`push:<Call-ID>|<device>`, SET NX for the ring timeout);
+ * - "this caller made N push-triggering calls this minute": the abuse limits count across the
+ *   nodes (`lim:callee:<aor>`, `lim:caller:<caller>`), so spreading calls does not multiply them;
  * - "this node is gone, its phones need refresh pushes": refresh pushes (RFC 8599 §5.5) are
  *   sent by the node a binding registered through. A node that stopped or crashed leaves its
  *   id in the `orphans` set; the live node with the lowest id adopts them (its refresher
@@ -53,6 +55,18 @@ export const NODE_CLAIM_TTL_MS = 30_000;
 const HEARTBEAT_MS = 10_000;
 /** How often a node reads which nodes are alive (their claims): a stopped node is known gone within this. */
 const LIVE_NODES_REFRESH_MS = 2_000;
+
+/** The abuse limits' window (`limits.perCalleePerMinute`, `perCallerPerMinute`). */
+const RATE_WINDOW_MS = 60_000;
+/** A fixed window: INCR, the first one sets its expiry; over the limit, the ms left in it. */
+const RATE_LIMIT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n <= tonumber(ARGV[2]) then return 0 end
+local left = redis.call('PTTL', KEYS[1])
+if left < 1 then return 1 end
+return left
+`;
 
 export class ClusterLink {
   private subscriber: Redis | undefined;
@@ -229,6 +243,15 @@ export class ClusterLink {
    */
   async claimPush(key: string, ttlMs: number): Promise<boolean> {
     return (await this.options.redis.set(`${this.options.keyPrefix}push:${key}`, this.options.nodeId, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /**
+   * One call against `key`'s one-minute window across the nodes (`lim:<kind>:<key>`); the ms
+   * until the window resets once `limit` is passed, else 0.
+   */
+  async rateLimit(kind: 'callee' | 'caller', key: string, limit: number): Promise<number> {
+    const waitMs = await this.options.redis.eval(RATE_LIMIT, 1, `${this.options.keyPrefix}lim:${kind}:${key}`, RATE_WINDOW_MS, limit);
+    return Number(waitMs);
   }
 
   private onMessage(text: string): void {

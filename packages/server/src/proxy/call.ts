@@ -198,25 +198,47 @@ export class ProxyCall {
     return !this.proxy.isLive(binding);
   }
 
+  /** Pushes this call may send: the later groups of a sequential search count now, not half-way. */
+  get pushCount(): number {
+    return this.branches.filter((b) => b.kind === 'push').length + this.laterGroups.flat().filter((t) => this.wantsPush(t.binding)).length;
+  }
+
+  /**
+   * Who the rate limits count this call against: the callee's AOR, and the caller. A trusted
+   * peer (the PBX) carries many callers: each calling party it asserts is limited, not the
+   * PBX as one caller (60 calls a minute for a whole company is not abuse).
+   */
+  get limitKeys(): { callee: string; caller: string } {
+    const from = this.request.from.uri;
+    const caller = this.caller.startsWith('trusted:') ? `${this.caller}|${from instanceof SipUri ? from.toAor() : from.toString()}` : this.caller;
+    return { callee: this.aor, caller };
+  }
+
   /** Abuse limits, checked only for requests that would trigger pushes. */
   checkLimits(calleeLimiter: RateLimiter, callerLimiter: RateLimiter): SipResponse | undefined {
-    // The later groups of a sequential search may push too: counted now, not half-way.
-    const pushes = this.branches.filter((b) => b.kind === 'push').length + this.laterGroups.flat().filter((t) => this.wantsPush(t.binding)).length;
+    const pushes = this.pushCount;
     if (pushes === 0) return undefined;
     const limits = this.proxy.config.limits;
-    const busy = (status: number, seconds: number, reason: string) =>
-      createResponse(this.request, status, { reason, headers: [['Retry-After', String(Math.max(1, Math.ceil(seconds)))]] });
-    if (this.proxy.wake.countForAor(this.aor) + pushes > limits.maxHeldPerAor) return busy(486, 30, 'Too many held calls for this user');
-    if (this.proxy.wake.size + pushes > limits.maxHeldTotal) return busy(503, 30, 'Too many held calls');
-    const calleeWait = calleeLimiter.take(this.aor);
-    if (calleeWait > 0) return busy(486, calleeWait / 1000, 'Too many calls to this user');
-    // A trusted peer (the PBX) carries many callers: limit each calling party it asserts,
-    // not the PBX as one caller (60 calls a minute for a whole company is not abuse).
-    const from = this.request.from.uri;
-    const callerKey = this.caller.startsWith('trusted:') ? `${this.caller}|${from instanceof SipUri ? from.toAor() : from.toString()}` : this.caller;
-    const callerWait = callerLimiter.take(callerKey);
-    if (callerWait > 0) return busy(503, callerWait / 1000, 'Too many calls from this caller');
+    if (this.proxy.wake.countForAor(this.aor) + pushes > limits.maxHeldPerAor) return this.busy(486, 30, 'Too many held calls for this user');
+    if (this.proxy.wake.size + pushes > limits.maxHeldTotal) return this.busy(503, 30, 'Too many held calls');
+    const keys = this.limitKeys;
+    return this.rateRefusal(calleeLimiter.take(keys.callee), callerLimiter.take(keys.caller));
+  }
+
+  /** The response for rate-limit waits (ms, 0: allowed) of the callee and the caller, if either is over. */
+  rateRefusal(calleeWaitMs: number, callerWaitMs: number): SipResponse | undefined {
+    if (calleeWaitMs > 0) return this.busy(486, calleeWaitMs / 1000, 'Too many calls to this user');
+    if (callerWaitMs > 0) return this.busy(503, callerWaitMs / 1000, 'Too many calls from this caller');
     return undefined;
+  }
+
+  private busy(status: number, seconds: number, reason: string): SipResponse {
+    return createResponse(this.request, status, { reason, headers: [['Retry-After', String(Math.max(1, Math.ceil(seconds)))]] });
+  }
+
+  /** Its final response was sent (the caller cancelled before it started, or it ended). */
+  get isFinished(): boolean {
+    return this.finalSent;
   }
 
   /** An abuse limit refused the call (checkLimits): answer, and end its timeline as `refused`. */

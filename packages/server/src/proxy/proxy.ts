@@ -371,17 +371,50 @@ export class ProxyCore {
     return { ...routing, verified, recipientBinding: verified ? routing.recipientBinding : undefined, deliverTo: verified ? routing.deliverTo : undefined };
   }
 
-  /** Fork to `bindings` unless an abuse limit refuses the call. */
+  /**
+   * Fork to `bindings` unless an abuse limit refuses the call: this node's limits, then, in a
+   * cluster, the cluster's (`rateLimitInCluster`), so that spreading calls over the nodes
+   * does not multiply what a caller may do.
+   */
   private startCall(request: SipRequest, tx: ServerTransaction, flow: Flow, aor: string, bindings: Binding[], caller: string, receivedAt: number): void {
     const call = new ProxyCall(this, request, tx, flow, aor, deviceTargets(bindings), caller, receivedAt);
     const refusal = call.checkLimits(this.calleeLimiter, this.callerLimiter);
     if (refusal) return call.refuse(refusal);
     if (request.method === 'INVITE') {
+      // From here a CANCEL finds the call: one that comes during the cluster's check ends it
+      // with 487 before it starts.
       tx.coreData = call;
       this.callCount++;
     }
-    call.start();
+    if (this.rateLimitInCluster === undefined || call.pushCount === 0) return call.start();
+    void this.startAfterClusterLimits(call);
   }
+
+  private async startAfterClusterLimits(call: ProxyCall): Promise<void> {
+    const { limits } = this.config;
+    const keys = call.limitKeys;
+    const wait = (kind: 'callee' | 'caller', key: string, limit: number) =>
+      this.rateLimitInCluster!(kind, key, limit).catch((error: unknown) => {
+        // Redis away: this node's own limits stand (checked above).
+        this.logger.debug({ err: (error as Error).message }, 'cluster rate limit not checked');
+        return 0;
+      });
+    const [calleeWait, callerWait] = await Promise.all([wait('callee', keys.callee, limits.perCalleePerMinute), wait('caller', keys.caller, limits.perCallerPerMinute)]);
+    if (call.isFinished) return;
+    const refusal = call.rateRefusal(calleeWait, callerWait);
+    if (!refusal) return call.start();
+    if (call.serverTx.coreData === call) {
+      call.serverTx.coreData = undefined;
+      this.callCount--;
+    }
+    call.refuse(refusal);
+  }
+
+  /**
+   * Multi-node: count one call against `key`'s one-minute window of `limit` across the
+   * cluster; the ms until the window resets when it is over, else 0. Set by the server.
+   */
+  rateLimitInCluster: ((kind: 'callee' | 'caller', key: string, limit: number) => Promise<number>) | undefined;
 
   /** Returns the caller identity (username or trusted peer), or null after a 407/403. */
   private authenticateCaller(request: SipRequest, tx: ServerTransaction, flow: Flow): string | null {

@@ -262,4 +262,31 @@ describe('abuse limits on push-triggering calls', () => {
     assert.equal((await second).exitCode, 0);
     assert.equal(lab.apns.received.length, 2, 'no push for the refused call');
   });
+
+  it('a CANCEL while the cluster\'s limits are being read ends the call 487, and no push goes out', async () => {
+    const lee = phone(lab, 'iphone-lee', 'lee');
+    await lee.start();
+    await lee.close();
+    // What a slow Redis looks like to a node (multi-node: rateLimitInCluster).
+    lab.server.proxy.rateLimitInCluster = () => new Promise((resolve) => setTimeout(() => resolve(0), 400));
+    const { SipUserAgent } = await import('../../src/index.js');
+    const caller = new SipUserAgent({ user: 'mo', domain: '127.0.0.1', server: lab.address('udp'), instanceId: 'urn:uuid:00000000-0000-0000-0000-0000000000m0' });
+    try {
+      const pushesBefore = lab.apns.received.length;
+      const callId = `limit-cancel-${Date.now()}@test`;
+      const final = caller.call('sip:lee@127.0.0.1', { callId });
+      await sleep(150);
+      assert.ok(caller.cancelCall(callId), 'CANCEL sent');
+      assert.equal((await final).status, 487);
+      await sleep(500);
+      assert.equal(lab.apns.received.length, pushesBefore, 'the call never started');
+      const timeline = lab.server.timelines.list(20).find((t) => t.callId === callId)!;
+      assert.equal(timeline.outcome, 'cancelled');
+      assert.ok(!timeline.events.some((e) => e.kind === 'push-sent'));
+      assert.equal(lab.server.proxy.activeCalls, 0);
+    } finally {
+      lab.server.proxy.rateLimitInCluster = undefined;
+      await caller.close();
+    }
+  });
 });

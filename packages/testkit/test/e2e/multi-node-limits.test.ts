@@ -1,0 +1,77 @@
+/**
+ * The abuse limits across nodes: two pushcall nodes on one real redis-server, a sleeping
+ * phone, a caller that spreads its push-triggering requests over both nodes. Each node's own
+ * limit would let it through; the cluster's count does not.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { type PushcallServer, createLogger, createPushcall, validateConfig } from '@pushcall/server';
+import { type FleetEmulators, type RedisServerHandle, SipUserAgent, freePort, startFleetEmulators, startRedisServer } from '../../src/index.js';
+import { waitFor } from '../support/wait.js';
+
+describe('multi-node: the abuse limits count across the nodes', () => {
+  let redis: RedisServerHandle;
+  let emulators: FleetEmulators;
+  const nodes: PushcallServer[] = [];
+  const agents: SipUserAgent[] = [];
+
+  async function startNode(id: string): Promise<PushcallServer> {
+    const udp = await freePort();
+    const config = validateConfig({
+      node: { id, uri: `sip:127.0.0.1:${udp}` },
+      listen: [`udp:127.0.0.1:${udp}`],
+      store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'ml:', commandTimeoutMs: 500 } },
+      auth: { mode: 'open', nonceSecret: 'shared-between-the-nodes-0123456789' },
+      admin: { enabled: false },
+      log: { level: 'silent' },
+      proxy: { offlineMessages: { acceptAfterSeconds: 0.2 } },
+      limits: { perCalleePerMinute: 2, perCallerPerMinute: 100 },
+      push: emulators.pushConfig,
+    });
+    const server = await createPushcall({ config, logger: createLogger('silent') });
+    await server.start();
+    nodes.push(server);
+    return server;
+  }
+
+  const ua = (user: string, node: PushcallServer) => {
+    const agent = new SipUserAgent({ user, domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: node.port('udp') }, instanceId: `urn:uuid:${randomUUID()}` });
+    agents.push(agent);
+    return agent;
+  };
+
+  before(async () => {
+    redis = await startRedisServer();
+    emulators = await startFleetEmulators();
+  });
+  after(async () => {
+    for (const a of agents) await a.close();
+    for (const n of nodes) await n.stop();
+    await emulators?.close();
+    rmSync(emulators.dir, { recursive: true, force: true });
+    await redis?.stop();
+  });
+
+  it('two messages to a sleeping user through node A and one through node B: the third gets 486 with Retry-After', async () => {
+    const a = await startNode('lim-a');
+    const b = await startNode('lim-b');
+    const phone = ua('una', a);
+    phone.register({ pnProvider: 'fcm', pnPrid: randomUUID().replaceAll('-', ''), pnParam: 'pushcall-lab' });
+    await waitFor(() => phone.registered, 3000, 'una registered');
+    await phone.sleep();
+
+    const viaA = ua('vic', a);
+    const viaB = ua('vic', b);
+    assert.equal((await viaA.message('sip:una@127.0.0.1', 'one')).status, 202);
+    assert.equal((await viaB.message('sip:una@127.0.0.1', 'two')).status, 202);
+    // Node A has seen one of these: its own limit (2) would let this through.
+    const third = await viaA.message('sip:una@127.0.0.1', 'three');
+    assert.equal(third.status, 486, `${third.status} ${third.reason}`);
+    assert.equal(third.reason, 'Too many calls to this user');
+    const retryAfter = Number(third.get('retry-after'));
+    assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+    assert.equal(a.timelines.list(10).find((t) => t.callId === third.callId)?.outcome, 'refused');
+  });
+});
