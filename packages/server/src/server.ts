@@ -42,6 +42,7 @@ import { Registrar, hasOptionTag, outboundEdgeFor } from './registrar/registrar.
 import type { Pusher } from './proxy/call.js';
 import { ProxyCore, STORE_UNAVAILABLE, unavailableFor } from './proxy/proxy.js';
 import { OfflineMessages } from './proxy/offline-messages.js';
+import { RegEventNotifier } from './registrar/reg-event.js';
 import { BindingRefresher } from './proxy/refresh.js';
 
 export interface ServerOptions {
@@ -124,6 +125,7 @@ export class PushcallServer implements TransactionLayerUser {
         onOutcome: (status) => this.metrics.countRegister(status),
         onRegistered: (event) => {
           this.refresher?.track(event.binding);
+          this.proxy.regEvents?.changed(event.binding.aor, event.binding, event.previous ? 'refreshed' : 'registered');
           // Built only when someone reads it: this runs for every REGISTER.
           if (!this.logger.isLevelEnabled('debug')) return;
           const { binding, previous } = event;
@@ -139,6 +141,8 @@ export class PushcallServer implements TransactionLayerUser {
         },
         onRemoved: (binding, reason) => {
           this.refresher?.untrack(binding.id);
+          // Removed by its UA, or replaced by the registrar (same instance or token, RFC 3680 §5.3 "deactivated").
+          this.proxy.regEvents?.changed(binding.aor, binding, reason === 'unregistered' ? 'unregistered' : 'deactivated');
           this.logger.debug({ aor: binding.aor, binding: binding.id, reason }, 'binding removed');
         },
       },
@@ -155,6 +159,10 @@ export class PushcallServer implements TransactionLayerUser {
       authFailures,
       isLocalDomain: (host) => this.registrar.isLocalDomain(host),
     });
+    const regEvent = this.config.registrar.regEvent;
+    if (regEvent.enabled) {
+      this.proxy.regEvents = new RegEventNotifier({ layer: this.layer, store: this.store, clock: this.clock, logger: this.logger, settings: regEvent });
+    }
     if (this.config.proxy.offlineMessages.enabled) {
       this.proxy.offline = new OfflineMessages(this.proxy, options.messages ?? this.openMessageStore(options.store !== undefined));
     }
@@ -359,6 +367,7 @@ export class PushcallServer implements TransactionLayerUser {
       calls: totals.calls,
       registers: totals.registers,
       requests: totals.requests,
+      regSubscriptions: this.proxy.regEvents?.size,
       offlineMessages: this.proxy.offline ? await this.proxy.offline.store.count(this.clock.now()).catch(() => null) : undefined,
     };
   }
@@ -376,6 +385,7 @@ export class PushcallServer implements TransactionLayerUser {
       void this.store.sweep(this.clock.now()).then(
         (expired) => {
           if (expired.length > 0) this.logger.debug({ count: expired.length }, 'expired bindings swept');
+          for (const b of expired) this.proxy.regEvents?.changed(b.aor, b, 'expired');
         },
         (error: unknown) => this.logger.error({ err: error }, 'sweep failed'),
       );
@@ -471,6 +481,7 @@ export class PushcallServer implements TransactionLayerUser {
     this.stopped = true;
     this.sweepTimer?.cancel();
     this.refresher?.close();
+    this.proxy.regEvents?.close();
     await this.admin?.close();
     await this.layer.close();
     await this.cluster?.stop();

@@ -163,6 +163,23 @@ export const configSchema = z
           .strict()
           .prefault({}),
         /**
+         * The registration event package (RFC 3680): the user's own devices, or a trusted
+         * peer (the PBX), SUBSCRIBE to an AOR with `Event: reg` and are told of every
+         * registration change. Subscriptions last at most `maxExpires` (RFC 3680's default
+         * ask is 3761 s), at least `minExpires` (423 below), `maxPerUser` per AOR and
+         * `maxTotal` in all.
+         */
+        regEvent: z
+          .object({
+            enabled: z.boolean().default(true),
+            maxExpires: z.number().int().positive().default(3600),
+            minExpires: z.number().int().positive().default(60),
+            maxPerUser: z.number().int().positive().default(10),
+            maxTotal: z.number().int().positive().default(10_000),
+          })
+          .strict()
+          .prefault({}),
+        /**
          * pushcall is the last hop that could handle push (the registrar): answer 555 to an
          * unsupported provider instead of forwarding (RFC 8599 §5.6.1.1 MAY).
          */

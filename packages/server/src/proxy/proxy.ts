@@ -46,6 +46,7 @@ import { bindingDestination, isLiveBinding, isOwnUri, looseRouteTo, nodeRouteFor
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
 import type { OfflineMessages } from './offline-messages.js';
+import { type RegEventNotifier, isRegSubscribe } from '../registrar/reg-event.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
 
 /** Our branch ids carry a loop-detection hash (RFC 3261 §16.6 step 8, §16.3 step 4). */
@@ -103,6 +104,8 @@ export class ProxyCore {
   /** Signs our Record-Route and Path entries; only signed ones count as ours. */
   readonly routeSigner: RouteSigner;
   pusher: Pusher | undefined;
+  /** The reg event package's notifier (registrar.regEvent), attached by the server. */
+  regEvents: RegEventNotifier | undefined;
   /** Offline messages (proxy.offlineMessages), once the server attached their store. */
   offline: OfflineMessages | undefined;
   readonly wake = new WakeRegistry();
@@ -264,6 +267,11 @@ export class ProxyCore {
     const { remaining, flows, removed, verified, recipientBinding, deliverTo } = this.ownRoutes(request);
     // Another node sent this for a device whose flow ends here (multi-node).
     if (deliverTo !== undefined) return this.deliverForNode(request, tx, flow, removed, deliverTo);
+    // A reg-event subscription's refresh (RFC 3680): its dialog ends here, at the notifier.
+    const regEvents = this.regEvents !== undefined && isRegSubscribe(request) ? this.regEvents : undefined;
+    if (regEvents && request.to.tag !== undefined && remaining.length === 0 && request.uri instanceof SipUri && isOwnUri(this.layer, request.uri, this.config.advertisedHost)) {
+      return regEvents.refresh(request, tx, flow);
+    }
     // In a dialog, or routed elsewhere by a Route set: follow it. A request whose only
     // Route was us is an initial request to process here.
     if (request.to.tag !== undefined || remaining.length > 0) {
@@ -307,6 +315,8 @@ export class ProxyCore {
     // Strangers must not make phones ring: authenticate callers unless trusted.
     const caller = this.authenticateCaller(request, tx, flow);
     if (caller === null) return;
+    // RFC 3680: a SUBSCRIBE to an AOR's registrations is for the registrar, not its devices.
+    if (regEvents) return regEvents.subscribe(request, tx, flow, uri.toAor(), caller);
 
     // RFC 5627 §5.5: a GRUU reaches its one instance only (woken like any other device).
     const gruu = gruuTarget(uri);

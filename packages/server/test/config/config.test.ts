@@ -155,6 +155,7 @@ describe('defaults (as documented in docs/configuration.md)', () => {
       apnsLegacyTeamId: 'LEGACYTEAM',
       apnsDefaultEnvironment: 'production',
       purr: { enabled: false, rotateSeconds: 86400, keep: 4 },
+      regEvent: { enabled: true, maxExpires: 3600, minExpires: 60, maxPerUser: 10, maxTotal: 10000 },
     });
   });
 

@@ -1,0 +1,195 @@
+/**
+ * The registration event package (RFC 3680) against pushcall on loopback: a raw UDP
+ * subscriber (SUBSCRIBE / NOTIFY by hand, so every header can be checked) and SIP user
+ * agents as the devices whose registrations it watches.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { type Socket, createSocket } from 'node:dgram';
+import { after, before, describe, it } from 'node:test';
+import { type SipMessage, type SipRequest, type SipResponse, createResponse, isRequest, parseMessage } from '@pushcall/sip';
+import { type Lab, LAB_FCM_PROJECT, SipUserAgent, startLab } from '../../src/index.js';
+import { waitFor } from '../support/wait.js';
+
+/** A subscriber on a UDP socket of its own: it answers every NOTIFY with `notifyStatus`. */
+class Subscriber {
+  readonly requests: SipRequest[] = [];
+  readonly responses: SipResponse[] = [];
+  notifyStatus = 200;
+  private socket!: Socket;
+  private cseq = 1;
+  readonly callId = `${randomUUID()}@subscriber`;
+  readonly tag = randomBytes(4).toString('hex');
+  port = 0;
+
+  constructor(
+    private readonly server: number,
+    readonly user: string,
+  ) {}
+
+  async open(): Promise<void> {
+    this.socket = createSocket('udp4');
+    this.socket.on('message', (data) => {
+      let message: SipMessage;
+      try {
+        message = parseMessage(data);
+      } catch {
+        return;
+      }
+      if (isRequest(message)) {
+        this.requests.push(message);
+        this.socket.send(createResponse(message, this.notifyStatus).toBuffer(), this.server, '127.0.0.1');
+      } else this.responses.push(message as SipResponse);
+    });
+    await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()));
+    this.port = this.socket.address().port;
+  }
+
+  /** SUBSCRIBE to `target`'s registrations; in the dialog when `toTag` (to `requestUri`). */
+  async subscribe(target: string, options: { expires?: number; accept?: string; toTag?: string; requestUri?: string } = {}): Promise<SipResponse> {
+    const cseq = this.cseq++;
+    const lines = [
+      `SUBSCRIBE ${options.requestUri ?? target} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
+      'Max-Forwards: 70',
+      `From: <sip:${this.user}@127.0.0.1>;tag=${this.tag}`,
+      `To: <${target}>${options.toTag ? `;tag=${options.toTag}` : ''}`,
+      `Call-ID: ${this.callId}`,
+      `CSeq: ${cseq} SUBSCRIBE`,
+      `Contact: <sip:${this.user}@127.0.0.1:${this.port}>`,
+      'Event: reg',
+      `Accept: ${options.accept ?? 'application/reginfo+xml'}`,
+      ...(options.expires !== undefined ? [`Expires: ${options.expires}`] : []),
+      'Content-Length: 0',
+      '',
+      '',
+    ];
+    const before = this.responses.length;
+    this.socket.send(Buffer.from(lines.join('\r\n')), this.server, '127.0.0.1');
+    await waitFor(() => this.responses.slice(before).some((r) => r.cseq.seq === cseq && r.status >= 200), 3000, 'the SUBSCRIBE response');
+    return this.responses.slice(before).find((r) => r.cseq.seq === cseq && r.status >= 200)!;
+  }
+
+  async nextNotify(count: number): Promise<SipRequest> {
+    await waitFor(() => this.requests.filter((r) => r.method === 'NOTIFY').length >= count, 3000, `NOTIFY #${count}`);
+    return this.requests.filter((r) => r.method === 'NOTIFY')[count - 1];
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+const body = (m: SipRequest) => m.body.toString('utf8');
+
+describe('registration event package (RFC 3680)', () => {
+  let lab: Lab;
+  const closers: Array<() => unknown> = [];
+
+  before(async () => {
+    lab = await startLab({ config: { registrar: { regEvent: { minExpires: 1 } } } as never });
+  });
+  after(async () => {
+    for (const close of closers) await close();
+    await lab.close();
+  });
+
+  async function subscriber(user: string): Promise<Subscriber> {
+    const s = new Subscriber(lab.server.port('udp'), user);
+    await s.open();
+    closers.push(() => s.close());
+    return s;
+  }
+
+  it('the user watches its AOR: the state at once, then a device registering (push token left out), unregistering, and the end on Expires 0', async () => {
+    const sub = await subscriber('tess');
+    const ok = await sub.subscribe('sip:tess@127.0.0.1', { expires: 600 });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.get('expires'), '600');
+    const toTag = ok.to.tag!;
+    assert.ok(toTag);
+    const contact = ok.contacts === '*' ? '' : ok.contacts[0].uri.toString();
+    assert.match(contact, new RegExp(`^sip:127\\.0\\.0\\.1:${lab.server.port('udp')}$`));
+
+    const first = await sub.nextNotify(1);
+    assert.equal(first.get('event'), 'reg');
+    assert.match(first.get('subscription-state') ?? '', /^active;expires=(600|599)$/);
+    assert.equal(first.get('content-type'), 'application/reginfo+xml');
+    assert.equal(first.callId, sub.callId);
+    assert.equal(first.from.tag, toTag, 'the dialog the 200 made');
+    assert.equal(first.to.tag, sub.tag);
+    assert.match(body(first), /<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="0" state="full">/);
+    assert.match(body(first), /<registration aor="sip:tess@127\.0\.0\.1" id="r[0-9a-f]+" state="init">/);
+
+    // A device of tess registers, with an FCM token.
+    const token = randomBytes(24).toString('hex');
+    const instanceId = `urn:uuid:${randomUUID()}`;
+    const device = new SipUserAgent({ user: 'tess', domain: '127.0.0.1', server: lab.address('udp'), instanceId });
+    closers.push(() => device.close());
+    device.register({ pnProvider: 'fcm', pnPrid: token, pnParam: LAB_FCM_PROJECT });
+    await waitFor(() => device.registered, 3000, 'the device registered');
+    const second = await sub.nextNotify(2);
+    const xml = body(second);
+    assert.match(xml, /version="1" state="full"/);
+    assert.match(xml, /<registration [^>]*state="active">/);
+    assert.match(xml, /<contact id="[^"]+" state="active" event="registered" expires="\d+"/);
+    assert.match(xml, /<uri>sip:tess@127\.0\.0\.1:\d+<\/uri>/);
+    assert.match(xml, new RegExp(`<unknown-param name="\\+sip\\.instance">&lt;${instanceId}&gt;</unknown-param>`));
+    assert.match(xml, /<unknown-param name="pn-provider">fcm<\/unknown-param>/);
+    assert.doesNotMatch(xml, new RegExp(token.slice(0, 16)), 'the push token is a secret');
+    assert.equal(second.cseq.seq, first.cseq.seq + 1);
+
+    // It refreshes, then unregisters.
+    assert.equal((await device.registerAsync(600)).status, 200);
+    assert.match(body(await sub.nextNotify(3)), /state="active" event="refreshed"/);
+    assert.equal((await device.registerAsync(0)).status, 200);
+    const gone = body(await sub.nextNotify(4));
+    assert.match(gone, /<registration [^>]*state="terminated">/);
+    assert.match(gone, /<contact id="[^"]+" state="terminated" event="unregistered"/);
+
+    // The subscriber ends its subscription (RFC 6665 §4.1.2.3): a last NOTIFY says so.
+    const end = await sub.subscribe('sip:tess@127.0.0.1', { expires: 0, toTag, requestUri: contact });
+    assert.equal(end.status, 200);
+    assert.match((await sub.nextNotify(5)).get('subscription-state') ?? '', /^terminated;reason=timeout$/);
+    assert.equal(lab.server.proxy.regEvents?.size, 0);
+    // Its dialog is gone: a refresh now gets 481.
+    assert.equal((await sub.subscribe('sip:tess@127.0.0.1', { expires: 600, toTag, requestUri: contact })).status, 481);
+  });
+
+  it('another user may not watch an AOR (403); too brief an Expires gets 423 with Min-Expires; an Accept without reginfo 406', async () => {
+    const other = await subscriber('ugo');
+    const refused = await other.subscribe('sip:tess@127.0.0.1', { expires: 600 });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.reason, 'Not allowed to watch this user');
+    const strict = new Subscriber(lab.server.port('udp'), 'vera');
+    await strict.open();
+    closers.push(() => strict.close());
+    const lab2 = await startLab({ config: { registrar: { regEvent: { minExpires: 120 } } } as never });
+    try {
+      const s = new Subscriber(lab2.server.port('udp'), 'vera');
+      await s.open();
+      closers.push(() => s.close());
+      const brief = await s.subscribe('sip:vera@127.0.0.1', { expires: 30 });
+      assert.equal(brief.status, 423);
+      assert.equal(brief.get('min-expires'), '120');
+    } finally {
+      await lab2.close();
+    }
+    const wrongType = await strict.subscribe('sip:vera@127.0.0.1', { expires: 600, accept: 'application/pidf+xml' });
+    assert.equal(wrongType.status, 406);
+    assert.equal(wrongType.get('accept'), 'application/reginfo+xml');
+  });
+
+  it('a subscription that is not refreshed ends with NOTIFY terminated;reason=timeout; one whose NOTIFY gets 481 is dropped', async () => {
+    const short = await subscriber('wes');
+    assert.equal((await short.subscribe('sip:wes@127.0.0.1', { expires: 1 })).status, 200);
+    await short.nextNotify(1);
+    assert.match((await short.nextNotify(2)).get('subscription-state') ?? '', /^terminated;reason=timeout$/);
+
+    const rude = await subscriber('xia');
+    rude.notifyStatus = 481; // it forgot the subscription
+    assert.equal((await rude.subscribe('sip:xia@127.0.0.1', { expires: 600 })).status, 200);
+    await rude.nextNotify(1);
+    await waitFor(() => lab.server.proxy.regEvents?.size === 0, 2000, `the subscription dropped (${lab.server.proxy.regEvents?.size} left, ${rude.requests.length} NOTIFY)`);
+  });
+});
