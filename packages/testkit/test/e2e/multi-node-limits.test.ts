@@ -5,36 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { type PushcallServer, createLogger, createPushcall, validateConfig } from '@pushcall/server';
-import { type FleetEmulators, type RedisServerHandle, SipUserAgent, freePort, startFleetEmulators, startRedisServer } from '../../src/index.js';
+import type { PushcallServer } from '@pushcall/server';
+import { SipUserAgent } from '../../src/index.js';
+import { type Cluster, startCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
 
 describe('multi-node: the abuse limits count across the nodes', () => {
-  let redis: RedisServerHandle;
-  let emulators: FleetEmulators;
-  const nodes: PushcallServer[] = [];
   const agents: SipUserAgent[] = [];
 
-  async function startNode(id: string): Promise<PushcallServer> {
-    const udp = await freePort();
-    const config = validateConfig({
-      node: { id, uri: `sip:127.0.0.1:${udp}` },
-      listen: [`udp:127.0.0.1:${udp}`],
-      store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'ml:', commandTimeoutMs: 500 } },
-      auth: { mode: 'open', nonceSecret: 'shared-between-the-nodes-0123456789' },
-      admin: { enabled: false },
-      log: { level: 'silent' },
-      proxy: { offlineMessages: { acceptAfterSeconds: 0.2 } },
-      limits: { perCalleePerMinute: 2, perCallerPerMinute: 100 },
-      push: emulators.pushConfig,
-    });
-    const server = await createPushcall({ config, logger: createLogger('silent') });
-    await server.start();
-    nodes.push(server);
-    return server;
-  }
+  let cluster: Cluster;
+  const startNode = (id: string) =>
+    cluster.startNode(id, { extra: { proxy: { offlineMessages: { acceptAfterSeconds: 0.2 } }, limits: { perCalleePerMinute: 2, perCallerPerMinute: 100 } } });
 
   const ua = (user: string, node: PushcallServer) => {
     const agent = new SipUserAgent({ user, domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: node.port('udp') }, instanceId: `urn:uuid:${randomUUID()}` });
@@ -43,15 +25,11 @@ describe('multi-node: the abuse limits count across the nodes', () => {
   };
 
   before(async () => {
-    redis = await startRedisServer();
-    emulators = await startFleetEmulators();
+    cluster = await startCluster('ml:');
   });
   after(async () => {
     for (const a of agents) await a.close();
-    for (const n of nodes) await n.stop();
-    await emulators?.close();
-    rmSync(emulators.dir, { recursive: true, force: true });
-    await redis?.stop();
+    await cluster?.close();
   });
 
   it('two messages to a sleeping user through node A and one through node B: the third gets 486 with Retry-After', async () => {

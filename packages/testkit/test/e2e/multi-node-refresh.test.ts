@@ -6,55 +6,35 @@
  * until that node is back or its bindings are gone. Lifetimes are seconds here.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { type PushcallServer, RedisBindingStore, createLogger, createPushcall, validateConfig } from '@pushcall/server';
-import { type FleetEmulators, type RedisServerHandle, SimulatedPhone, freePort, startFleetEmulators, startRedisServer } from '../../src/index.js';
+import { type PushcallServer, RedisBindingStore } from '@pushcall/server';
+import { type FleetEmulators, SimulatedPhone } from '../../src/index.js';
+import { type Cluster, startCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
 
-const SECRET = 'shared-between-the-nodes-0123456789';
 const fcmType = (payload: unknown) => (payload as { type?: string } | undefined)?.type;
 
 describe('multi-node: the refresh pushes of a node that is gone', () => {
-  let redis: RedisServerHandle;
   let emulators: FleetEmulators;
   let nodeA: PushcallServer;
   let nodeB: PushcallServer | undefined;
   const phones: SimulatedPhone[] = [];
 
-  async function startNode(id: string): Promise<PushcallServer> {
-    const udp = await freePort();
-    const config = validateConfig({
-      node: { id, uri: `sip:127.0.0.1:${udp}` },
-      listen: [`udp:127.0.0.1:${udp}`],
-      store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'rf:', commandTimeoutMs: 500 } },
-      auth: { mode: 'open', nonceSecret: SECRET },
-      admin: { enabled: false },
-      log: { level: 'silent' },
-      registrar: { minPushExpires: 4 },
-      proxy: { refreshPush: { leadSeconds: 2, retries: 1, retryIntervalSeconds: 1 } },
-      push: emulators.pushConfig,
-    });
-    const server = await createPushcall({ config, logger: createLogger('silent') });
-    await server.start();
-    return server;
-  }
+  let cluster: Cluster;
+  const startNode = (id: string) =>
+    cluster.startNode(id, { extra: { registrar: { minPushExpires: 4 }, proxy: { refreshPush: { leadSeconds: 2, retries: 1, retryIntervalSeconds: 1 } } } });
 
   const adoptedBy = async (node: PushcallServer) => ((await node.summary()).cluster as { adopted: string[] }).adopted;
 
   before(async () => {
-    redis = await startRedisServer();
-    emulators = await startFleetEmulators();
+    cluster = await startCluster('rf:');
+    emulators = cluster.emulators;
     nodeA = await startNode('node-a');
     nodeB = await startNode('node-b');
   });
   after(async () => {
     for (const p of phones) await p.close();
-    await nodeA?.stop();
-    await nodeB?.stop();
-    await emulators?.close();
-    rmSync(emulators.dir, { recursive: true, force: true });
-    await redis?.stop();
+    await cluster?.close();
   });
 
   it('node B stops: node A pushes the phone that registered through B before its binding expires, and stops once B is back', async () => {

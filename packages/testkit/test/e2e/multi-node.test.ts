@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { type PushcallServer, RedisBindingStore, StartupError, createLogger, createPushcall, validateConfig } from '@pushcall/server';
 import {
@@ -20,12 +19,9 @@ import {
   freePort,
   runSipp,
   scenario,
-  startFleetEmulators,
-  startRedisServer,
 } from '../../src/index.js';
+import { type Cluster, CLUSTER_SECRET, startCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
-
-const SECRET = 'shared-between-the-nodes-0123456789';
 
 describe('two nodes sharing a Redis store (multi-node)', () => {
   let redis: RedisServerHandle;
@@ -34,38 +30,18 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
   let nodeB: PushcallServer;
   const phones: SimulatedPhone[] = [];
 
-  async function startNode(id: string, extra: Record<string, unknown> = {}): Promise<PushcallServer> {
-    const udp = await freePort();
-    const tcp = await freePort();
-    const config = validateConfig({
-      node: { id, uri: `sip:127.0.0.1:${tcp};transport=tcp` },
-      listen: [`udp:127.0.0.1:${udp}`, `tcp:127.0.0.1:${tcp}`],
-      store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'mn:', commandTimeoutMs: 500 } },
-      auth: { mode: 'open', nonceSecret: SECRET },
-      admin: { enabled: false },
-      log: { level: 'silent' },
-      proxy: { wakeTimeoutSeconds: 5, offlineMessages: { acceptAfterSeconds: 1 } },
-      push: emulators.pushConfig,
-      ...extra,
-    });
-    const server = await createPushcall({ config, logger: createLogger('silent') });
-    await server.start();
-    return server;
-  }
+  let cluster: Cluster;
+  const startNode = (id: string) => cluster.startNode(id, { tcp: true, extra: { proxy: { wakeTimeoutSeconds: 5, offlineMessages: { acceptAfterSeconds: 1 } } } });
 
   before(async () => {
-    redis = await startRedisServer();
-    emulators = await startFleetEmulators();
+    cluster = await startCluster('mn:');
+    ({ redis, emulators } = cluster);
     nodeA = await startNode('node-a');
     nodeB = await startNode('node-b');
   });
   after(async () => {
     for (const p of phones) await p.close();
-    await nodeA?.stop();
-    await nodeB?.stop();
-    await emulators?.close();
-    rmSync(emulators.dir, { recursive: true, force: true });
-    await redis?.stop();
+    await cluster?.close();
   });
 
   /** An iPhone whose app registers through node B over TCP, then is suspended (its connection closes). */
@@ -219,7 +195,7 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
       node: { id: 'node-x', uri: 'sip:127.0.0.1:5999' },
       listen: ['udp:127.0.0.1:0'],
       store: { type: 'redis', redis: { url: `redis://:very-secret-password@127.0.0.1:${port}/0`, commandTimeoutMs: 300 } },
-      auth: { mode: 'open', nonceSecret: SECRET },
+      auth: { mode: 'open', nonceSecret: CLUSTER_SECRET },
       admin: { enabled: false },
       log: { level: 'silent' },
     });
