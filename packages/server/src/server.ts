@@ -29,7 +29,7 @@ import { DigestAuthenticator } from './auth/digest.js';
 import { AuthFailureLimiter } from './auth/failure-limit.js';
 import type { PushcallConfig } from './config/schema.js';
 import { StartupError, StoreError } from './errors.js';
-import { ClusterLink } from './cluster/cluster-link.js';
+import { ClusterLink, type RemovalEvent } from './cluster/cluster-link.js';
 import { MemoryBindingStore } from './location/memory-store.js';
 import { RedisBindingStore, redisStoreFor } from './location/redis-store.js';
 import { SqliteBindingStore } from './location/sqlite-store.js';
@@ -137,12 +137,12 @@ export class PushcallServer implements TransactionLayerUser {
         onAccepted: (event) => {
           this.proxy.onRegistered(event.binding, event.receivedAt);
           this.deliverOfflineMessages(event.binding);
-          if (this.cluster?.registered(event.binding)) this.metrics.clusterEvents.inc({ direction: 'out' });
+          if (this.cluster?.registered(event.binding, event.previous ? 'refreshed' : 'registered')) this.metrics.clusterEvents.inc({ direction: 'out' });
         },
         onRemoved: (binding, reason) => {
           this.refresher?.untrack(binding.id);
           // Removed by its UA, or replaced by the registrar (same instance or token, RFC 3680 §5.3 "deactivated").
-          this.proxy.regEvents?.changed(binding.aor, binding, reason === 'unregistered' ? 'unregistered' : 'deactivated');
+          this.bindingEnded(binding, reason === 'unregistered' ? 'unregistered' : 'deactivated');
           this.logger.debug({ aor: binding.aor, binding: binding.id, reason }, 'binding removed');
         },
       },
@@ -194,6 +194,12 @@ export class PushcallServer implements TransactionLayerUser {
     return new SqliteMessageStore(join(dirname(bindingsFile), 'messages.sqlite'));
   }
 
+  /** A binding ended here: its reg-event subscribers hear of it, on this node and (multi-node) the others. */
+  private bindingEnded(binding: Binding, event: RemovalEvent): void {
+    this.proxy.regEvents?.changed(binding.aor, binding, event);
+    if (this.cluster?.removed(binding, event)) this.metrics.clusterEvents.inc({ direction: 'out' });
+  }
+
   /** A push device registered: send it the offline messages it is owed (only pushed devices are owed any). */
   private deliverOfflineMessages(binding: Binding): void {
     const offline = this.proxy.offline;
@@ -235,9 +241,14 @@ export class PushcallServer implements TransactionLayerUser {
       nodeId: this.config.node.id,
       nodeUri: this.config.node.uri!,
       clock: this.clock,
-      onRemoteRegistered: (binding) => {
+      onRemoteRegistered: (binding, _from, event) => {
         this.metrics.clusterEvents.inc({ direction: 'in' });
         this.proxy.onRegistered(binding);
+        this.proxy.regEvents?.changed(binding.aor, binding, event);
+      },
+      onRemoteRemoved: (binding, _from, event) => {
+        this.metrics.clusterEvents.inc({ direction: 'in' });
+        this.proxy.regEvents?.changed(binding.aor, binding, event);
       },
       onAdopt: async (nodeId) => {
         const count = (await this.refresher?.adopt(nodeId)) ?? 0;
@@ -253,6 +264,9 @@ export class PushcallServer implements TransactionLayerUser {
     this.proxy.nodeAlive = (nodeId, lastHeardAt) => link.isAlive(nodeId, lastHeardAt);
     this.proxy.claimPushInCluster = (key, ttlMs) => link.claimPush(key, ttlMs);
     this.proxy.rateLimitInCluster = (kind, key, limit) => link.rateLimit(kind, key, limit);
+    if (this.proxy.regEvents) {
+      this.proxy.regEvents.watcher = { subscribed: (aor) => link.regSubscription(aor, 1), unsubscribed: (aor) => link.regSubscription(aor, -1) };
+    }
   }
 
   /**
@@ -385,7 +399,7 @@ export class PushcallServer implements TransactionLayerUser {
       void this.store.sweep(this.clock.now()).then(
         (expired) => {
           if (expired.length > 0) this.logger.debug({ count: expired.length }, 'expired bindings swept');
-          for (const b of expired) this.proxy.regEvents?.changed(b.aor, b, 'expired');
+          for (const b of expired) this.bindingEnded(b, 'expired');
         },
         (error: unknown) => this.logger.error({ err: error }, 'sweep failed'),
       );

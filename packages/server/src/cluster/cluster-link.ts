@@ -7,6 +7,9 @@
  *   connection-oriented flow, so a second one is refused at startup;
  * - "this device was pushed for this call": a PBX that forks one call to two nodes must not
  *   wake the phone twice (`push:<Call-ID>|<device>`, SET NX for the ring timeout);
+ * - "this AOR's bindings changed", for AORs some node has a reg-event subscription for
+ *   (`regwatch`, RFC 3680): registrations, refreshes and removals of any binding, on the
+ *   AOR's channel;
  * - "this caller made N push-triggering calls this minute": the abuse limits count across the
  *   nodes (`lim:callee:<aor>`, `lim:caller:<caller>`), so spreading calls does not multiply them;
  * - "this node is gone, its phones need refresh pushes": refresh pushes (RFC 8599 §5.5) are
@@ -39,8 +42,10 @@ export interface ClusterLinkOptions {
   nodeId: string;
   nodeUri: string;
   clock: Clock;
-  /** A device registered through another node. */
-  onRemoteRegistered(binding: Binding, fromNode: string): void;
+  /** A device registered through another node (`event`: registered or refreshed). */
+  onRemoteRegistered(binding: Binding, fromNode: string, event: 'registered' | 'refreshed'): void;
+  /** A binding of an AOR watched for reg events ended at another node. */
+  onRemoteRemoved?(binding: Binding, fromNode: string, event: RemovalEvent): void;
   /** This node now sends the refresh pushes of a node that is gone (`nodeId`'s bindings). */
   onAdopt?(nodeId: string): Promise<void>;
   /** …and no longer: the node is back, its bindings are gone, or another node adopts. */
@@ -68,6 +73,24 @@ if left < 1 then return 1 end
 return left
 `;
 
+/** How a binding ended, as reg events (RFC 3680 §5.3) name it. */
+export type RemovalEvent = 'unregistered' | 'deactivated' | 'expired';
+
+/**
+ * Count a reg-event subscription of an AOR (ARGV[2]: +1 or -1) in the hash KEYS[1]; tell the
+ * nodes (channel ARGV[3]) when the AOR becomes watched (`+aor`) or no longer (`-aor`).
+ */
+const REG_WATCH = `
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  if tonumber(ARGV[2]) < 0 then redis.call('PUBLISH', ARGV[3], '-' .. ARGV[1]) end
+elseif n == 1 and tonumber(ARGV[2]) > 0 then
+  redis.call('PUBLISH', ARGV[3], '+' .. ARGV[1])
+end
+return n
+`;
+
 export class ClusterLink {
   private subscriber: Redis | undefined;
   private heartbeat: { cancel(): void } | undefined;
@@ -80,6 +103,12 @@ export class ClusterLink {
   private readonly orphansKey: string;
   /** The orphans whose refresh pushes this node sends. */
   private readonly adopted = new Set<string>();
+  /** Why this node listens to an AOR's channel: held calls and reg subscriptions, counted. */
+  private readonly listening = new Map<string, number>();
+  /** `<prefix>regwatch`: reg-event subscriptions per AOR, over every node; and its channel. */
+  private readonly regWatchKey: string;
+  /** AORs some node has a reg-event subscription for: their every binding change is told. */
+  private regWatched = new Set<string>();
   /** Who holds the claim: the node's SIP URI (a restart of the same node may take it over at once) and this process. */
   private readonly claim: string;
   private stopped = false;
@@ -94,6 +123,7 @@ export class ClusterLink {
     this.claimKey = `${options.keyPrefix}node:${options.nodeId}`;
     this.nodesKey = `${options.keyPrefix}nodes`;
     this.orphansKey = `${options.keyPrefix}orphans`;
+    this.regWatchKey = `${options.keyPrefix}regwatch`;
     this.claim = `${options.nodeUri} ${hostname()}:${process.pid}`;
   }
 
@@ -102,9 +132,12 @@ export class ClusterLink {
     const subscriber = this.options.redis.duplicate({ enableAutoPipelining: false });
     subscriber.on('error', (error: Error) => this.options.onError?.(error));
     this.subscriber = subscriber;
-    subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
-    // Resubscribed by the client after a reconnection (ioredis autoResubscribe).
-    await subscriber.ping();
+    subscriber.on('message', (channel: string, message: string) => (channel === this.regWatchKey ? this.onRegWatch(message) : this.onMessage(message)));
+    // Resubscribed by the client after a reconnection (ioredis autoResubscribe); what was
+    // watched meanwhile is read again.
+    subscriber.on('ready', () => void this.readRegWatched());
+    await subscriber.subscribe(this.regWatchKey);
+    await this.readRegWatched();
     const beat = () => {
       this.heartbeat = this.options.clock.setTimeout(() => {
         const { redis, nodeId } = this.options;
@@ -216,14 +249,58 @@ export class ClusterLink {
     return nodes.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  /** This node holds a call for `aor` (its first held branch): hear its registrations at other nodes. */
+  /**
+   * This node holds a call for `aor` (its first held branch), or has a reg subscription for
+   * it: hear its registrations at other nodes. Counted: the channel is left when neither
+   * needs it any more.
+   */
   watch(aor: string): void {
-    void this.subscriber?.subscribe(this.channelPrefix + aor).catch((error: Error) => this.options.onError?.(error));
+    const n = (this.listening.get(aor) ?? 0) + 1;
+    this.listening.set(aor, n);
+    if (n === 1) void this.subscriber?.subscribe(this.channelPrefix + aor).catch((error: Error) => this.options.onError?.(error));
   }
 
-  /** This node no longer holds a call for `aor`. */
+  /** One reason less to hear `aor`'s registrations. */
   unwatch(aor: string): void {
+    const n = (this.listening.get(aor) ?? 0) - 1;
+    if (n > 0) return void this.listening.set(aor, n);
+    this.listening.delete(aor);
     void this.subscriber?.unsubscribe(this.channelPrefix + aor).catch((error: Error) => this.options.onError?.(error));
+  }
+
+  /**
+   * A reg-event subscription for `aor` started (+1) or ended (-1) on this node. While any node
+   * has one, every node tells every change of the AOR's bindings, not only the registrations
+   * a held call waits for.
+   */
+  regSubscription(aor: string, delta: 1 | -1): void {
+    if (delta > 0) {
+      this.regWatched.add(aor);
+      this.watch(aor);
+    } else this.unwatch(aor);
+    void this.options.redis.eval(REG_WATCH, 1, this.regWatchKey, aor, delta, this.regWatchKey).catch((error: Error) => this.options.onError?.(error));
+  }
+
+  private async readRegWatched(): Promise<void> {
+    try {
+      const aors = await this.options.redis.hkeys(this.regWatchKey);
+      for (const aor of aors) this.regWatched.add(aor);
+    } catch (error) {
+      this.options.onError?.(error as Error);
+    }
+  }
+
+  private onRegWatch(message: string): void {
+    const aor = message.slice(1);
+    if (message[0] === '+') this.regWatched.add(aor);
+    else if (!this.listening.has(aor)) this.regWatched.delete(aor);
+  }
+
+  /** A binding of `aor` ended here: the nodes watching its reg events hear of it. */
+  removed(binding: Binding, event: RemovalEvent): boolean {
+    if (this.stopped || !this.regWatched.has(binding.aor)) return false;
+    void this.options.redis.publish(this.channelPrefix + binding.aor, `removed ${this.options.nodeId} ${event}\n${encodeBinding(binding)}`).catch((error: Error) => this.options.onError?.(error));
+    return true;
   }
 
   /**
@@ -231,9 +308,9 @@ export class ClusterLink {
    * held call could be waiting for (wake.ts matches by push token or instance). True when
    * it was sent.
    */
-  registered(binding: Binding): boolean {
-    if (this.stopped || (binding.push === undefined && binding.instanceId === undefined)) return false;
-    void this.options.redis.publish(this.channelPrefix + binding.aor, `registered ${this.options.nodeId}\n${encodeBinding(binding)}`).catch((error: Error) => this.options.onError?.(error));
+  registered(binding: Binding, event: 'registered' | 'refreshed' = 'registered'): boolean {
+    if (this.stopped || (binding.push === undefined && binding.instanceId === undefined && !this.regWatched.has(binding.aor))) return false;
+    void this.options.redis.publish(this.channelPrefix + binding.aor, `registered ${this.options.nodeId} ${event}\n${encodeBinding(binding)}`).catch((error: Error) => this.options.onError?.(error));
     return true;
   }
 
@@ -256,9 +333,9 @@ export class ClusterLink {
 
   private onMessage(text: string): void {
     const newline = text.indexOf('\n');
-    const [kind, from] = text.slice(0, newline).split(' ');
-    // Its own registrations reached this node's registry directly.
-    if (kind !== 'registered' || from === this.options.nodeId) return;
+    const [kind, from, event] = text.slice(0, newline).split(' ');
+    // Its own changes reached this node's registry directly.
+    if ((kind !== 'registered' && kind !== 'removed') || from === this.options.nodeId) return;
     let binding: Binding;
     try {
       binding = JSON.parse(text.slice(newline + 1)) as Binding;
@@ -266,7 +343,8 @@ export class ClusterLink {
       this.options.onError?.(error as Error);
       return;
     }
-    this.options.onRemoteRegistered(binding, from);
+    if (kind === 'registered') this.options.onRemoteRegistered(binding, from, event === 'refreshed' ? 'refreshed' : 'registered');
+    else this.options.onRemoteRemoved?.(binding, from, event === 'unregistered' || event === 'deactivated' ? event : 'expired');
   }
 
   async stop(): Promise<void> {

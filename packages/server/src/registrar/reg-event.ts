@@ -82,6 +82,11 @@ interface Subscription {
   ended: Array<{ binding: Binding; event: ContactEvent }>;
   /** The contacts' last events (registered or refreshed), by binding id. */
   events: Map<string, ContactEvent>;
+  /**
+   * Bindings reported registered that the store may not show yet (another node tells of a
+   * registration as it accepts it, before its write): part of the next NOTIFY either way.
+   */
+  registered: Map<string, Binding>;
   terminated?: string;
 }
 
@@ -95,6 +100,11 @@ export function isRegSubscribe(request: SipRequest): boolean {
 export class RegEventNotifier {
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly byAor = new Map<string, Set<Subscription>>();
+  /**
+   * Told when an AOR gets its first subscription here and loses its last (multi-node: the
+   * cluster then tells this node of the AOR's changes at other nodes).
+   */
+  watcher: { subscribed(aor: string): void; unsubscribed(aor: string): void } | undefined;
 
   constructor(private readonly options: RegEventOptions) {}
 
@@ -142,6 +152,7 @@ export class RegEventNotifier {
       dirty: false,
       ended: [],
       events: new Map(),
+      registered: new Map(),
     };
     tx.respond(this.accepted(request, sub, expires));
     if (expires === 0) {
@@ -152,7 +163,10 @@ export class RegEventNotifier {
     }
     this.subscriptions.set(sub.key, sub);
     if (forAor) forAor.add(sub);
-    else this.byAor.set(aor, new Set([sub]));
+    else {
+      this.byAor.set(aor, new Set([sub]));
+      this.watcher?.subscribed(aor);
+    }
     this.arm(sub);
     void this.notify(sub);
   }
@@ -184,9 +198,12 @@ export class RegEventNotifier {
     const subs = this.byAor.get(aor);
     if (!subs) return;
     for (const sub of subs) {
-      if (event === 'registered' || event === 'refreshed') sub.events.set(binding.id, event);
-      else {
+      if (event === 'registered' || event === 'refreshed') {
+        sub.events.set(binding.id, event);
+        sub.registered.set(binding.id, binding);
+      } else {
         sub.events.delete(binding.id);
+        sub.registered.delete(binding.id);
         sub.ended.push({ binding, event });
       }
       void this.notify(sub);
@@ -243,8 +260,9 @@ export class RegEventNotifier {
     sub.timer = undefined;
     this.subscriptions.delete(sub.key);
     const forAor = this.byAor.get(sub.aor);
-    forAor?.delete(sub);
-    if (forAor?.size === 0) this.byAor.delete(sub.aor);
+    if (!forAor?.delete(sub) || forAor.size > 0) return;
+    this.byAor.delete(sub.aor);
+    this.watcher?.unsubscribed(sub.aor);
   }
 
   /** Send the current state; one NOTIFY at a time per subscription, the latest state last. */
@@ -258,14 +276,17 @@ export class RegEventNotifier {
     const { clock, store, logger } = this.options;
     let bindings: Binding[];
     try {
-      bindings = await store.lookup(sub.aor, clock.now());
+      bindings = [...(await store.lookup(sub.aor, clock.now()))];
     } catch (error) {
       logger.warn({ err: (error as Error).message, aor: sub.aor }, 'reg event: cannot read the bindings');
       sub.sending = false;
       return;
     }
     const ended = sub.ended.splice(0);
-    const body = reginfo(sub, bindings, ended, clock.now());
+    const now = clock.now();
+    for (const b of sub.registered.values()) if (b.expiresAt > now && !bindings.some((c) => c.id === b.id)) bindings.push(b);
+    sub.registered.clear();
+    const body = reginfo(sub, bindings, ended, now);
     const state = sub.terminated !== undefined ? `terminated;reason=${sub.terminated}` : `active;expires=${Math.max(0, Math.round((sub.expiresAt - clock.now()) / 1000))}`;
     const notify = new Request(
       'NOTIFY',

@@ -21,6 +21,7 @@ import {
   scenario,
 } from '../../src/index.js';
 import { type Cluster, CLUSTER_SECRET, startCluster } from '../support/cluster.js';
+import { Subscriber } from '../support/subscriber.js';
 import { waitFor } from '../support/wait.js';
 
 describe('two nodes sharing a Redis store (multi-node)', () => {
@@ -272,6 +273,33 @@ describe('two nodes sharing a Redis store (multi-node)', () => {
       await waitFor(async () => (await redisClient.zcard('mn:mall')) === 0, 2000, 'the message to be gone');
     } finally {
       await Promise.all([first.close(), sender.close(), later.close()]);
+    }
+  });
+
+  it('reg events across nodes: a subscriber at node A hears a plain device register and unregister at node B', async () => {
+    const sub = new Subscriber(nodeA.port('udp'), 'yan');
+    await sub.open();
+    const device = new SipUserAgent({ user: 'yan', domain: '127.0.0.1', server: { protocol: 'udp', address: '127.0.0.1', port: nodeB.port('udp') }, instanceId: `urn:uuid:${randomUUID()}` });
+    try {
+      const ok = await sub.subscribe('sip:yan@127.0.0.1', { expires: 600 });
+      assert.equal(ok.status, 200);
+      assert.match((await sub.nextNotify(1)).body.toString(), /state="init"/);
+      assert.ok(nodeA.store instanceof RedisBindingStore);
+      const redisClient = nodeA.store.redis;
+      await waitFor(async () => (await redisClient.hget('mn:regwatch', 'sip:yan@127.0.0.1')) === '1', 2000, 'the AOR watched in the cluster');
+
+      assert.equal((await device.registerAsync(600)).status, 200);
+      const registered = (await sub.nextNotify(2)).body.toString();
+      assert.match(registered, /<registration [^>]*state="active">/);
+      assert.match(registered, /state="active" event="registered"/);
+      assert.equal((await device.registerAsync(0)).status, 200);
+      assert.match((await sub.nextNotify(3)).body.toString(), /state="terminated" event="unregistered"/);
+
+      assert.equal((await sub.subscribe('sip:yan@127.0.0.1', { expires: 0, toTag: ok.to.tag, requestUri: (ok.contacts as Array<{ uri: unknown }>)[0].uri!.toString() })).status, 200);
+      await waitFor(async () => (await redisClient.hlen('mn:regwatch')) === 0, 2000, 'no AOR watched any more');
+    } finally {
+      sub.close();
+      await device.close();
     }
   });
 

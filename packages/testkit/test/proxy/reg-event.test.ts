@@ -5,80 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type Socket, createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
-import { type SipMessage, type SipRequest, type SipResponse, createResponse, isRequest, parseMessage } from '@pushcall/sip';
+import type { SipRequest } from '@pushcall/sip';
 import { type Lab, LAB_FCM_PROJECT, SipUserAgent, startLab } from '../../src/index.js';
+import { Subscriber } from '../support/subscriber.js';
 import { waitFor } from '../support/wait.js';
-
-/** A subscriber on a UDP socket of its own: it answers every NOTIFY with `notifyStatus`. */
-class Subscriber {
-  readonly requests: SipRequest[] = [];
-  readonly responses: SipResponse[] = [];
-  notifyStatus = 200;
-  private socket!: Socket;
-  private cseq = 1;
-  readonly callId = `${randomUUID()}@subscriber`;
-  readonly tag = randomBytes(4).toString('hex');
-  port = 0;
-
-  constructor(
-    private readonly server: number,
-    readonly user: string,
-  ) {}
-
-  async open(): Promise<void> {
-    this.socket = createSocket('udp4');
-    this.socket.on('message', (data) => {
-      let message: SipMessage;
-      try {
-        message = parseMessage(data);
-      } catch {
-        return;
-      }
-      if (isRequest(message)) {
-        this.requests.push(message);
-        this.socket.send(createResponse(message, this.notifyStatus).toBuffer(), this.server, '127.0.0.1');
-      } else this.responses.push(message as SipResponse);
-    });
-    await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()));
-    this.port = this.socket.address().port;
-  }
-
-  /** SUBSCRIBE to `target`'s registrations; in the dialog when `toTag` (to `requestUri`). */
-  async subscribe(target: string, options: { expires?: number; accept?: string; toTag?: string; requestUri?: string } = {}): Promise<SipResponse> {
-    const cseq = this.cseq++;
-    const lines = [
-      `SUBSCRIBE ${options.requestUri ?? target} SIP/2.0`,
-      `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
-      'Max-Forwards: 70',
-      `From: <sip:${this.user}@127.0.0.1>;tag=${this.tag}`,
-      `To: <${target}>${options.toTag ? `;tag=${options.toTag}` : ''}`,
-      `Call-ID: ${this.callId}`,
-      `CSeq: ${cseq} SUBSCRIBE`,
-      `Contact: <sip:${this.user}@127.0.0.1:${this.port}>`,
-      'Event: reg',
-      `Accept: ${options.accept ?? 'application/reginfo+xml'}`,
-      ...(options.expires !== undefined ? [`Expires: ${options.expires}`] : []),
-      'Content-Length: 0',
-      '',
-      '',
-    ];
-    const before = this.responses.length;
-    this.socket.send(Buffer.from(lines.join('\r\n')), this.server, '127.0.0.1');
-    await waitFor(() => this.responses.slice(before).some((r) => r.cseq.seq === cseq && r.status >= 200), 3000, 'the SUBSCRIBE response');
-    return this.responses.slice(before).find((r) => r.cseq.seq === cseq && r.status >= 200)!;
-  }
-
-  async nextNotify(count: number): Promise<SipRequest> {
-    await waitFor(() => this.requests.filter((r) => r.method === 'NOTIFY').length >= count, 3000, `NOTIFY #${count}`);
-    return this.requests.filter((r) => r.method === 'NOTIFY')[count - 1];
-  }
-
-  close(): void {
-    this.socket.close();
-  }
-}
 
 const body = (m: SipRequest) => m.body.toString('utf8');
 
