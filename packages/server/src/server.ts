@@ -161,7 +161,9 @@ export class PushcallServer implements TransactionLayerUser {
     });
     const regEvent = this.config.registrar.regEvent;
     if (regEvent.enabled) {
-      this.proxy.regEvents = new RegEventNotifier({ layer: this.layer, store: this.store, clock: this.clock, logger: this.logger, settings: regEvent });
+      const notifier = new RegEventNotifier({ layer: this.layer, store: this.store, clock: this.clock, logger: this.logger, settings: regEvent });
+      this.proxy.regEvents = notifier;
+      this.metrics.regSubscriptionCount = () => notifier.size;
     }
     if (this.config.proxy.offlineMessages.enabled) {
       this.proxy.offline = new OfflineMessages(this.proxy, options.messages ?? this.openMessageStore(options.store !== undefined));

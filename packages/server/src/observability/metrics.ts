@@ -22,6 +22,7 @@ export class ServerMetrics {
   readonly storeUnavailable: Counter<'operation'>;
   readonly offlineMessages: Counter<'event'>;
   readonly refreshScheduled: Gauge;
+  readonly regSubscriptions: Gauge;
   /** Inbound requests by kind, REGISTERs by status, calls by outcome: see Tally. */
   private readonly inbound = new Tally();
   private readonly registerOutcomes = new Tally();
@@ -30,6 +31,8 @@ export class ServerMetrics {
   bindingCounts: (() => Promise<Record<string, number>>) | undefined = undefined;
   /** Set by the server: bindings with a refresh push scheduled, read at scrape time. */
   refreshScheduledCount: (() => number) | undefined = undefined;
+  /** Set by the server: reg-event subscriptions on this node, read at scrape time. */
+  regSubscriptionCount: (() => number) | undefined = undefined;
 
   /**
    * `processMetrics`: prom-client's process metrics (CPU, memory, GC, event-loop delay), left
@@ -129,6 +132,14 @@ export class ServerMetrics {
       help: 'Offline messages (proxy.offlineMessages): kept (stored), not kept (full, too-large, failed), and deliveries to devices (delivered, rejected, unreachable: tried again at the next registration), expired',
       labelNames: ['event'],
       registers: [this.registry],
+    });
+    this.regSubscriptions = new Gauge({
+      name: 'pushcall_reg_subscriptions',
+      help: 'Registration event subscriptions (RFC 3680) on this node',
+      registers: [this.registry],
+      collect() {
+        if (metrics.regSubscriptionCount) this.set(metrics.regSubscriptionCount());
+      },
     });
     this.refreshScheduled = new Gauge({
       name: 'pushcall_refresh_scheduled',

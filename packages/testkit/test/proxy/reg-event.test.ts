@@ -42,6 +42,7 @@ describe('registration event package (RFC 3680)', () => {
     const contact = ok.contacts === '*' ? '' : ok.contacts[0].uri.toString();
     assert.match(contact, new RegExp(`^sip:127\\.0\\.0\\.1:${lab.server.port('udp')}$`));
 
+    assert.match(await lab.server.metrics.registry.getSingleMetricAsString('pushcall_reg_subscriptions'), /pushcall_reg_subscriptions 1/);
     const first = await sub.nextNotify(1);
     assert.equal(first.get('event'), 'reg');
     assert.match(first.get('subscription-state') ?? '', /^active;expires=(600|599)$/);
