@@ -62,6 +62,8 @@ export const reasonDeclined = (status: number) => `SIP;cause=${status};text="${s
 export const NON_INVITE_WAKE_CAP_MS = 25_000;
 /** Users a call may be redirected to by 3xx responses (ProxyCall.recurse), a bound on forwarding loops and fan-out. */
 const MAX_REDIRECT_TARGETS = 5;
+/** A wake timeout that falls while its MESSAGE is being kept for later looks again after this. */
+const KEEPING_RECHECK_MS = 50;
 /** After a caller's CANCEL, wait this long for branches' 487 before answering 487 ourselves. */
 const CANCEL_GRACE_MS = 2_000;
 
@@ -494,6 +496,11 @@ export class ProxyCall {
 
   private wakeTimeout(branch: Branch): void {
     const proxy = this.proxy;
+    // A MESSAGE being kept for later: the keeping decides (202, or back to waiting); look again soon.
+    if (this.keeping) {
+      branch.wakeTimer = proxy.clock.setTimeout(() => this.wakeTimeout(branch), KEEPING_RECHECK_MS);
+      return;
+    }
     branch.wakeTimer = undefined;
     proxy.wake.remove(branch);
     proxy.metrics.heldCalls.set(proxy.wake.size);

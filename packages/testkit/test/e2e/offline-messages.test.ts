@@ -134,3 +134,48 @@ describe('offline messages: kept for a device that slept through the push, deliv
     assert.deepEqual(await lab.server.proxy.offline!.store.forAor('sip:quin@127.0.0.1', Date.now()), []);
   });
 });
+
+describe('offline messages: a slow store and the wake timeout', () => {
+  let lab: Lab;
+  const agents: SipUserAgent[] = [];
+  before(async () => {
+    // acceptAfterSeconds above the wake timeout: the message is kept when the wake times out.
+    lab = await startLab({ config: { proxy: { wakeTimeoutSeconds: 1, offlineMessages: { acceptAfterSeconds: 5 } } } as never });
+  });
+  after(async () => {
+    for (const a of agents) await a.close();
+    await lab.close();
+  });
+
+  it('the wake timeout falling while the message is being written does not answer 480 for a message that was kept', async () => {
+    const store = lab.server.proxy.offline!.store;
+    const add = store.add.bind(store);
+    // A store that takes its time (Redis far away, a slow disk).
+    store.add = async (...args) => {
+      await new Promise((r) => setTimeout(r, 300));
+      return add(...args);
+    };
+    const push: PushContactParams = { pnProvider: 'fcm', pnPrid: randomBytes(20).toString('hex'), pnParam: LAB_FCM_PROJECT };
+    const instanceId = `urn:uuid:${randomUUID()}`;
+    const app = () => {
+      const ua = new SipUserAgent({ user: 'sal', domain: '127.0.0.1', server: lab.address('udp'), instanceId });
+      agents.push(ua);
+      return ua;
+    };
+    const first = app();
+    first.register(push);
+    await waitFor(() => first.registered, 3000, 'sal registered');
+    await first.sleep();
+    const sender = new SipUserAgent({ user: 'tom', domain: '127.0.0.1', server: lab.address('udp'), instanceId: `urn:uuid:${randomUUID()}` });
+    agents.push(sender);
+    const response = await sender.message('sip:sal@127.0.0.1', 'slowly');
+    assert.equal(response.status, 202, `${response.status} ${response.reason}`);
+    const later = app();
+    const received: string[] = [];
+    later.events.onMessage = (_from, body) => received.push(body);
+    later.register(push);
+    await waitFor(() => received.length === 1, 3000, 'the kept message');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(received, ['slowly'], 'once');
+  });
+});
