@@ -45,7 +45,7 @@ import { isTrusted } from './net.js';
 import { bindingDestination, isLiveBinding, isOwnUri, looseRouteTo, nodeRouteFor, outboundFlow, popOwnRoutes, recordRouteFor, resolveUri, resolveUriAll, restoreStrictRoute, retargetToBinding, RouteSigner } from './routing.js';
 import { SipResolver } from './dns.js';
 import { CallTimelines } from './timeline.js';
-import type { OfflineMessages } from './offline-messages.js';
+import { type OfflineMessages, deviceKey } from './offline-messages.js';
 import { type RegEventNotifier, isRegSubscribe } from '../registrar/reg-event.js';
 import { type WakeWaiter, WakeRegistry } from './wake.js';
 
@@ -461,7 +461,7 @@ export class ProxyCore {
    * `claimPushInCluster`.
    */
   async claimPush(callId: string, binding: Binding): Promise<boolean> {
-    const key = `${callId}|${binding.instanceId ?? `${binding.push?.provider}:${binding.push?.prid}`}`;
+    const key = `${callId}|${deviceKey(binding)}`;
     const ttlMs = this.config.proxy.ringTimeoutSeconds * 1000;
     const now = this.clock.now();
     const until = this.pushedDevices.get(key);
