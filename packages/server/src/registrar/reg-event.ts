@@ -93,7 +93,7 @@ interface Subscription {
 /** Is this SUBSCRIBE for the reg event package (RFC 6665 §8.2.1: the package name, no parameters)? */
 export function isRegSubscribe(request: SipRequest): boolean {
   if (request.method !== 'SUBSCRIBE') return false;
-  const event = request.get('event') ?? request.get('o');
+  const event = request.get('event'); // the compact form `o` too
   return event !== undefined && event.split(';')[0].trim().toLowerCase() === 'reg';
 }
 
@@ -309,7 +309,8 @@ export class RegEventNotifier {
       sub.sending = false;
       // RFC 6665 §4.2.2: a NOTIFY that fails for good (481, a timeout) ends the subscription.
       if (gone) return this.forget(sub);
-      if (sub.dirty && sub.terminated === undefined) void this.notify(sub);
+      // Changed, or ended, while this one was on its way: the latest state goes now.
+      if (sub.dirty) void this.notify(sub);
     };
     try {
       this.options.layer.request(notify, sub.destination, {

@@ -118,6 +118,15 @@ describe('registration event package (RFC 3680)', () => {
     await short.nextNotify(1);
     assert.match((await short.nextNotify(2)).get('subscription-state') ?? '', /^terminated;reason=timeout$/);
 
+    // Its expiry falls while its first NOTIFY is still unanswered: the last NOTIFY follows that one.
+    const slow = await subscriber('yul');
+    slow.notifyDelayMs = 1500;
+    assert.equal((await slow.subscribe('sip:yul@127.0.0.1', { expires: 1 })).status, 200);
+    await slow.nextNotify(1);
+    const last = await slow.nextNotify(2);
+    assert.match(last.get('subscription-state') ?? '', /^terminated;reason=timeout$/);
+    assert.equal(last.cseq.seq, 2);
+
     const rude = await subscriber('xia');
     rude.notifyStatus = 481; // it forgot the subscription
     assert.equal((await rude.subscribe('sip:xia@127.0.0.1', { expires: 600 })).status, 200);

@@ -9,6 +9,9 @@ export class Subscriber {
   readonly requests: SipRequest[] = [];
   readonly responses: SipResponse[] = [];
   notifyStatus = 200;
+  /** How long it takes to answer a NOTIFY. */
+  notifyDelayMs = 0;
+  private closed = false;
   private socket!: Socket;
   private cseq = 1;
   readonly callId = `${randomUUID()}@subscriber`;
@@ -30,8 +33,12 @@ export class Subscriber {
         return;
       }
       if (isRequest(message)) {
-        this.requests.push(message);
-        this.socket.send(createResponse(message, this.notifyStatus).toBuffer(), this.server, '127.0.0.1');
+        const request = message;
+        // A retransmission (UDP, while the answer is held back) is answered, not counted again.
+        if (!this.requests.some((r) => r.method === request.method && r.cseq.seq === request.cseq.seq)) this.requests.push(request);
+        const answer = () => !this.closed && this.socket.send(createResponse(request, this.notifyStatus).toBuffer(), this.server, '127.0.0.1');
+        if (this.notifyDelayMs > 0) setTimeout(answer, this.notifyDelayMs);
+        else answer();
       } else this.responses.push(message as SipResponse);
     });
     await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()));
@@ -69,6 +76,7 @@ export class Subscriber {
   }
 
   close(): void {
+    this.closed = true;
     this.socket.close();
   }
 }
