@@ -6,7 +6,7 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../sipp/run.js';
@@ -24,9 +24,15 @@ export interface RedisServerHandle {
 export async function startRedisServer(options: { port?: number; timeoutMs?: number; replicaOf?: number } = {}): Promise<RedisServerHandle> {
   const port = options.port ?? (await freePort());
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const args = ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'];
+  // Its own directory: a replica writes the primary's snapshot to disk while it syncs, even
+  // with `--save ''` (a dump.rdb in the working directory otherwise).
+  const dir = mkdtempSync(join(tmpdir(), 'pushcall-redis-'));
+  const args = ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'];
   if (options.replicaOf !== undefined) args.push('--replicaof', '127.0.0.1', String(options.replicaOf));
-  const start = () => launch(args, 'Ready to accept connections', timeoutMs);
+  const start = () => {
+    mkdirSync(dir, { recursive: true }); // again after a stop
+    return launch(args, 'Ready to accept connections', timeoutMs);
+  };
   let child: ChildProcess | undefined = await start();
   return {
     port,
@@ -35,6 +41,7 @@ export async function startRedisServer(options: { port?: number; timeoutMs?: num
       const running = child;
       child = undefined;
       if (running) await terminate(running);
+      rmSync(dir, { recursive: true, force: true });
     },
     async restart() {
       if (child) throw new Error('redis-server is running');
