@@ -192,8 +192,12 @@ export class PushcallServer implements TransactionLayerUser {
     const store = this.config.store;
     if (storeGiven || store.type === 'memory') return new MemoryMessageStore();
     if (this.store instanceof RedisBindingStore) return new RedisMessageStore(this.store.redis, store.redis.keyPrefix);
-    const bindingsFile = store.file ?? join(this.config.dataDir, 'bindings.sqlite');
-    return new SqliteMessageStore(join(dirname(bindingsFile), 'messages.sqlite'));
+    return new SqliteMessageStore(join(dirname(this.bindingsFile()), 'messages.sqlite'));
+  }
+
+  /** The SQLite binding store's file (`store.file`, else in `dataDir`). */
+  private bindingsFile(): string {
+    return this.config.store.file ?? join(this.config.dataDir, 'bindings.sqlite');
   }
 
   /** A binding ended here: its reg-event subscribers hear of it, on this node and (multi-node) the others. */
@@ -217,7 +221,7 @@ export class PushcallServer implements TransactionLayerUser {
       case 'redis':
         return redisStoreFor(store.redis);
       case 'sqlite':
-        return new SqliteBindingStore(store.file ?? join(this.config.dataDir, 'bindings.sqlite'), {
+        return new SqliteBindingStore(this.bindingsFile(), {
           commitDelayMs: store.commitDelayMs,
           checkpointIntervalMs: store.checkpointIntervalMs,
           onCheckpointError: (error) => this.logger.warn({ err: error.message }, 'WAL checkpoints back in the writer'),

@@ -529,20 +529,15 @@ export class ProxyCall {
       this.checkDone();
       return;
     }
-    // Through its Path, or through the node holding its flow (multi-node), else straight to it.
-    const destination = binding.path.length > 0 || proxy.routeThroughOwner(out, binding) ? undefined : proxy.directDestination(binding);
-    void this.resolveAndSend(branch, out, destination, cancelWith);
+    void this.resolveAndSend(branch, out, cancelWith);
   }
 
-  private async resolveAndSend(branch: Branch, out: SipRequest, destination: Destination | undefined, cancelWith: string | null | undefined): Promise<void> {
+  private async resolveAndSend(branch: Branch, out: SipRequest, cancelWith: string | null | undefined): Promise<void> {
     const proxy = this.proxy;
     // Only a caller on a connection can have one (and only then is there anything to await).
     const callerBinding = this.inbound.protocol === 'udp' ? undefined : await (this.callerBindingId ??= proxy.callerBinding(this.request, this.inbound));
-    let dest = destination;
-    if (!dest) {
-      const first = out.routes[0]?.uri;
-      dest = await proxy.locate(first instanceof SipUri ? first : (out.uri as SipUri));
-    }
+    // Through its Path, or through the node holding its flow (multi-node), else straight to it.
+    let dest = await proxy.deviceDestination(out, branch.binding);
     // A connection-oriented device whose connection is gone cannot be reached: 480.
     if (dest.protocol !== 'udp' && dest.connectionId && !proxy.layer.transportFor(dest.protocol)?.hasConnection(dest.connectionId)) {
       dest = { ...dest, connectionId: undefined };

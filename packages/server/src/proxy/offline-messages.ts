@@ -8,7 +8,7 @@
  * registration (its Call-ID lets the app tell).
  */
 
-import { type SipRequest, SipUri, isRequest, parseMessage, randomToken } from '@pushcall/sip';
+import { type SipRequest, isRequest, parseMessage, randomToken } from '@pushcall/sip';
 import type { MessageStore, StoredMessage } from '../location/messages.js';
 import type { Binding } from '../location/types.js';
 import type { ProxyCore } from './proxy.js';
@@ -86,11 +86,7 @@ export class OfflineMessages {
         this.store.delivered(message, device).catch((error: unknown) => proxy.logger.warn({ err: (error as Error).message }, 'cannot update an offline message'));
       }
     };
-    // Through its Path, or the node that holds its flow, else straight to it (as ProxyCall.sendTo).
-    const through = binding.path.length > 0 || proxy.routeThroughOwner(out, binding);
-    const first = out.routes[0]?.uri;
-    const destination = through && first instanceof SipUri ? proxy.locate(first) : Promise.resolve(proxy.directDestination(binding));
-    destination.then(
+    Promise.resolve(proxy.deviceDestination(out, binding)).then(
       (dest) => {
         proxy.layer.request(
           out,
