@@ -12,8 +12,9 @@
  * binding that expired or was removed is never pushed again (§5.5 MUST NOT).
  *
  * Only bindings this node owns are refreshed (with a shared store, each node pushes its own,
- * and one node those of the nodes that are gone: `adopt`), and only those with a token that may receive a silent push: FCM, Web Push and webhook
- * tokens, and for APNs the alert ("remote") token. A PushKit token cannot be used: iOS
+ * and one node those of the nodes that are gone: `adopt`), and only those with a token that
+ * may receive a silent push: FCM, Web Push and webhook tokens, and for APNs the alert
+ * ("remote") token. A PushKit token cannot be used: iOS
  * requires every VoIP push to report a call.
  */
 

@@ -27,6 +27,7 @@ import {
   type TimerHandle,
   type TransactionLayer,
   createResponse,
+  hash40,
   header,
   newTag,
   parseSipUriStrict,
@@ -286,7 +287,7 @@ export class RegEventNotifier {
     const now = clock.now();
     for (const b of sub.registered.values()) if (b.expiresAt > now && !bindings.some((c) => c.id === b.id)) bindings.push(b);
     sub.registered.clear();
-    const body = reginfo(sub, bindings, ended, now);
+    const body = reginfo(sub.aor, sub.version++, sub.events, bindings, ended, now);
     const state = sub.terminated !== undefined ? `terminated;reason=${sub.terminated}` : `active;expires=${Math.max(0, Math.round((sub.expiresAt - clock.now()) / 1000))}`;
     const notify = new Request(
       'NOTIFY',
@@ -351,16 +352,23 @@ function xml(text: string): string {
 }
 
 /** RFC 3680 §5.4: the AOR's registration as application/reginfo+xml, full state. */
-export function reginfo(sub: { aor: string; version: number; events: Map<string, ContactEvent> }, bindings: readonly Binding[], ended: ReadonlyArray<{ binding: Binding; event: ContactEvent }>, now: number): string {
+export function reginfo(
+  aor: string,
+  version: number,
+  events: ReadonlyMap<string, ContactEvent>,
+  bindings: readonly Binding[],
+  ended: ReadonlyArray<{ binding: Binding; event: ContactEvent }>,
+  now: number,
+): string {
   const state = bindings.length > 0 ? 'active' : ended.length > 0 ? 'terminated' : 'init';
   const contacts = [
-    ...bindings.map((b) => contactXml(b, 'active', sub.events.get(b.id) ?? 'registered', Math.max(0, Math.round((b.expiresAt - now) / 1000)))),
+    ...bindings.map((b) => contactXml(b, 'active', events.get(b.id) ?? 'registered', Math.max(0, Math.round((b.expiresAt - now) / 1000)))),
     ...ended.filter((e) => !bindings.some((b) => b.id === e.binding.id)).map((e) => contactXml(e.binding, 'terminated', e.event, 0)),
   ];
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="${sub.version++}" state="full">`,
-    `  <registration aor="${xml(sub.aor)}" id="${xml(registrationId(sub.aor))}" state="${state}">`,
+    `<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="${version}" state="full">`,
+    `  <registration aor="${xml(aor)}" id="${xml(registrationId(aor))}" state="${state}">`,
     ...contacts,
     '  </registration>',
     '</reginfo>',
@@ -393,7 +401,5 @@ function contactXml(b: Binding, state: 'active' | 'terminated', event: ContactEv
 
 /** A stable id for the registration element of an AOR (RFC 3680 §5.4.1). */
 function registrationId(aor: string): string {
-  let h = 2166136261;
-  for (let i = 0; i < aor.length; i++) h = Math.imul(h ^ aor.charCodeAt(i), 16777619) >>> 0;
-  return `r${h.toString(16)}`;
+  return `r${hash40(aor)}`;
 }
