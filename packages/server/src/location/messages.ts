@@ -9,11 +9,10 @@
  * commit to itself), and Redis (shared by every node).
  */
 
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { Redis } from 'ioredis';
 import { StoreError } from '../errors.js';
+import { openWalDatabase } from './sqlite-store.js';
 
 export interface StoredMessage {
   id: string;
@@ -119,10 +118,7 @@ export class SqliteMessageStore implements MessageStore {
 
   constructor(file: string) {
     try {
-      mkdirSync(dirname(file), { recursive: true });
-      this.db = new Database(file);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
+      this.db = openWalDatabase(file);
       this.db.exec(`CREATE TABLE IF NOT EXISTS messages (
         id TEXT PRIMARY KEY, aor TEXT NOT NULL, stored_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
         devices TEXT NOT NULL, request BLOB NOT NULL)`);
