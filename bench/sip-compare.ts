@@ -154,8 +154,9 @@ if (servers.includes('pushcall') && !pushcallAvailable()) {
   notes.push(msg);
   servers = servers.filter((s) => s !== 'pushcall');
 }
-// The floors run on the compiled packages too (bench/lib/servers.ts compiledFloor).
-if ((servers.some((s) => s.startsWith('pushcall') || s.endsWith('-floor')) && !opt['pushcall-source']) || servers.some((s) => s.endsWith('-floor'))) buildPushcall();
+// The floors always run on the compiled packages (bench/lib/servers.ts compiledFloor); pushcall
+// unless --pushcall-source.
+if (servers.some((s) => s.endsWith('-floor')) || (servers.some((s) => s.startsWith('pushcall')) && !opt['pushcall-source'])) buildPushcall();
 if (servers.length === 0) {
   console.error('no server to benchmark');
   process.exit(2);
